@@ -1,0 +1,20 @@
+//! atrelay: an AT Protocol relay (firehose aggregator) built for throughput,
+//! with a minimal PDS mode.
+//!
+//! The crate is layered; dependencies point downward only:
+//!
+//! - [`wire`]: the protocol's bytes — strict DAG-CBOR (DRISL), CIDs, CAR files,
+//!   event-stream frames, TIDs and identifier syntax. Knows nothing else.
+//! - [`crypto`]: did:key / Multikey keys, low-S ECDSA sign and verify on k256 and p256.
+//! - [`repo`]: the repository — MST, signed commits, diffs with inversion proofs,
+//!   and the verification of a `#commit` against them. Uses `wire` and `crypto`.
+//!
+//! ```
+//! use atrelay::wire::cid::Cid;
+//! let cid = Cid::for_cbor(b"\xa0"); // the empty map
+//! assert_eq!(cid.to_string(), "bafyreigbtj4x7ip5legnfznufuopl4sg4knzc2cof6duas4b3q2fy6swua");
+//! ```
+
+pub mod crypto;
+pub mod repo;
+pub mod wire;
