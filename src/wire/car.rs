@@ -123,7 +123,7 @@ impl<'a> Car<'a> {
             }
             blocks.push(Block { cid, data });
         }
-        blocks.sort_unstable_by(|a, b| a.cid.cmp(&b.cid));
+        blocks.sort_unstable_by_key(|b| b.cid);
         // Same CID means same bytes (hashes were checked), so dropping
         // duplicates loses nothing.
         blocks.dedup_by(|a, b| a.cid == b.cid);

@@ -355,10 +355,7 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         assert_eq!("".parse::<Cid>(), Err(CidError::Empty));
-        assert_eq!(
-            "zabc".parse::<Cid>(),
-            Err(CidError::UnsupportedMultibase)
-        );
+        assert_eq!("zabc".parse::<Cid>(), Err(CidError::UnsupportedMultibase));
         assert!("bafyrei".parse::<Cid>().is_err());
         assert!("bAFY".parse::<Cid>().is_err());
         assert_eq!(Cid::from_bytes(&[]), Err(CidError::Empty));

@@ -5,4 +5,7 @@ pub mod base32;
 pub mod car;
 pub mod cbor;
 pub mod cid;
+pub mod frame;
 pub mod json;
+pub mod syntax;
+pub mod tid;

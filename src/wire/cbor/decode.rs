@@ -90,7 +90,11 @@ impl<'a> Decoder<'a> {
 
     /// A decoder over `buf` with explicit limits.
     pub fn with_limits(buf: &'a [u8], limits: Limits) -> Decoder<'a> {
-        Decoder { buf, pos: 0, limits }
+        Decoder {
+            buf,
+            pos: 0,
+            limits,
+        }
     }
 
     /// The limits in force.
@@ -505,7 +509,10 @@ mod tests {
     #[test]
     fn rejects_non_shortest_ints_and_lengths() {
         assert_eq!(skip_err(&[0x18, 0x17]), DecodeError::NonCanonicalInt(0));
-        assert_eq!(skip_err(&[0x19, 0x00, 0xff]), DecodeError::NonCanonicalInt(0));
+        assert_eq!(
+            skip_err(&[0x19, 0x00, 0xff]),
+            DecodeError::NonCanonicalInt(0)
+        );
         assert_eq!(
             skip_err(&[0x1a, 0x00, 0x00, 0xff, 0xff]),
             DecodeError::NonCanonicalInt(0)
@@ -514,7 +521,10 @@ mod tests {
             skip_err(&[0x1b, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
             DecodeError::NonCanonicalInt(0)
         );
-        assert_eq!(skip_err(&[0x78, 0x01, b'a']), DecodeError::NonCanonicalInt(0));
+        assert_eq!(
+            skip_err(&[0x78, 0x01, b'a']),
+            DecodeError::NonCanonicalInt(0)
+        );
         assert_eq!(skip_err(&[0x98, 0x00]), DecodeError::NonCanonicalInt(0));
     }
 
@@ -523,9 +533,15 @@ mod tests {
         assert_eq!(skip_err(&[0x9f, 0xff]), DecodeError::Indefinite(0));
         assert_eq!(skip_err(&[0x5f, 0xff]), DecodeError::Indefinite(0));
         assert_eq!(skip_err(&[0xf9, 0x3c, 0x00]), DecodeError::Float(0));
-        assert_eq!(skip_err(&[0xfb, 0, 0, 0, 0, 0, 0, 0, 0]), DecodeError::Float(0));
+        assert_eq!(
+            skip_err(&[0xfb, 0, 0, 0, 0, 0, 0, 0, 0]),
+            DecodeError::Float(0)
+        );
         assert_eq!(skip_err(&[0xf7]), DecodeError::Simple { at: 0, value: 23 });
-        assert_eq!(skip_err(&[0xf8, 0x20]), DecodeError::Simple { at: 0, value: 32 });
+        assert_eq!(
+            skip_err(&[0xf8, 0x20]),
+            DecodeError::Simple { at: 0, value: 32 }
+        );
         assert_eq!(skip_err(&[0xc1, 0x00]), DecodeError::Tag { at: 0, tag: 1 });
         assert_eq!(skip_err(&[0x1c]), DecodeError::Reserved(0));
         assert_eq!(
@@ -555,7 +571,10 @@ mod tests {
         // integer key
         assert!(matches!(
             skip_err(&[0xa1, 0x01, 0x02]),
-            DecodeError::Type { expected: "text map key", .. }
+            DecodeError::Type {
+                expected: "text map key",
+                ..
+            }
         ));
     }
 

@@ -135,7 +135,10 @@ mod tests {
         assert_eq!(enc(|e| e.u64(1 << 32)), [0x1b, 0, 0, 0, 1, 0, 0, 0, 0]);
         assert_eq!(enc(|e| e.i64(-1)), [0x20]);
         assert_eq!(enc(|e| e.i64(-25)), [0x38, 24]);
-        assert_eq!(enc(|e| e.i64(i64::MIN)), [0x3b, 0x7f, 255, 255, 255, 255, 255, 255, 255]);
+        assert_eq!(
+            enc(|e| e.i64(i64::MIN)),
+            [0x3b, 0x7f, 255, 255, 255, 255, 255, 255, 255]
+        );
     }
 
     #[test]
@@ -150,7 +153,10 @@ mod tests {
         });
         assert_eq!(
             b,
-            [0xa2, 0x61, 0x74, 0x67, 0x23, 0x63, 0x6f, 0x6d, 0x6d, 0x69, 0x74, 0x62, 0x6f, 0x70, 0x01]
+            [
+                0xa2, 0x61, 0x74, 0x67, 0x23, 0x63, 0x6f, 0x6d, 0x6d, 0x69, 0x74, 0x62, 0x6f, 0x70,
+                0x01
+            ]
         );
         // {op:-1}
         let b = enc(|e| {

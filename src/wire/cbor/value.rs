@@ -171,7 +171,10 @@ mod tests {
     fn round_trip_and_sorting() {
         let v = Value::Map(vec![
             ("zz".into(), Value::Int(-5)),
-            ("a".into(), Value::Array(vec![Value::Null, Value::Bool(true)])),
+            (
+                "a".into(),
+                Value::Array(vec![Value::Null, Value::Bool(true)]),
+            ),
             ("bb".into(), Value::Bytes(Cow::Borrowed(b"\x01\x02"))),
             ("c".into(), Value::Link(Cid::for_cbor(b"\xa0"))),
         ]);
