@@ -261,3 +261,324 @@ fn check_rev(rev: &str, opts: &VerifyOptions) -> Result<Tid, VerifyError> {
     }
     Ok(tid)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::crypto::{Curve, PrivateKey};
+    use crate::repo::builder::{BuiltCommit, RecordWrite, RepoHead};
+    use crate::wire::car::CarWriter;
+    use crate::wire::tid::TidClock;
+
+    const DID: &str = "did:plc:abcdefghijklmnopqrstuvwx";
+    const TIME: &str = "2026-11-24T12:00:00.000Z";
+
+    fn record(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut e = crate::wire::cbor::Encoder::new(&mut out);
+        e.map(2);
+        e.text("text");
+        e.text(text);
+        e.text("$type");
+        e.text("app.bsky.feed.post");
+        out
+    }
+
+    /// A repo with 40 posts, then a commit that creates, updates and deletes.
+    fn mixed_commit(curve: Curve) -> (PrivateKey, BuiltCommit) {
+        let key = PrivateKey::generate(curve);
+        let clock = TidClock::new();
+        let mut store = HashMap::new();
+        let mut head = RepoHead::empty(DID, &mut store);
+        let writes = (0..40)
+            .map(|i| RecordWrite::Create {
+                path: format!("app.bsky.feed.post/{}", clock.next()),
+                record: record(&format!("post {i}")),
+            })
+            .collect::<Vec<_>>();
+        let paths: Vec<String> = writes
+            .iter()
+            .map(|w| match w {
+                RecordWrite::Create { path, .. } => path.clone(),
+                _ => unreachable!(),
+            })
+            .collect();
+        let first = head.commit(&store, writes, &key, clock.next()).unwrap();
+        first.store_into(&mut store);
+        head = first.head.clone();
+        let second = head
+            .commit(
+                &store,
+                vec![
+                    RecordWrite::Create {
+                        path: format!("app.bsky.feed.like/{}", clock.next()),
+                        record: record("like"),
+                    },
+                    RecordWrite::Update {
+                        path: paths[7].clone(),
+                        record: record("edited"),
+                    },
+                    RecordWrite::Delete {
+                        path: paths[23].clone(),
+                    },
+                ],
+                &key,
+                clock.next(),
+            )
+            .unwrap();
+        (key, second)
+    }
+
+    fn opts() -> VerifyOptions {
+        VerifyOptions::strict_now()
+    }
+
+    /// Rebuilds the diff CAR keeping only the blocks `keep` accepts.
+    fn filtered_car(built: &BuiltCommit, keep: impl Fn(&Cid) -> bool) -> Vec<u8> {
+        let car = Car::parse(&built.car, CarLimits::FIREHOSE).unwrap();
+        let mut w = CarWriter::new(car.roots());
+        for b in car.blocks() {
+            if keep(&b.cid) {
+                w.push(&b.cid, b.data);
+            }
+        }
+        w.finish()
+    }
+
+    #[test]
+    fn valid_commits_verify_on_both_curves() {
+        for curve in [Curve::K256, Curve::P256] {
+            let (key, built) = mixed_commit(curve);
+            let s = built.frame_strings();
+            let ev = built.to_frame(&s, 1, TIME);
+            let v = verify_commit(&ev, &key.public_key(), &opts()).unwrap();
+            assert!(v.inverted);
+            assert_eq!(v.data, built.data);
+            assert_eq!(v.rev, built.rev);
+            assert_eq!(v.commit, built.commit);
+        }
+    }
+
+    #[test]
+    fn wrong_key_fails_on_the_signature() {
+        let (_, built) = mixed_commit(Curve::K256);
+        let s = built.frame_strings();
+        let ev = built.to_frame(&s, 1, TIME);
+        let other = PrivateKey::generate(Curve::K256).public_key();
+        assert!(matches!(
+            verify_commit(&ev, &other, &opts()),
+            Err(VerifyError::Commit(CommitError::Signature(_)))
+        ));
+    }
+
+    #[test]
+    fn event_fields_must_match_the_commit() {
+        let (key, built) = mixed_commit(Curve::K256);
+        let pk = key.public_key();
+        let s = built.frame_strings();
+
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.repo = "did:plc:zzzzzzzzzzzzzzzzzzzzzzzz";
+        assert!(matches!(
+            verify_commit(&ev, &pk, &opts()),
+            Err(VerifyError::DidMismatch { .. })
+        ));
+
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.rev = "3kzzzzzzzzzzz";
+        assert!(matches!(
+            verify_commit(&ev, &pk, &opts()),
+            Err(VerifyError::RevMismatch { .. })
+        ));
+
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.commit = Cid::for_cbor(b"\xa0");
+        assert!(matches!(
+            verify_commit(&ev, &pk, &opts()),
+            Err(VerifyError::RootMismatch { .. })
+        ));
+
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.rebase = true;
+        assert_eq!(verify_commit(&ev, &pk, &opts()), Err(VerifyError::Rebase));
+
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.too_big = true;
+        assert_eq!(verify_commit(&ev, &pk, &opts()), Err(VerifyError::TooBig));
+
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.blocks = &[];
+        assert_eq!(
+            verify_commit(&ev, &pk, &opts()),
+            Err(VerifyError::EmptyBlocks)
+        );
+    }
+
+    #[test]
+    fn future_rev_is_rejected() {
+        let (key, built) = mixed_commit(Curve::K256);
+        let s = built.frame_strings();
+        let ev = built.to_frame(&s, 1, TIME);
+        let past = VerifyOptions {
+            lenient: false,
+            now_micros: built.rev.timestamp_micros() - MAX_CLOCK_DRIFT_MICROS - 1,
+        };
+        assert!(matches!(
+            verify_commit(&ev, &key.public_key(), &past),
+            Err(VerifyError::FutureRev(_))
+        ));
+        let edge = VerifyOptions {
+            now_micros: past.now_micros + 1,
+            ..past
+        };
+        verify_commit(&ev, &key.public_key(), &edge).unwrap();
+    }
+
+    #[test]
+    fn broken_chain_or_proof_is_rejected() {
+        let (key, built) = mixed_commit(Curve::K256);
+        let pk = key.public_key();
+        let s = built.frame_strings();
+
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.prev_data = Some(built.data);
+        assert!(matches!(
+            verify_commit(&ev, &pk, &opts()),
+            Err(VerifyError::PrevDataMismatch { .. })
+        ));
+
+        // Without the new MST root the diff cannot be inverted.
+        let car = filtered_car(&built, |c| *c != built.data);
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.blocks = &car;
+        assert!(matches!(
+            verify_commit(&ev, &pk, &opts()),
+            Err(VerifyError::Invert(InvertError::Mst(
+                crate::repo::mst::MstError::MissingBlock(_)
+            )))
+        ));
+
+        // A tampered record block fails its hash check.
+        let mut tampered = built.car.clone();
+        let at = tampered.windows(6).rposition(|w| w == b"edited").unwrap();
+        tampered[at] = b'E';
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.blocks = &tampered;
+        assert!(matches!(
+            verify_commit(&ev, &pk, &opts()),
+            Err(VerifyError::Car(CarError::HashMismatch { .. }))
+        ));
+    }
+
+    #[test]
+    fn record_blocks_must_be_present() {
+        let (key, built) = mixed_commit(Curve::K256);
+        let created = built
+            .ops
+            .iter()
+            .find(|o| o.action == Action::Create)
+            .unwrap();
+        let record = created.cid.unwrap();
+        let car = filtered_car(&built, |c| *c != record);
+        let s = built.frame_strings();
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.blocks = &car;
+        assert!(matches!(
+            verify_commit(&ev, &key.public_key(), &opts()),
+            Err(VerifyError::RecordMissing { .. })
+        ));
+    }
+
+    #[test]
+    fn op_shape_and_tampered_ops() {
+        let (key, built) = mixed_commit(Curve::K256);
+        let pk = key.public_key();
+        let s = built.frame_strings();
+
+        // A create claiming a different record CID disagrees with the tree.
+        let mut ev = built.to_frame(&s, 1, TIME);
+        let i = ev
+            .ops
+            .iter()
+            .position(|o| o.action == Action::Create)
+            .unwrap();
+        let other = built
+            .ops
+            .iter()
+            .find(|o| o.action == Action::Update)
+            .unwrap()
+            .cid;
+        ev.ops[i].cid = other;
+        assert!(matches!(
+            verify_commit(&ev, &pk, &opts()),
+            Err(VerifyError::Invert(InvertError::Mismatch(_)))
+        ));
+
+        // A create carrying prev is malformed.
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.ops[i].prev = Some(built.data);
+        assert!(matches!(
+            verify_commit(&ev, &pk, &opts()),
+            Err(VerifyError::Invert(InvertError::OpShape { .. }))
+        ));
+
+        // A legacy update without prev: rejected strictly, accepted leniently
+        // without inversion.
+        let mut ev = built.to_frame(&s, 1, TIME);
+        let u = ev
+            .ops
+            .iter()
+            .position(|o| o.action == Action::Update)
+            .unwrap();
+        ev.ops[u].prev = None;
+        assert!(verify_commit(&ev, &pk, &opts()).is_err());
+        let lenient = VerifyOptions {
+            lenient: true,
+            ..opts()
+        };
+        let v = verify_commit(&ev, &pk, &lenient).unwrap();
+        assert!(!v.inverted);
+    }
+
+    #[test]
+    fn first_commit_without_prev_data_skips_inversion() {
+        let (key, built) = mixed_commit(Curve::K256);
+        let s = built.frame_strings();
+        let mut ev = built.to_frame(&s, 1, TIME);
+        ev.prev_data = None;
+        let v = verify_commit(&ev, &key.public_key(), &opts()).unwrap();
+        assert!(!v.inverted);
+    }
+
+    #[test]
+    fn sync_events() {
+        let (key, built) = mixed_commit(Curve::K256);
+        let car = Car::parse(&built.car, CarLimits::FIREHOSE).unwrap();
+        let mut w = CarWriter::new(&[built.commit]);
+        w.push(&built.commit, car.get(&built.commit).unwrap());
+        let blocks = w.finish();
+        let rev = built.rev.to_string();
+        let ev = frame::Sync {
+            seq: 5,
+            did: DID,
+            blocks: &blocks,
+            rev: &rev,
+            time: TIME,
+        };
+        let v = verify_sync(&ev, &key.public_key(), &opts()).unwrap();
+        assert_eq!(v.data, built.data);
+        assert_eq!(v.commit, built.commit);
+        let other = PrivateKey::generate(Curve::P256).public_key();
+        assert!(verify_sync(&ev, &other, &opts()).is_err());
+        let wrong_did = frame::Sync {
+            did: "did:plc:zzzzzzzzzzzzzzzzzzzzzzzz",
+            ..ev
+        };
+        assert!(matches!(
+            verify_sync(&wrong_did, &key.public_key(), &opts()),
+            Err(VerifyError::DidMismatch { .. })
+        ));
+    }
+}

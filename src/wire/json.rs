@@ -16,7 +16,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use serde_json::Value as Json;
 
-use super::cbor::Value;
+use super::cbor::{canonical_key_cmp, Value};
 use super::cid::Cid;
 
 /// Largest integer JSON can carry exactly (and the data model's safe range).
@@ -115,6 +115,9 @@ fn convert(json: &Json, path: &mut String) -> Result<Value<'static>, JsonError> 
                 entries.push((Cow::Owned(k.clone()), convert(v, path)?));
                 path.truncate(len);
             }
+            // Canonical order, so a value from JSON equals the same value decoded
+            // from CBOR and encodes without re-sorting.
+            entries.sort_by(|a, b| canonical_key_cmp(&a.0, &b.0));
             let map = Value::Map(entries);
             check_typed_object(&map, path)?;
             map

@@ -4,6 +4,7 @@
 mod commit_proof;
 mod common;
 mod crypto;
+mod data_model;
 mod firehose_commits;
 mod frames;
 mod mst;

@@ -229,10 +229,7 @@ impl Mst {
 
     /// The root CID and every node of the tree that is not a reused stub
     /// (encoded bytes with their CIDs), root last.
-    pub fn build(
-        &mut self,
-        src: &impl BlockSource,
-    ) -> Result<(Cid, Vec<NodeBlock>), MstError> {
+    pub fn build(&mut self, src: &impl BlockSource) -> Result<(Cid, Vec<NodeBlock>), MstError> {
         let mut nodes = Vec::new();
         let root = self.rebuild(src, &mut |cid, bytes| nodes.push((*cid, bytes.to_vec())))?;
         Ok((root, nodes))

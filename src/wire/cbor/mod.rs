@@ -35,4 +35,4 @@ mod value;
 pub use decode::{Decoder, KeyOrder, Kind, Limits};
 pub use encode::Encoder;
 pub use error::DecodeError;
-pub use value::{Map, Value};
+pub use value::{canonical_key_cmp, Map, Value};

@@ -108,6 +108,17 @@ impl<'a> Value<'a> {
             }
             Value::Map(entries) => {
                 e.map(entries.len());
+                let in_order = entries
+                    .windows(2)
+                    .all(|w| canonical_key_cmp(&w[0].0, &w[1].0).is_lt());
+                if in_order {
+                    // Decoded maps are canonical already: no sort, no allocation.
+                    for (k, v) in entries {
+                        e.text(k);
+                        v.encode(e);
+                    }
+                    return;
+                }
                 let mut sorted: Vec<&(Cow<str>, Value)> = entries.iter().collect();
                 sorted.sort_by(|a, b| canonical_key_cmp(&a.0, &b.0));
                 debug_assert!(
@@ -159,7 +170,7 @@ impl<'a> Value<'a> {
 }
 
 /// DAG-CBOR map key order: shorter keys first, then bytewise.
-pub(crate) fn canonical_key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+pub fn canonical_key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     (a.len(), a.as_bytes()).cmp(&(b.len(), b.as_bytes()))
 }
 
