@@ -2,7 +2,7 @@
 //! (hop by hop), not a record of what changed.
 
 use super::field::{self, required};
-use super::{end_of_body, FrameError};
+use super::{Body, FrameError};
 use crate::wire::cbor::{Decoder, Encoder, KeyOrder};
 
 /// An `#account` body. Strings borrow from the frame.
@@ -28,16 +28,15 @@ impl<'a> Account<'a> {
     /// The header `t` of this body.
     pub const TYPE: &'static str = "#account";
 
-    /// Decodes a body that must be exactly one `#account` map.
-    pub fn decode(body: &'a [u8]) -> Result<Account<'a>, FrameError> {
-        let mut d = Decoder::new(body);
-        let account = Account::read(&mut d)?;
-        end_of_body(&d)?;
-        Ok(account)
+    /// The status, if it is one of the values the lexicon knows.
+    pub fn known_status(&self) -> Option<AccountStatus> {
+        self.status.and_then(AccountStatus::parse)
     }
+}
 
+impl<'a> Body<'a> for Account<'a> {
     /// Reads one `#account` map from `d`; unknown keys are skipped.
-    pub fn read(d: &mut Decoder<'a>) -> Result<Account<'a>, FrameError> {
+    fn read(d: &mut Decoder<'a>) -> Result<Account<'a>, FrameError> {
         let n = d.map()?;
         let mut keys = KeyOrder::new();
         let (mut seq, mut did, mut time, mut active, mut status) = (None, None, None, None, None);
@@ -60,14 +59,9 @@ impl<'a> Account<'a> {
         })
     }
 
-    /// The status, if it is one of the values the lexicon knows.
-    pub fn known_status(&self) -> Option<AccountStatus> {
-        self.status.and_then(AccountStatus::parse)
-    }
-
     /// Writes the body map in canonical key order: `did, seq, time, active,
     /// status`; `status` is omitted when `None`.
-    pub fn encode(&self, e: &mut Encoder) {
+    fn encode(&self, e: &mut Encoder) {
         e.map(4 + usize::from(self.status.is_some()));
         e.text("did");
         e.text(self.did);

@@ -1,7 +1,7 @@
 //! The `#commit` body: one signed repo change, with its CAR diff and op list.
 
 use super::field::{self, required};
-use super::{end_of_body, FrameError};
+use super::{Body, FrameError};
 use crate::wire::cbor::{DecodeError, Decoder, Encoder, KeyOrder};
 use crate::wire::cid::Cid;
 
@@ -54,18 +54,12 @@ pub struct Commit<'a> {
 impl<'a> Commit<'a> {
     /// The header `t` of this body.
     pub const TYPE: &'static str = "#commit";
+}
 
-    /// Decodes a body that must be exactly one `#commit` map.
-    pub fn decode(body: &'a [u8]) -> Result<Commit<'a>, FrameError> {
-        let mut d = Decoder::new(body);
-        let commit = Commit::read(&mut d)?;
-        end_of_body(&d)?;
-        Ok(commit)
-    }
-
+impl<'a> Body<'a> for Commit<'a> {
     /// Reads one `#commit` map from `d`. Unknown keys (such as the removed
     /// legacy `prev`) are skipped after validation.
-    pub fn read(d: &mut Decoder<'a>) -> Result<Commit<'a>, FrameError> {
+    fn read(d: &mut Decoder<'a>) -> Result<Commit<'a>, FrameError> {
         let n = d.map()?;
         let mut keys = KeyOrder::new();
         let mut seq = None;
@@ -133,7 +127,7 @@ impl<'a> Commit<'a> {
     /// Writes the body map in canonical key order: `ops, rev, seq, repo, time,
     /// blobs, since, blocks, commit, rebase, tooBig, prevData`. `since: None`
     /// is written as `null`; `prevData` is omitted when `None`.
-    pub fn encode(&self, e: &mut Encoder) {
+    fn encode(&self, e: &mut Encoder) {
         e.map(11 + usize::from(self.prev_data.is_some()));
         e.text("ops");
         e.array(self.ops.len());

@@ -2,7 +2,7 @@
 //! sides close.
 
 use super::field::{self, required};
-use super::{end_of_body, FrameError};
+use super::{Body, FrameError};
 use crate::wire::cbor::{Decoder, Encoder, KeyOrder};
 
 /// An error-frame body. Strings borrow from the frame.
@@ -21,17 +21,11 @@ impl<'a> ErrorFrame<'a> {
 
     /// Sent before disconnecting a consumer that cannot keep up.
     pub const CONSUMER_TOO_SLOW: &'static str = "ConsumerTooSlow";
+}
 
-    /// Decodes a body that must be exactly one error map.
-    pub fn decode(body: &'a [u8]) -> Result<ErrorFrame<'a>, FrameError> {
-        let mut d = Decoder::new(body);
-        let error = ErrorFrame::read(&mut d)?;
-        end_of_body(&d)?;
-        Ok(error)
-    }
-
+impl<'a> Body<'a> for ErrorFrame<'a> {
     /// Reads one error map from `d`; unknown keys are skipped.
-    pub fn read(d: &mut Decoder<'a>) -> Result<ErrorFrame<'a>, FrameError> {
+    fn read(d: &mut Decoder<'a>) -> Result<ErrorFrame<'a>, FrameError> {
         let n = d.map()?;
         let mut keys = KeyOrder::new();
         let (mut error, mut message) = (None, None);
@@ -50,7 +44,7 @@ impl<'a> ErrorFrame<'a> {
 
     /// Writes the body map in canonical key order: `error, message`;
     /// `message` is omitted when `None`.
-    pub fn encode(&self, e: &mut Encoder) {
+    fn encode(&self, e: &mut Encoder) {
         e.map(1 + usize::from(self.message.is_some()));
         e.text("error");
         e.text(self.error);

@@ -2,7 +2,7 @@
 //! handle. It does not say what changed.
 
 use super::field::{self, required};
-use super::{end_of_body, FrameError};
+use super::{Body, FrameError};
 use crate::wire::cbor::{Decoder, Encoder, KeyOrder};
 
 /// An `#identity` body. Strings borrow from the frame.
@@ -23,17 +23,11 @@ pub struct Identity<'a> {
 impl<'a> Identity<'a> {
     /// The header `t` of this body.
     pub const TYPE: &'static str = "#identity";
+}
 
-    /// Decodes a body that must be exactly one `#identity` map.
-    pub fn decode(body: &'a [u8]) -> Result<Identity<'a>, FrameError> {
-        let mut d = Decoder::new(body);
-        let identity = Identity::read(&mut d)?;
-        end_of_body(&d)?;
-        Ok(identity)
-    }
-
+impl<'a> Body<'a> for Identity<'a> {
     /// Reads one `#identity` map from `d`; unknown keys are skipped.
-    pub fn read(d: &mut Decoder<'a>) -> Result<Identity<'a>, FrameError> {
+    fn read(d: &mut Decoder<'a>) -> Result<Identity<'a>, FrameError> {
         let n = d.map()?;
         let mut keys = KeyOrder::new();
         let (mut seq, mut did, mut time, mut handle) = (None, None, None, None);
@@ -61,7 +55,7 @@ impl<'a> Identity<'a> {
 
     /// Writes the body map in canonical key order: `did, seq, time, handle`;
     /// `handle` is omitted when `None`.
-    pub fn encode(&self, e: &mut Encoder) {
+    fn encode(&self, e: &mut Encoder) {
         e.map(3 + usize::from(self.handle.is_some()));
         e.text("did");
         e.text(self.did);

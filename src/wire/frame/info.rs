@@ -2,7 +2,7 @@
 //! `OutdatedCursor`. It has no `seq` and is not persisted.
 
 use super::field::{self, required};
-use super::{end_of_body, FrameError};
+use super::{Body, FrameError};
 use crate::wire::cbor::{Decoder, Encoder, KeyOrder};
 
 /// An `#info` body. Strings borrow from the frame.
@@ -22,17 +22,11 @@ impl<'a> Info<'a> {
     /// The `name` sent before replaying from the oldest retained event when a
     /// cursor is older than the retention window.
     pub const OUTDATED_CURSOR: &'static str = "OutdatedCursor";
+}
 
-    /// Decodes a body that must be exactly one `#info` map.
-    pub fn decode(body: &'a [u8]) -> Result<Info<'a>, FrameError> {
-        let mut d = Decoder::new(body);
-        let info = Info::read(&mut d)?;
-        end_of_body(&d)?;
-        Ok(info)
-    }
-
+impl<'a> Body<'a> for Info<'a> {
     /// Reads one `#info` map from `d`; unknown keys are skipped.
-    pub fn read(d: &mut Decoder<'a>) -> Result<Info<'a>, FrameError> {
+    fn read(d: &mut Decoder<'a>) -> Result<Info<'a>, FrameError> {
         let n = d.map()?;
         let mut keys = KeyOrder::new();
         let (mut name, mut message) = (None, None);
@@ -51,7 +45,7 @@ impl<'a> Info<'a> {
 
     /// Writes the body map in canonical key order: `name, message`; `message`
     /// is omitted when `None`.
-    pub fn encode(&self, e: &mut Encoder) {
+    fn encode(&self, e: &mut Encoder) {
         e.map(1 + usize::from(self.message.is_some()));
         e.text("name");
         e.text(self.name);

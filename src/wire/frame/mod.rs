@@ -232,9 +232,28 @@ pub fn peek_seq(body: &[u8]) -> Result<Option<i64>, FrameError> {
     Ok(None)
 }
 
+/// A message body: one CBOR map, read strictly and written canonically. Every
+/// event type implements it, so decoding a bare body is written once.
+pub trait Body<'a>: Sized {
+    /// Reads one body map from `d`; unknown keys are skipped (still validated).
+    fn read(d: &mut Decoder<'a>) -> Result<Self, FrameError>;
+
+    /// Writes the body map in canonical key order.
+    fn encode(&self, e: &mut Encoder);
+
+    /// Decodes a body that must be exactly one map: anything after it is a
+    /// [`FrameError::TrailingItem`].
+    fn decode(body: &'a [u8]) -> Result<Self, FrameError> {
+        let mut d = Decoder::new(body);
+        let value = Self::read(&mut d)?;
+        end_of_body(&d)?;
+        Ok(value)
+    }
+}
+
 /// Fails with [`FrameError::TrailingItem`] unless the decoder is at the end:
 /// a body is exactly one item.
-pub(crate) fn end_of_body(d: &Decoder<'_>) -> Result<(), FrameError> {
+fn end_of_body(d: &Decoder<'_>) -> Result<(), FrameError> {
     match d.remaining().len() {
         0 => Ok(()),
         len => Err(FrameError::TrailingItem { len }),

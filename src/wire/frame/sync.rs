@@ -2,7 +2,7 @@
 //! signed commit block. It may break continuity with earlier commits.
 
 use super::field::{self, required};
-use super::{end_of_body, FrameError};
+use super::{Body, FrameError};
 use crate::wire::cbor::{Decoder, Encoder, KeyOrder};
 
 /// Longest `#sync.blocks`, in bytes: the lexicon's `maxLength` of 10,000 (the
@@ -30,17 +30,11 @@ pub struct Sync<'a> {
 impl<'a> Sync<'a> {
     /// The header `t` of this body.
     pub const TYPE: &'static str = "#sync";
+}
 
-    /// Decodes a body that must be exactly one `#sync` map.
-    pub fn decode(body: &'a [u8]) -> Result<Sync<'a>, FrameError> {
-        let mut d = Decoder::new(body);
-        let sync = Sync::read(&mut d)?;
-        end_of_body(&d)?;
-        Ok(sync)
-    }
-
+impl<'a> Body<'a> for Sync<'a> {
     /// Reads one `#sync` map from `d`; unknown keys are skipped.
-    pub fn read(d: &mut Decoder<'a>) -> Result<Sync<'a>, FrameError> {
+    fn read(d: &mut Decoder<'a>) -> Result<Sync<'a>, FrameError> {
         let n = d.map()?;
         let mut keys = KeyOrder::new();
         let (mut seq, mut did, mut blocks, mut rev, mut time) = (None, None, None, None, None);
@@ -75,7 +69,7 @@ impl<'a> Sync<'a> {
 
     /// Writes the body map in canonical key order: `did, rev, seq, time,
     /// blocks`.
-    pub fn encode(&self, e: &mut Encoder) {
+    fn encode(&self, e: &mut Encoder) {
         e.map(5);
         e.text("did");
         e.text(self.did);
