@@ -65,7 +65,9 @@ impl<'de> Deserialize<'de> for Bytes {
                 Ok(Bytes(v))
             }
         }
-        d.deserialize_bytes(V)
+        // ciborium's `deserialize_bytes` only handles strings that fit its 4 KiB
+        // scratch buffer; `deserialize_byte_buf` reads any length into a Vec.
+        d.deserialize_byte_buf(V)
     }
 }
 

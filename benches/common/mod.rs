@@ -62,7 +62,7 @@ pub fn real_commit_frames() -> Vec<(String, Vec<u8>)> {
 
 /// A post record of about `len` bytes of text.
 pub fn post_record(len: usize, n: u64) -> Vec<u8> {
-    let text: String = format!("post {n} ").repeat(len / 8 + 1)[..len].to_owned();
+    let text: String = format!("post {n} ").chars().cycle().take(len).collect();
     Value::Map(vec![
         ("text".into(), Value::Text(text.into())),
         ("$type".into(), Value::Text("app.bsky.feed.post".into())),
