@@ -9,6 +9,7 @@
 mod common;
 
 use atrelay::crypto::Curve;
+use atrelay::repo::commit::Commit;
 use atrelay::repo::diff::{apply_writes, Write};
 use atrelay::repo::invert::invert;
 use atrelay::repo::verify::{verify_commit, VerifyOptions};
@@ -30,6 +31,20 @@ fn verification(c: &mut Criterion) {
 
         let mut g = c.benchmark_group("verify_commit");
         g.throughput(Throughput::Elements(1));
+        // The ceiling, measured in the same group so host noise hits both:
+        // the signature check alone on this commit's unsigned bytes.
+        let commit_block = {
+            let Event::Commit(ev) = Event::decode(&frame).unwrap() else {
+                unreachable!()
+            };
+            let car = Car::parse(ev.blocks, CarLimits::FIREHOSE).unwrap();
+            car.get(&ev.commit).unwrap().to_vec()
+        };
+        let commit = Commit::decode(&commit_block).unwrap();
+        let unsigned = commit.unsigned_bytes();
+        g.bench_function(format!("{name}/ceiling_signature_only"), |b| {
+            b.iter(|| key.verify(black_box(&unsigned), commit.sig).unwrap())
+        });
         // What the relay does per event: decode the frame, then verify it.
         g.bench_function(format!("{name}/decode+verify/{}B", frame.len()), |b| {
             b.iter(|| {

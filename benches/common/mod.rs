@@ -77,14 +77,38 @@ pub struct SyntheticRepo {
     pub key: PrivateKey,
     pub head: RepoHead,
     pub store: HashMap<Cid, Vec<u8>>,
-    pub clock: TidClock,
+    pub clock: DeterministicClock,
     pub paths: Vec<String>,
+}
+
+/// TIDs from a fixed starting time, one millisecond apart, so every run builds
+/// the same tree and picks the same keys (TIDs from the wall clock would give
+/// each run a different tree shape, and figures that cannot be compared).
+pub struct DeterministicClock {
+    clock: TidClock,
+    tick: std::sync::atomic::AtomicU64,
+}
+
+impl DeterministicClock {
+    const START_MICROS: u64 = 1_764_000_000_000_000;
+
+    pub fn new() -> DeterministicClock {
+        DeterministicClock {
+            clock: TidClock::with_clock_id(7),
+            tick: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub fn next(&self) -> atrelay::wire::tid::Tid {
+        let n = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.clock.next_at(Self::START_MICROS + n * 1000)
+    }
 }
 
 impl SyntheticRepo {
     pub fn new(curve: Curve, records: usize) -> SyntheticRepo {
         let key = PrivateKey::generate(curve);
-        let clock = TidClock::with_clock_id(7);
+        let clock = DeterministicClock::new();
         let mut store = HashMap::new();
         let mut head = RepoHead::empty("did:plc:abcdefghijklmnopqrstuvwx", &mut store);
         let mut paths = Vec::new();

@@ -224,55 +224,56 @@ impl Mst {
 
     /// The root CID, loading whatever subtrees the rebuild must look into.
     pub fn root(&mut self, src: &impl BlockSource) -> Result<Cid, MstError> {
-        self.rebuild(src, &mut |_, _| {})
+        self.rebuild(src, None)
     }
 
     /// The root CID and every node of the tree that is not a reused stub
     /// (encoded bytes with their CIDs), root last.
     pub fn build(&mut self, src: &impl BlockSource) -> Result<(Cid, Vec<NodeBlock>), MstError> {
         let mut nodes = Vec::new();
-        let root = self.rebuild(src, &mut |cid, bytes| nodes.push((*cid, bytes.to_vec())))?;
+        let root = self.rebuild(src, Some(&mut nodes))?;
         Ok((root, nodes))
     }
 
-    /// Rebuilds until no stub must be looked into; `sink` sees the nodes of the
-    /// successful attempt only.
+    /// Rebuilds until no stub must be looked into. With `out`, collects the
+    /// nodes of the successful attempt; without, copies nothing (inversion only
+    /// needs the root).
     fn rebuild(
         &mut self,
         src: &impl BlockSource,
-        sink: &mut dyn FnMut(&Cid, &[u8]),
+        mut out: Option<&mut Vec<NodeBlock>>,
     ) -> Result<Cid, MstError> {
+        let mut buf = Vec::with_capacity(512);
         loop {
-            let mut nodes: Vec<NodeBlock> = Vec::new();
-            let attempt = {
-                let items = self.flatten();
-                match items.as_slice() {
-                    // A lone stub is the root, unless it can be looked into:
-                    // it may be an empty node that trimming would remove.
-                    [Item::Stub(s, gap, index)] => {
-                        if src.get_block(&s.cid).is_some() {
-                            Err(Stop::Expand(*gap, *index))
-                        } else {
-                            Ok(s.cid)
-                        }
-                    }
-                    items => {
-                        let mut buf = Vec::with_capacity(512);
-                        let top = items.iter().map(item_layer).max().unwrap_or(0);
-                        build_group(items, top, &mut buf, &mut |cid, bytes| {
-                            nodes.push((*cid, bytes.to_vec()))
-                        })
-                        .map(|root| root.unwrap_or_else(|| empty_root(&mut buf, &mut nodes)))
-                    }
+            if let Some(out) = out.as_deref_mut() {
+                out.clear();
+            }
+            let mut sink = |cid: &Cid, bytes: &[u8]| {
+                if let Some(out) = out.as_deref_mut() {
+                    out.push((*cid, bytes.to_vec()));
                 }
             };
-            match attempt {
-                Ok(root) => {
-                    for (cid, bytes) in &nodes {
-                        sink(cid, bytes);
+            let items = self.flatten();
+            let attempt = match items.as_slice() {
+                // A lone stub is the root, unless it can be looked into: it may
+                // be an empty node that trimming would remove.
+                [Item::Stub(s, gap, index)] => {
+                    if src.get_block(&s.cid).is_some() {
+                        Err(Stop::Expand(*gap, *index))
+                    } else {
+                        Ok(s.cid)
                     }
-                    return Ok(root);
                 }
+                [] => Ok(empty_root(&mut buf, &mut sink)),
+                items => {
+                    let top = items.iter().map(item_layer).max().unwrap_or(0);
+                    build_group(items, top, &mut buf, &mut sink)
+                        .map(|root| root.unwrap_or_else(|| empty_root(&mut buf, &mut sink)))
+                }
+            };
+            drop(items);
+            match attempt {
+                Ok(root) => return Ok(root),
                 Err(Stop::Expand(gap, index)) => self.expand(gap, index, src)?,
                 Err(Stop::Malformed(why)) => return Err(MstError::Malformed(why)),
             }
@@ -425,11 +426,11 @@ fn item_layer(item: &Item) -> u8 {
 }
 
 /// The empty tree's root `{e: [], l: null}`.
-fn empty_root(buf: &mut Vec<u8>, nodes: &mut Vec<NodeBlock>) -> Cid {
+fn empty_root(buf: &mut Vec<u8>, sink: &mut dyn FnMut(&Cid, &[u8])) -> Cid {
     buf.clear();
     encode_parts(None, std::iter::empty(), buf);
     let cid = Cid::for_cbor(buf);
-    nodes.push((cid, buf.clone()));
+    sink(&cid, buf);
     cid
 }
 
