@@ -27,7 +27,7 @@ use std::collections::HashMap;
 
 use super::commit::Commit;
 use super::diff::{apply_writes, DiffError, DiffOp, Write};
-use super::mst::{BlockSource, Mst, NoBlocks};
+use super::mst::{empty_tree_node, BlockSource};
 use crate::crypto::PrivateKey;
 use crate::wire::car::CarWriter;
 use crate::wire::cid::Cid;
@@ -77,10 +77,8 @@ pub struct BuiltCommit {
 impl RepoHead {
     /// A new repo with an empty tree; stores the empty root node.
     pub fn empty(did: &str, store: &mut HashMap<Cid, Vec<u8>>) -> RepoHead {
-        let (data, nodes) = Mst::new()
-            .build(&NoBlocks)
-            .unwrap_or_else(|_| unreachable!());
-        store.extend(nodes);
+        let (data, bytes) = empty_tree_node();
+        store.insert(data, bytes);
         RepoHead {
             did: did.to_owned(),
             rev: None,

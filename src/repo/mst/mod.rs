@@ -14,15 +14,19 @@
 //!
 //! ```
 //! use std::collections::HashMap;
-//! use atrelay::repo::mst::Mst;
+//! use atrelay::repo::mst::{Mst, NoBlocks};
 //! use atrelay::wire::cid::Cid;
 //!
-//! let store: HashMap<Cid, Vec<u8>> = HashMap::new();
 //! let value = Cid::for_cbor(b"\xa0");
 //! let mut tree = Mst::new();
-//! tree.insert(b"app.bsky.feed.post/3k2a", value, &store).unwrap();
-//! let (root, _blocks) = tree.build(&store).unwrap();
-//! let mut reloaded = Mst::load(root, &_blocks.into_iter().collect::<HashMap<_, _>>()).unwrap();
+//! tree.insert(b"app.bsky.feed.post/3k2a", value, &NoBlocks).unwrap();
+//! let (root, nodes) = tree.build(&NoBlocks).unwrap();
+//!
+//! // Reload lazily from the nodes (a CAR or a block store works the same way).
+//! let store: HashMap<Cid, Vec<u8>> = nodes.into_iter().collect();
+//! let mut reloaded = Mst::load(root, &store).unwrap();
+//! assert_eq!(reloaded.get(b"app.bsky.feed.post/3k2a", &store).unwrap(), Some(value));
+//! assert_eq!(reloaded.get(b"app.bsky.feed.post/zzzz", &store).unwrap(), None);
 //! ```
 
 mod key;
@@ -42,6 +46,12 @@ use crate::wire::cid::Cid;
 
 /// An encoded node with its CID.
 pub type NodeBlock = (Cid, Vec<u8>);
+
+/// The empty tree's root node `{e: [], l: null}`: the MST of a repo with no
+/// records.
+pub fn empty_tree_node() -> NodeBlock {
+    Node::default().to_block()
+}
 
 /// Why an MST operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
