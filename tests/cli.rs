@@ -18,6 +18,11 @@ use atrelay::wire::frame::{Event, Sync};
 use atrelay::wire::tid::TidClock;
 use serde_json::Value as Json;
 
+/// The vectors locator shared with the vector suite.
+#[path = "vectors/common.rs"]
+mod common;
+use common::vectors_dir;
+
 const DID: &str = "did:plc:abcdefghijklmnopqrstuvwx";
 const TIME: &str = "2025-02-06T01:43:22.273Z";
 
@@ -87,20 +92,6 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-/// `../shared/vectors` beside the checkout, or `$ATRELAY_VECTORS`; missing
-/// vectors fail the test rather than skip it.
-fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("ATRELAY_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
-    assert!(
-        dir.is_dir(),
-        "test vectors not found at {} (set ATRELAY_VECTORS)",
-        dir.display()
-    );
-    dir
 }
 
 fn indigo_vectors() -> Vec<PathBuf> {

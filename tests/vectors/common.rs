@@ -17,6 +17,7 @@ pub fn vectors_dir() -> PathBuf {
 }
 
 /// A file under `atproto-interop-tests/`.
+#[allow(dead_code)]
 pub fn interop(rel: &str) -> PathBuf {
     vectors_dir().join("atproto-interop-tests").join(rel)
 }
