@@ -15,6 +15,9 @@
 //! assert_eq!(cid.to_string(), "bafyreigbtj4x7ip5legnfznufuopl4sg4knzc2cof6duas4b3q2fy6swua");
 //! ```
 
+pub mod config;
 pub mod crypto;
+pub mod identity;
+pub mod log;
 pub mod repo;
 pub mod wire;

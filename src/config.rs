@@ -1,0 +1,400 @@
+//! Typed relay configuration: built-in defaults, then `config/relay.toml`-style
+//! files, then `ATRELAY_<SECTION>_<KEY>` environment variables, then command-line
+//! flags. Validated once at start so a bad value stops the relay with a message
+//! naming the key, instead of failing later at run time.
+//!
+//! ```
+//! use atrelay::config::RelayConfig;
+//! let cfg = RelayConfig::load(None, std::iter::empty::<(String, String)>()).unwrap();
+//! assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:2470");
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("config file {path}: {err}")]
+    Parse { path: PathBuf, err: String },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
+    #[error("config key {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// The whole relay configuration. Every field has a default; see
+/// `config/relay.toml` for each key's meaning.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    pub server: ServerConfig,
+    pub identity: IdentityConfig,
+    pub crawl: CrawlConfig,
+    pub verify: VerifyConfig,
+    pub log: LogConfig,
+    pub fanout: FanoutConfig,
+}
+
+/// Listening sockets and storage location.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// HTTP + websocket listener (XRPC, subscribeRepos).
+    pub listen: SocketAddr,
+    /// Prometheus metrics listener; empty disables it.
+    pub metrics_listen: String,
+    /// Where the RocksDB log and state live.
+    pub data_dir: PathBuf,
+}
+
+/// DID resolution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// PLC directory base URL.
+    pub plc_url: String,
+    /// How long a resolved DID document is trusted, in seconds.
+    pub cache_ttl_secs: u64,
+    /// Most DID documents kept in memory.
+    pub cache_capacity: usize,
+    /// Per-request timeout, in seconds.
+    pub timeout_secs: u64,
+}
+
+/// Which hosts are crawled and how they are dialed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrawlConfig {
+    /// Hostnames (optionally `host:port`) subscribed to at start.
+    pub hosts: Vec<String>,
+    /// Allow loopback/private upstreams, dialed over plain ws:// and http://
+    /// (development and tests only).
+    pub allow_private_hosts: bool,
+    /// Longest wait between reconnection attempts, in seconds.
+    pub max_backoff_secs: u64,
+}
+
+/// Event verification (defaults: strict, one thread per core).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// Accept pre-Sync-1.1 commits whose ops lack `prev`, without inversion.
+    pub lenient: bool,
+    /// Verifier threads; 0 means one per core.
+    pub workers: usize,
+}
+
+/// The sequenced log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `fsync` (WAL synced per group commit) or `buffered` (survives a process
+    /// crash, not a power loss).
+    pub durability: String,
+    /// Events older than this are dropped, in hours; 0 keeps them by age.
+    pub retention_hours: u64,
+    /// Events beyond this total size are dropped, in MiB; 0 means no size limit.
+    pub retention_max_mib: u64,
+}
+
+/// Subscriber fan-out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FanoutConfig {
+    /// Frames kept in memory for live subscribers (a power of two).
+    pub ring_capacity: usize,
+    /// A subscriber whose socket has not drained for this long is dropped with
+    /// `ConsumerTooSlow`, in seconds.
+    pub too_slow_secs: u64,
+    /// Idle ping interval, in seconds.
+    pub ping_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2470)),
+            metrics_listen: "127.0.0.1:2471".into(),
+            data_dir: PathBuf::from("./data/relay"),
+        }
+    }
+}
+
+impl Default for IdentityConfig {
+    fn default() -> IdentityConfig {
+        IdentityConfig {
+            plc_url: "https://plc.directory".into(),
+            cache_ttl_secs: 3600,
+            cache_capacity: 1_000_000,
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for CrawlConfig {
+    fn default() -> CrawlConfig {
+        CrawlConfig {
+            hosts: Vec::new(),
+            allow_private_hosts: false,
+            max_backoff_secs: 60,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            durability: "fsync".into(),
+            retention_hours: 72,
+            retention_max_mib: 0,
+        }
+    }
+}
+
+impl Default for FanoutConfig {
+    fn default() -> FanoutConfig {
+        FanoutConfig {
+            ring_capacity: 65_536,
+            too_slow_secs: 30,
+            ping_secs: 30,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Defaults, overlaid by `file` (if given), then by `ATRELAY_*` variables
+    /// from `env` (pass `std::env::vars()`), then validated.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<RelayConfig, ConfigError> {
+        let mut table = toml::Table::try_from(RelayConfig::default())
+            .map_err(|e| ConfigError::Parse {
+                path: PathBuf::from("<defaults>"),
+                err: e.to_string(),
+            })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+                path: path.to_owned(),
+                err,
+            })?;
+            let overlay: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_owned(),
+                err: e.to_string(),
+            })?;
+            merge(&mut table, overlay, path)?;
+        }
+        for (var, value) in env {
+            apply_env(&mut table, &var, &value)?;
+        }
+        let cfg: RelayConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: file.map_or_else(|| PathBuf::from("<environment>"), Path::to_owned),
+                err: e.to_string(),
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values serde cannot: URLs, sizes, enumerations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        let url = &self.identity.plc_url;
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(invalid("identity.plc_url", "must be an http(s) URL"));
+        }
+        if !self.server.metrics_listen.is_empty()
+            && self.server.metrics_listen.parse::<SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "server.metrics_listen",
+                "must be host:port (an IP address) or empty",
+            ));
+        }
+        if !matches!(self.log.durability.as_str(), "fsync" | "buffered") {
+            return Err(invalid("log.durability", "must be \"fsync\" or \"buffered\""));
+        }
+        let cap = self.fanout.ring_capacity;
+        if cap < 16 || !cap.is_power_of_two() {
+            return Err(invalid("fanout.ring_capacity", "must be a power of two, at least 16"));
+        }
+        if self.fanout.too_slow_secs == 0 || self.fanout.ping_secs == 0 {
+            return Err(invalid("fanout", "too_slow_secs and ping_secs must be positive"));
+        }
+        if self.identity.cache_capacity == 0 || self.identity.timeout_secs == 0 {
+            return Err(invalid(
+                "identity",
+                "cache_capacity and timeout_secs must be positive",
+            ));
+        }
+        if self.crawl.max_backoff_secs == 0 {
+            return Err(invalid("crawl.max_backoff_secs", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// Verifier threads to run.
+    pub fn verifier_threads(&self) -> usize {
+        match self.verify.workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        }
+    }
+}
+
+/// Overlays `overlay` onto `base`, refusing keys the defaults do not have.
+fn merge(base: &mut toml::Table, overlay: toml::Table, path: &Path) -> Result<(), ConfigError> {
+    for (section, value) in overlay {
+        let Some(toml::Value::Table(target)) = base.get_mut(&section) else {
+            return Err(ConfigError::Parse {
+                path: path.to_owned(),
+                err: format!("unknown section [{section}]"),
+            });
+        };
+        let toml::Value::Table(entries) = value else {
+            return Err(ConfigError::Parse {
+                path: path.to_owned(),
+                err: format!("[{section}] must be a table"),
+            });
+        };
+        for (key, v) in entries {
+            if !target.contains_key(&key) {
+                return Err(ConfigError::Parse {
+                    path: path.to_owned(),
+                    err: format!("unknown key {section}.{key}"),
+                });
+            }
+            target.insert(key, v);
+        }
+    }
+    Ok(())
+}
+
+/// Applies one `ATRELAY_<SECTION>_<KEY>` variable, typed by the default's type.
+/// Lists are comma-separated. Other `ATRELAY_*` names are errors (a typo should
+/// not be silently ignored); unrelated variables are skipped.
+fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let Some(name) = var.strip_prefix("ATRELAY_") else {
+        return Ok(());
+    };
+    let name = name.to_ascii_lowercase();
+    let env_err = |reason: String| ConfigError::Env {
+        var: var.to_owned(),
+        reason,
+    };
+    for (section, entries) in table.iter_mut() {
+        let Some(key) = name.strip_prefix(&format!("{section}_")) else {
+            continue;
+        };
+        let toml::Value::Table(entries) = entries else {
+            continue;
+        };
+        let Some(current) = entries.get(key) else {
+            continue;
+        };
+        let parsed = match current {
+            toml::Value::String(_) => toml::Value::String(value.to_owned()),
+            toml::Value::Integer(_) => toml::Value::Integer(
+                value
+                    .parse()
+                    .map_err(|_| env_err(format!("{value:?} is not an integer")))?,
+            ),
+            toml::Value::Boolean(_) => toml::Value::Boolean(match value {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(env_err(format!("{value:?} is not true/false"))),
+            }),
+            toml::Value::Array(_) => toml::Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_owned()))
+                    .collect(),
+            ),
+            _ => return Err(env_err("this key cannot be set from the environment".into())),
+        };
+        entries.insert(key.to_owned(), parsed);
+        return Ok(());
+    }
+    Err(env_err("no such config key".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        let cfg = RelayConfig::load(None, env(&[])).unwrap();
+        assert_eq!(cfg, RelayConfig::default());
+        assert_eq!(cfg.server.data_dir, PathBuf::from("./data/relay"));
+        assert_eq!(cfg.identity.plc_url, "https://plc.directory");
+    }
+
+    #[test]
+    fn env_overrides_each_type() {
+        let cfg = RelayConfig::load(
+            None,
+            env(&[
+                ("ATRELAY_SERVER_LISTEN", "127.0.0.1:9999"),
+                ("ATRELAY_CRAWL_HOSTS", "a.example, 127.0.0.1:2583"),
+                ("ATRELAY_CRAWL_ALLOW_PRIVATE_HOSTS", "true"),
+                ("ATRELAY_FANOUT_RING_CAPACITY", "1024"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.server.listen.port(), 9999);
+        assert_eq!(cfg.crawl.hosts, ["a.example", "127.0.0.1:2583"]);
+        assert!(cfg.crawl.allow_private_hosts);
+        assert_eq!(cfg.fanout.ring_capacity, 1024);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = RelayConfig::load(None, env(&[("ATRELAY_FANOUT_RING_CAPACITY", "1000")])).unwrap_err();
+        assert!(e.to_string().contains("fanout.ring_capacity"), "{e}");
+        let e = RelayConfig::load(None, env(&[("ATRELAY_FANOUT_RING_CAPACITY", "lots")])).unwrap_err();
+        assert!(e.to_string().contains("ATRELAY_FANOUT_RING_CAPACITY"), "{e}");
+        let e = RelayConfig::load(None, env(&[("ATRELAY_NOPE", "1")])).unwrap_err();
+        assert!(e.to_string().contains("no such config key"), "{e}");
+        let e = RelayConfig::load(None, env(&[("ATRELAY_LOG_DURABILITY", "maybe")])).unwrap_err();
+        assert!(e.to_string().contains("log.durability"), "{e}");
+    }
+
+    #[test]
+    fn files_overlay_and_reject_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, "[verify]\nlenient = true\n[crawl]\nhosts = [\"x.example\"]\n").unwrap();
+        let cfg = RelayConfig::load(Some(&path), env(&[])).unwrap();
+        assert!(cfg.verify.lenient);
+        assert_eq!(cfg.crawl.hosts, ["x.example"]);
+        std::fs::write(&path, "[verify]\nlenientt = true\n").unwrap();
+        let e = RelayConfig::load(Some(&path), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("verify.lenientt"), "{e}");
+        std::fs::write(&path, "[verify\n").unwrap();
+        assert!(matches!(RelayConfig::load(Some(&path), env(&[])), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn shipped_relay_toml_matches_the_defaults() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/relay.toml");
+        let cfg = RelayConfig::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(cfg, RelayConfig::default(), "config/relay.toml documents the defaults");
+    }
+}

@@ -1,0 +1,46 @@
+//! Metric names for identity resolution (`atrelay_identity_*`) and their help text.
+//!
+//! Recorded through the `metrics` facade, so they cost next to nothing until an
+//! exporter is installed. Call [`describe_metrics`] once after installing one to
+//! attach help text.
+
+/// Counter: `resolve` calls answered from a fresh cache entry (positive or negative).
+pub const CACHE_HITS: &str = "atrelay_identity_cache_hits_total";
+/// Counter: `resolve` calls that found no fresh entry and joined or started a fetch.
+pub const CACHE_MISSES: &str = "atrelay_identity_cache_misses_total";
+/// Counter: cache misses that joined a fetch already in flight (single-flight savings).
+pub const SINGLEFLIGHT_JOINS: &str = "atrelay_identity_singleflight_joins_total";
+/// Counter, label `outcome` (`ok`, `not_found`, `tombstoned`, `invalid`,
+/// `transient`) and `method` (`plc`, `web`): completed document fetches.
+pub const RESOLUTIONS: &str = "atrelay_identity_resolutions_total";
+/// Histogram, label `method`: seconds per document fetch, parse included.
+pub const RESOLVE_SECONDS: &str = "atrelay_identity_resolve_seconds";
+/// Gauge: document fetches in flight right now.
+pub const IN_FLIGHT: &str = "atrelay_identity_inflight";
+/// Gauge: entries in the cache (fresh and expired-but-not-yet-evicted).
+pub const CACHE_ENTRIES: &str = "atrelay_identity_cache_entries";
+/// Counter: entries dropped to keep the cache within its capacity, expired ones included.
+pub const CACHE_EVICTIONS: &str = "atrelay_identity_cache_evictions_total";
+/// Counter: `resolve` calls refused before any lookup because the DID is
+/// malformed, too long, or of an unsupported method.
+pub const INVALID_DIDS: &str = "atrelay_identity_invalid_dids_total";
+
+/// Registers help text for every identity metric with the installed recorder.
+pub fn describe_metrics() {
+    metrics::describe_counter!(CACHE_HITS, "identity resolutions served from the cache");
+    metrics::describe_counter!(CACHE_MISSES, "identity resolutions that needed a fetch");
+    metrics::describe_counter!(
+        SINGLEFLIGHT_JOINS,
+        "identity cache misses that joined a fetch already in flight"
+    );
+    metrics::describe_counter!(RESOLUTIONS, "DID document fetches by method and outcome");
+    metrics::describe_histogram!(
+        RESOLVE_SECONDS,
+        metrics::Unit::Seconds,
+        "DID document fetch latency"
+    );
+    metrics::describe_gauge!(IN_FLIGHT, "DID document fetches in flight");
+    metrics::describe_gauge!(CACHE_ENTRIES, "entries in the identity cache");
+    metrics::describe_counter!(CACHE_EVICTIONS, "identity cache entries evicted");
+    metrics::describe_counter!(INVALID_DIDS, "resolve calls refused for a malformed DID");
+}

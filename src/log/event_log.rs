@@ -1,0 +1,481 @@
+//! [`EventLog`]: the handle, opening and recovery, appends and catch-up reads.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use rocksdb::{ColumnFamily, DBCompressionType, ReadOptions, WriteBatch, WriteOptions, DB};
+
+use super::batch::AppendBatch;
+use super::error::LogError;
+use super::options::{
+    cf_descriptors, db_options, is_missing_codec, write_options, LogOptions, PREFERRED_COMPRESSION,
+};
+use super::schema::{
+    decode_event_key, decode_event_value, decode_schema_version, decode_segment_key,
+    encode_event_value, encode_schema_version, event_key, event_logical_size, segment_key,
+    CF_ACCOUNTS, CF_EVENTS, CF_HOSTS, CF_META, META_SCHEMA_VERSION, META_SEGMENT_PREFIX,
+    SCHEMA_VERSION,
+};
+use super::segment::{Segment, SegmentIndex, SegmentPolicy};
+
+/// The relay's sequenced event log and state store: one RocksDB database with
+/// the `events`, `accounts`, `hosts` and `meta` column families.
+///
+/// A cheap handle (`Clone` shares one `Arc`), `Send + Sync`. Appends are
+/// serialized internally (the sequencer is the only intended writer, but a
+/// second caller cannot corrupt the sequence, it would get
+/// [`LogError::Gap`]); reads never take the writer lock.
+///
+/// ```
+/// use atrelay::log::{AppendBatch, EventLog, LogEvent, LogOptions};
+/// let dir = tempfile::tempdir().unwrap();
+/// let log = EventLog::open(dir.path(), LogOptions::default()).unwrap();
+/// let frame = bytes::Bytes::from_static(b"exact frame bytes");
+/// log.append(&AppendBatch {
+///     events: vec![LogEvent { seq: 1, received_micros: 0, frame: frame.clone() }],
+///     ..AppendBatch::default()
+/// }).unwrap();
+/// assert_eq!(log.last_seq(), 1);
+/// assert_eq!(log.read_from(1, 100, 1 << 20).unwrap(), vec![(1, frame)]);
+/// ```
+#[derive(Clone)]
+pub struct EventLog {
+    pub(super) inner: Arc<Inner>,
+}
+
+/// Shared state behind the handle.
+pub(super) struct Inner {
+    pub db: DB,
+    pub path: PathBuf,
+    pub opts: LogOptions,
+    pub write_opts: WriteOptions,
+    pub policy: SegmentPolicy,
+    /// Held for the whole of an append or a retention write: orders the seq
+    /// check, the RocksDB write and the in-memory updates. A std mutex, not an
+    /// async one: it is never held across an `.await`, and the critical section
+    /// is the (blocking) RocksDB write itself.
+    pub writer: Mutex<WriterState>,
+    /// Highest committed seq (0 = empty). Written only under `writer`, after
+    /// the batch is durable.
+    pub last_seq: AtomicU64,
+    /// Lowest retained seq (0 = empty).
+    pub oldest_seq: AtomicU64,
+    /// Logical bytes of retained events, mirrored from the segment index.
+    pub retained_bytes: AtomicU64,
+    /// Set when a write failed: its outcome is unknown (the WAL record may
+    /// have reached disk), so appending again could reuse a seq.
+    pub halted: AtomicBool,
+}
+
+/// What only the writer touches.
+pub(super) struct WriterState {
+    pub segments: SegmentIndex,
+    /// Reused encoding buffer, so an append allocates nothing per event.
+    pub scratch: Vec<u8>,
+}
+
+impl fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLog")
+            .field("path", &self.inner.path)
+            .field("last_seq", &self.last_seq())
+            .field("oldest_seq", &self.oldest_seq())
+            .finish()
+    }
+}
+
+impl Inner {
+    pub fn cf(&self, name: &str) -> Result<&ColumnFamily, LogError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| LogError::RocksDb(format!("column family `{name}` is not open")))
+    }
+
+    /// The writer lock. A panic while holding it cannot leave the in-memory
+    /// state half-updated (it is updated only after a successful write, with
+    /// no fallible step in between), so a poisoned lock is still usable.
+    pub fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl EventLog {
+    /// Opens (creating if missing) the log in `dir`, recovers `last_seq` and
+    /// `oldest_seq` from the events CF's last and first keys, loads and
+    /// cross-checks the segment index, and checks (or, for a new database,
+    /// sets) the schema version.
+    ///
+    /// Fails with [`LogError::SchemaVersion`] for another layout version and
+    /// [`LogError::Corrupt`] if the events and the segment index disagree.
+    pub fn open(dir: &Path, opts: LogOptions) -> Result<EventLog, LogError> {
+        let db = open_db(dir)?;
+        let inner = Inner {
+            db,
+            path: dir.to_path_buf(),
+            write_opts: write_options(opts.durability),
+            policy: SegmentPolicy::from_options(&opts),
+            opts,
+            writer: Mutex::new(WriterState {
+                segments: SegmentIndex::default(),
+                scratch: Vec::new(),
+            }),
+            last_seq: AtomicU64::new(0),
+            oldest_seq: AtomicU64::new(0),
+            retained_bytes: AtomicU64::new(0),
+            halted: AtomicBool::new(false),
+        };
+
+        let (oldest, last) = recover_bounds(&inner)?;
+        let segments = load_segments(&inner)?;
+        check_schema(&inner, last != 0 || segments.len() != 0)?;
+        segments.validate(oldest, last)?;
+
+        inner.last_seq.store(last, Ordering::Release);
+        inner.oldest_seq.store(oldest, Ordering::Release);
+        inner
+            .retained_bytes
+            .store(segments.retained_bytes(), Ordering::Release);
+        tracing::info!(
+            path = %dir.display(),
+            last_seq = last,
+            oldest_seq = oldest,
+            segments = segments.len(),
+            events_bytes = segments.retained_bytes(),
+            "event log opened"
+        );
+        inner.lock_writer().segments = segments;
+        metrics::gauge!("atrelay_log_last_seq").set(last as f64);
+        metrics::gauge!("atrelay_log_oldest_seq").set(oldest as f64);
+        Ok(EventLog {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The options the log was opened with.
+    pub fn options(&self) -> &LogOptions {
+        &self.inner.opts
+    }
+
+    /// Highest committed relay seq, 0 if the log is empty. Lock-free; an event
+    /// becomes visible here only after its batch is durable in the configured
+    /// mode, so it is the bound for what may be sent to subscribers.
+    pub fn last_seq(&self) -> u64 {
+        self.inner.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Lowest retained seq, `None` if the log is empty. Retention moves it
+    /// forward; a cursor below it is outdated (digest §1.5).
+    pub fn oldest_seq(&self) -> Option<u64> {
+        match self.inner.oldest_seq.load(Ordering::Acquire) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+
+    /// Logical size of the retained events in bytes (keys + values before
+    /// compression), the quantity `retention_max_bytes` bounds. Exact for
+    /// that definition; the files on disk are smaller by compression and
+    /// larger by RocksDB overhead and not-yet-compacted deletions.
+    pub fn approximate_events_bytes(&self) -> u64 {
+        self.inner.retained_bytes.load(Ordering::Acquire)
+    }
+
+    /// Appends `batch` atomically: its events (whose seqs must be exactly
+    /// `last_seq + 1, + 2, ...`), account puts and deletes, host puts and the
+    /// segment index update go into one RocksDB WriteBatch, written with the
+    /// configured [`Durability`](super::Durability). `last_seq` moves only
+    /// after the write succeeded.
+    ///
+    /// Errors: [`LogError::Gap`] or [`LogError::InvalidArgument`] before
+    /// anything is written; [`LogError::RocksDb`] if the write failed, after
+    /// which the log refuses appends until reopened (the failed batch may or
+    /// may not be on disk; reopening recovers the truth from the events CF).
+    pub fn append(&self, batch: &AppendBatch) -> Result<(), LogError> {
+        let started = Instant::now();
+        let inner = &*self.inner;
+        let mut guard = inner.lock_writer();
+        if inner.halted.load(Ordering::Acquire) {
+            return Err(LogError::RocksDb(
+                "an earlier append failed with an unknown outcome; reopen the log".into(),
+            ));
+        }
+        let last = inner.last_seq.load(Ordering::Acquire);
+        for (i, ev) in batch.events.iter().enumerate() {
+            let expected = last + 1 + i as u64;
+            if ev.seq != expected {
+                return Err(LogError::Gap {
+                    expected,
+                    got: ev.seq,
+                });
+            }
+        }
+        if batch.accounts.iter().any(|(did, _)| did.is_empty()) {
+            return Err(LogError::InvalidArgument(
+                "empty DID in account update".into(),
+            ));
+        }
+        if batch.hosts.iter().any(|(host, _)| host.is_empty()) {
+            return Err(LogError::InvalidArgument(
+                "empty hostname in host update".into(),
+            ));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+
+        let WriterState { segments, scratch } = &mut *guard;
+        let staged = segments.stage(
+            &inner.policy,
+            batch
+                .events
+                .iter()
+                .map(|e| (e.seq, event_logical_size(e.frame.len()), e.received_micros)),
+        );
+        let mut wb = WriteBatch::default();
+        let events_cf = inner.cf(CF_EVENTS)?;
+        let mut frame_bytes = 0u64;
+        for ev in &batch.events {
+            encode_event_value(ev.received_micros, &ev.frame, scratch);
+            wb.put_cf(events_cf, event_key(ev.seq), &scratch[..]);
+            frame_bytes += ev.frame.len() as u64;
+        }
+        let meta_cf = inner.cf(CF_META)?;
+        for (seq, seg) in &staged {
+            wb.put_cf(meta_cf, segment_key(*seq), seg.encode());
+        }
+        let accounts_cf = inner.cf(CF_ACCOUNTS)?;
+        for (did, state) in &batch.accounts {
+            match state {
+                Some(state) => {
+                    scratch.clear();
+                    state.encode(scratch);
+                    wb.put_cf(accounts_cf, did.as_bytes(), &scratch[..]);
+                }
+                None => wb.delete_cf(accounts_cf, did.as_bytes()),
+            }
+        }
+        let hosts_cf = inner.cf(CF_HOSTS)?;
+        for (host, state) in &batch.hosts {
+            scratch.clear();
+            state.encode(scratch);
+            wb.put_cf(hosts_cf, host.as_bytes(), &scratch[..]);
+        }
+
+        if let Err(e) = inner.db.write_opt(wb, &inner.write_opts) {
+            inner.halted.store(true, Ordering::Release);
+            tracing::error!(error = %e, last_seq = last, "event log append failed; appends halted until reopen");
+            return Err(e.into());
+        }
+
+        segments.commit(&staged);
+        if let (Some(first), Some(newest)) = (batch.events.first(), batch.events.last()) {
+            if inner.oldest_seq.load(Ordering::Acquire) == 0 {
+                inner.oldest_seq.store(first.seq, Ordering::Release);
+            }
+            inner
+                .retained_bytes
+                .store(segments.retained_bytes(), Ordering::Release);
+            inner.last_seq.store(newest.seq, Ordering::Release);
+        }
+        drop(guard);
+
+        let n = batch.events.len() as u64;
+        metrics::counter!("atrelay_log_append_batches_total").increment(1);
+        metrics::counter!("atrelay_log_appended_events_total").increment(n);
+        metrics::counter!("atrelay_log_appended_frame_bytes_total").increment(frame_bytes);
+        metrics::histogram!("atrelay_log_append_seconds").record(started.elapsed().as_secs_f64());
+        if let Some(newest) = batch.events.last() {
+            metrics::gauge!("atrelay_log_last_seq").set(newest.seq as f64);
+            metrics::gauge!("atrelay_log_events_bytes").set(self.approximate_events_bytes() as f64);
+        }
+        Ok(())
+    }
+
+    /// Committed events with `seq >= from_seq`, ascending: at most
+    /// `max_events`, and stopping before the frame that would take the total
+    /// frame bytes over `max_bytes` — except that the first event is always
+    /// returned if one exists, however large, so a reader always progresses.
+    ///
+    /// Starts at the oldest retained event if `from_seq` is below it (the
+    /// caller detects an outdated cursor by comparing with
+    /// [`oldest_seq`](Self::oldest_seq) or the first returned seq). Never
+    /// returns events beyond [`last_seq`](Self::last_seq) as read at the
+    /// start of the call. The frames of one call share one allocation.
+    pub fn read_from(
+        &self,
+        from_seq: u64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Bytes)>, LogError> {
+        let last = self.last_seq();
+        // Seek straight to the oldest retained event rather than through a
+        // retired range (its keys may still sit under a range tombstone).
+        let from_seq = from_seq.max(self.oldest_seq().unwrap_or(1));
+        if last == 0 || from_seq > last || max_events == 0 {
+            return Ok(Vec::new());
+        }
+        let inner = &*self.inner;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(event_key(last + 1));
+        let mut it = inner.db.raw_iterator_cf_opt(inner.cf(CF_EVENTS)?, ro);
+        it.seek(event_key(from_seq));
+
+        let want = (last - from_seq + 1).min(max_events as u64) as usize;
+        let mut spans: Vec<(u64, usize, usize)> = Vec::with_capacity(want.min(4096));
+        let mut buf: Vec<u8> =
+            Vec::with_capacity(max_bytes.min(want.saturating_mul(4096)).min(8 << 20));
+        let mut prev: Option<u64> = None;
+        while spans.len() < max_events {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let seq = decode_event_key(k)?;
+            if let Some(p) = prev {
+                if seq != p + 1 {
+                    return Err(LogError::Corrupt(format!(
+                        "events CF has a gap: seq {seq} follows {p}"
+                    )));
+                }
+            }
+            let (_, frame) = decode_event_value(seq, v)?;
+            if !spans.is_empty() && buf.len().saturating_add(frame.len()) > max_bytes {
+                break;
+            }
+            let start = buf.len();
+            buf.extend_from_slice(frame);
+            spans.push((seq, start, buf.len()));
+            prev = Some(seq);
+            it.next();
+        }
+        it.status()?;
+        let all = Bytes::from(buf);
+        metrics::counter!("atrelay_log_read_events_total").increment(spans.len() as u64);
+        Ok(spans
+            .into_iter()
+            .map(|(seq, a, b)| (seq, all.slice(a..b)))
+            .collect())
+    }
+
+    /// When the event `seq` was received (microseconds since the Unix epoch),
+    /// `None` if it is not in the log (not yet written, or retired).
+    pub fn event_time(&self, seq: u64) -> Result<Option<u64>, LogError> {
+        let inner = &*self.inner;
+        match inner
+            .db
+            .get_pinned_cf(inner.cf(CF_EVENTS)?, event_key(seq))?
+        {
+            Some(v) => Ok(Some(decode_event_value(seq, &v)?.0)),
+            None => Ok(None),
+        }
+    }
+
+    /// Flushes all memtables to SST files. Not needed for durability (the WAL
+    /// has it); call it at graceful shutdown so the next open replays less WAL.
+    pub fn flush(&self) -> Result<(), LogError> {
+        let inner = &*self.inner;
+        for name in [CF_EVENTS, CF_ACCOUNTS, CF_HOSTS, CF_META] {
+            inner.db.flush_cf(inner.cf(name)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the database with LZ4, or without compression if the linked
+/// RocksDB lacks LZ4.
+fn open_db(dir: &Path) -> Result<DB, LogError> {
+    match DB::open_cf_descriptors(&db_options(), dir, cf_descriptors(PREFERRED_COMPRESSION)) {
+        Ok(db) => Ok(db),
+        Err(e) if is_missing_codec(&e) => {
+            tracing::warn!(error = %e, "RocksDB lacks LZ4; opening the log without compression");
+            Ok(DB::open_cf_descriptors(
+                &db_options(),
+                dir,
+                cf_descriptors(DBCompressionType::None),
+            )?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `(oldest, last)` seq from the events CF's first and last keys, `(0, 0)`
+/// when empty. The last key, not a stored counter, is the truth: it is
+/// written in the same batch as the event itself.
+fn recover_bounds(inner: &Inner) -> Result<(u64, u64), LogError> {
+    let mut it = inner.db.raw_iterator_cf(inner.cf(CF_EVENTS)?);
+    it.seek_to_last();
+    let last = match it.key() {
+        Some(k) => decode_event_key(k)?,
+        None => {
+            it.status()?;
+            return Ok((0, 0));
+        }
+    };
+    it.seek_to_first();
+    let oldest = match it.key() {
+        Some(k) => decode_event_key(k)?,
+        None => {
+            it.status()?;
+            return Err(LogError::Corrupt(
+                "events CF has a last key but no first key".into(),
+            ));
+        }
+    };
+    Ok((oldest, last))
+}
+
+/// Reads the `log/seg/` range of `meta`.
+fn load_segments(inner: &Inner) -> Result<SegmentIndex, LogError> {
+    let mut upper = META_SEGMENT_PREFIX.to_vec();
+    if let Some(b) = upper.last_mut() {
+        *b += 1;
+    }
+    let mut ro = ReadOptions::default();
+    ro.set_iterate_upper_bound(upper);
+    let mut it = inner.db.raw_iterator_cf_opt(inner.cf(CF_META)?, ro);
+    it.seek(META_SEGMENT_PREFIX);
+    let mut index = SegmentIndex::default();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        let seq = decode_segment_key(k)?;
+        index.insert(seq, Segment::decode(seq, v)?);
+        it.next();
+    }
+    it.status()?;
+    Ok(index)
+}
+
+/// Checks the stored schema version, or records it in a database that has
+/// no log data yet.
+fn check_schema(inner: &Inner, has_data: bool) -> Result<(), LogError> {
+    let meta = inner.cf(CF_META)?;
+    match inner.db.get_pinned_cf(meta, META_SCHEMA_VERSION)? {
+        Some(v) => {
+            let found = decode_schema_version(&v)?;
+            if found != SCHEMA_VERSION {
+                return Err(LogError::SchemaVersion {
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+            Ok(())
+        }
+        None if has_data => Err(LogError::SchemaVersion {
+            found: 0,
+            expected: SCHEMA_VERSION,
+        }),
+        None => {
+            let mut w = WriteOptions::default();
+            w.set_sync(true);
+            inner.db.put_cf_opt(
+                meta,
+                META_SCHEMA_VERSION,
+                encode_schema_version(SCHEMA_VERSION),
+                &w,
+            )?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! How the log is opened: caller-facing [`LogOptions`] and the RocksDB tuning
+//! behind them.
+
+use std::time::Duration;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, LogLevel,
+    Options, WriteOptions,
+};
+
+use super::schema::{CF_ACCOUNTS, CF_EVENTS, CF_HOSTS, CF_META};
+
+/// When an [`append`](super::EventLog::append) counts as committed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// The WAL is fsynced before `append` returns: a committed batch survives
+    /// power loss. The default, because design invariant 1 says an event is
+    /// durable before anyone sees it.
+    #[default]
+    Fsync,
+    /// The WAL is written (to the OS) but not fsynced: a committed batch
+    /// survives a process crash or `kill -9`, not a power loss or kernel
+    /// panic. For test networks and benchmarks.
+    Buffered,
+}
+
+/// Options for [`EventLog::open`](super::EventLog::open).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogOptions {
+    /// When an append is committed.
+    pub durability: Durability,
+    /// Drop events received longer ago than this (the replay window, digest
+    /// §1.5). `None` keeps events regardless of age.
+    pub retention_max_age: Option<Duration>,
+    /// Keep the logical size of retained events (keys + values, before
+    /// compression) under this many bytes. `None` means no size bound.
+    pub retention_max_bytes: Option<u64>,
+}
+
+impl Default for LogOptions {
+    /// Fsync, a 72-hour window, no size bound.
+    fn default() -> LogOptions {
+        LogOptions {
+            durability: Durability::Fsync,
+            retention_max_age: Some(Duration::from_secs(72 * 3600)),
+            retention_max_bytes: None,
+        }
+    }
+}
+
+/// Block cache of the account, host and meta CFs: hot accounts are read on
+/// every event, so their blocks should stay in memory.
+const STATE_CACHE_BYTES: usize = 128 << 20;
+/// Block cache of the events CF, separate so catch-up scans cannot evict
+/// account blocks. It holds the recent tail that many reconnecting
+/// subscribers replay at once (decompressed, so each block is decoded once).
+const EVENTS_CACHE_BYTES: usize = 64 << 20;
+
+/// DB-wide options: create what is missing, keep the WAL on (no manual WAL
+/// flush: every write reaches the OS before `append` returns), recover to the
+/// last consistent point after a crash.
+pub(crate) fn db_options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    o.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+    // Two cores here; background flush and compaction must not starve ingest.
+    o.increase_parallelism(2);
+    o.set_max_background_jobs(2);
+    // Smooth writeback instead of multi-second stalls at flush time.
+    o.set_bytes_per_sync(1 << 20);
+    o.set_wal_bytes_per_sync(1 << 20);
+    // The small CFs share WAL files with the events; force their flush so WAL
+    // files can be recycled.
+    o.set_max_total_wal_size(512 << 20);
+    o.set_keep_log_file_num(4);
+    o.set_max_log_file_size(16 << 20);
+    o.set_log_level(LogLevel::Warn);
+    o
+}
+
+/// The four column families with their tuning. `compression` is applied to
+/// all of them (see [`PREFERRED_COMPRESSION`]).
+pub(crate) fn cf_descriptors(compression: DBCompressionType) -> Vec<ColumnFamilyDescriptor> {
+    // A cache that cannot be created leaves RocksDB's default (8 MiB) in place.
+    let state_cache = Cache::new_lru_cache(STATE_CACHE_BYTES).ok();
+    let events_cache = Cache::new_lru_cache(EVENTS_CACHE_BYTES).ok();
+
+    // events: append-only with increasing keys, read by forward scans. Large
+    // memtables (64 MiB, at most 3: a 192 MiB ceiling) so flushes are few and
+    // the recent tail that most catch-ups read is served from memory; big
+    // blocks for scan efficiency; no bloom filter (no point lookups on the
+    // hot path). Keys arrive in order, so level compaction is almost only
+    // trivial moves; 64 MiB files bound what retention's edge compaction
+    // rewrites.
+    let mut ev = Options::default();
+    ev.set_compression_type(compression);
+    ev.set_write_buffer_size(64 << 20);
+    ev.set_max_write_buffer_number(3);
+    ev.set_target_file_size_base(64 << 20);
+    ev.set_max_bytes_for_level_base(1 << 30);
+    ev.set_level_compaction_dynamic_level_bytes(true);
+    let mut ev_table = BlockBasedOptions::default();
+    ev_table.set_block_size(64 << 10);
+    if let Some(c) = &events_cache {
+        ev_table.set_block_cache(c);
+    }
+    ev.set_block_based_table_factory(&ev_table);
+
+    // accounts, hosts, meta: point lookups and small scans; bloom filters and
+    // the shared cache.
+    let small = |buffer: usize| {
+        let mut o = Options::default();
+        o.set_compression_type(compression);
+        o.set_write_buffer_size(buffer);
+        o.set_level_compaction_dynamic_level_bytes(true);
+        let mut t = BlockBasedOptions::default();
+        t.set_block_size(16 << 10);
+        t.set_bloom_filter(10.0, false);
+        t.set_cache_index_and_filter_blocks(true);
+        t.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        if let Some(c) = &state_cache {
+            t.set_block_cache(c);
+        }
+        o.set_block_based_table_factory(&t);
+        o
+    };
+
+    vec![
+        ColumnFamilyDescriptor::new(CF_EVENTS, ev),
+        ColumnFamilyDescriptor::new(CF_ACCOUNTS, small(64 << 20)),
+        ColumnFamilyDescriptor::new(CF_HOSTS, small(4 << 20)),
+        ColumnFamilyDescriptor::new(CF_META, small(4 << 20)),
+    ]
+}
+
+/// The compression to try first. LZ4 costs little CPU at flush time and
+/// shrinks frames (CBOR records, repeated DIDs and NSIDs) noticeably; CIDs
+/// and signatures do not compress, so a stronger codec is not worth it.
+/// [`EventLog::open`](super::EventLog::open) falls back to
+/// [`DBCompressionType::None`] if the linked RocksDB lacks LZ4.
+pub(crate) const PREFERRED_COMPRESSION: DBCompressionType = DBCompressionType::Lz4;
+
+/// Whether an open error means the linked RocksDB lacks the codec.
+pub(crate) fn is_missing_codec(err: &rocksdb::Error) -> bool {
+    let msg = err.as_ref();
+    msg.contains("not linked") || msg.contains("ompression type")
+}
+
+/// Write options for `durability`. The WAL is always on.
+pub(crate) fn write_options(durability: Durability) -> WriteOptions {
+    let mut w = WriteOptions::default();
+    w.set_sync(durability == Durability::Fsync);
+    w.disable_wal(false);
+    w
+}

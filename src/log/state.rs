@@ -1,0 +1,136 @@
+//! Reads of the account and host state, and the caller's `meta` entries.
+//!
+//! Writes of account and host state go through
+//! [`EventLog::append`](super::EventLog::append) only, together with the
+//! events that change them.
+
+use rocksdb::IteratorMode;
+
+use super::account::AccountState;
+use super::error::LogError;
+use super::event_log::EventLog;
+use super::host::HostState;
+use super::schema::{CF_ACCOUNTS, CF_HOSTS, CF_META, RESERVED_META_PREFIX};
+
+/// Prefixes a decoding error with the key it concerns.
+fn context(what: &str, key: &str, e: LogError) -> LogError {
+    match e {
+        LogError::Corrupt(m) => LogError::Corrupt(format!("{what} {key}: {m}")),
+        e => e,
+    }
+}
+
+/// A stored key as UTF-8, or [`LogError::Corrupt`].
+fn key_str(cf: &str, key: &[u8]) -> Result<String, LogError> {
+    String::from_utf8(key.to_vec())
+        .map_err(|_| LogError::Corrupt(format!("{cf} key {key:02x?} is not UTF-8")))
+}
+
+impl EventLog {
+    /// The stored state of `did`, `None` if the relay has never seen it (or
+    /// it was deleted).
+    pub fn get_account(&self, did: &str) -> Result<Option<AccountState>, LogError> {
+        let inner = &*self.inner;
+        match inner
+            .db
+            .get_pinned_cf(inner.cf(CF_ACCOUNTS)?, did.as_bytes())?
+        {
+            Some(v) => AccountState::decode(&v)
+                .map(Some)
+                .map_err(|e| context("account", did, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` accounts in DID (bytewise) order, starting after `after`
+    /// (exclusive) or from the first: the pages of `com.atproto.sync.listRepos`,
+    /// whose cursor is the last DID of the previous page.
+    pub fn list_accounts(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, AccountState)>, LogError> {
+        let inner = &*self.inner;
+        let mut out = Vec::with_capacity(limit.min(1024));
+        if limit == 0 {
+            return Ok(out);
+        }
+        let mut it = inner.db.raw_iterator_cf(inner.cf(CF_ACCOUNTS)?);
+        match after {
+            Some(after) => {
+                it.seek(after.as_bytes());
+                if it.key() == Some(after.as_bytes()) {
+                    it.next();
+                }
+            }
+            None => it.seek_to_first(),
+        }
+        while out.len() < limit {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let did = key_str(CF_ACCOUNTS, k)?;
+            let state = AccountState::decode(v).map_err(|e| context("account", &did, e))?;
+            out.push((did, state));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// The stored state of upstream `hostname`, `None` if unknown.
+    pub fn get_host(&self, hostname: &str) -> Result<Option<HostState>, LogError> {
+        let inner = &*self.inner;
+        match inner
+            .db
+            .get_pinned_cf(inner.cf(CF_HOSTS)?, hostname.as_bytes())?
+        {
+            Some(v) => HostState::decode(&v)
+                .map(Some)
+                .map_err(|e| context("host", hostname, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every known host in hostname order. Hosts number in the thousands at
+    /// most, so this reads them all (startup, `listHosts`).
+    pub fn list_hosts(&self) -> Result<Vec<(String, HostState)>, LogError> {
+        let inner = &*self.inner;
+        let mut out = Vec::new();
+        for item in inner
+            .db
+            .iterator_cf(inner.cf(CF_HOSTS)?, IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let host = key_str(CF_HOSTS, &k)?;
+            let state = HostState::decode(&v).map_err(|e| context("host", &host, e))?;
+            out.push((host, state));
+        }
+        Ok(out)
+    }
+
+    /// A caller metadata entry (admin settings and the like), `None` if unset.
+    pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, LogError> {
+        let inner = &*self.inner;
+        Ok(inner.db.get_cf(inner.cf(CF_META)?, key.as_bytes())?)
+    }
+
+    /// Stores a caller metadata entry, durably per the configured
+    /// durability. Keys starting with `log/` belong to the log itself and are
+    /// refused with [`LogError::InvalidArgument`].
+    pub fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), LogError> {
+        if key.starts_with(RESERVED_META_PREFIX) {
+            return Err(LogError::InvalidArgument(format!(
+                "meta key `{key}` is in the reserved `{RESERVED_META_PREFIX}` namespace"
+            )));
+        }
+        if key.is_empty() {
+            return Err(LogError::InvalidArgument("empty meta key".into()));
+        }
+        let inner = &*self.inner;
+        inner
+            .db
+            .put_cf_opt(inner.cf(CF_META)?, key.as_bytes(), value, &inner.write_opts)?;
+        Ok(())
+    }
+}
