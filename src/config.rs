@@ -173,8 +173,8 @@ impl RelayConfig {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<RelayConfig, ConfigError> {
-        let mut table = toml::Table::try_from(RelayConfig::default())
-            .map_err(|e| ConfigError::Parse {
+        let mut table =
+            toml::Table::try_from(RelayConfig::default()).map_err(|e| ConfigError::Parse {
                 path: PathBuf::from("<defaults>"),
                 err: e.to_string(),
             })?;
@@ -183,21 +183,24 @@ impl RelayConfig {
                 path: path.to_owned(),
                 err,
             })?;
-            let overlay: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-                path: path.to_owned(),
-                err: e.to_string(),
-            })?;
+            let overlay: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::Parse {
+                        path: path.to_owned(),
+                        err: e.to_string(),
+                    })?;
             merge(&mut table, overlay, path)?;
         }
         for (var, value) in env {
             apply_env(&mut table, &var, &value)?;
         }
-        let cfg: RelayConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                path: file.map_or_else(|| PathBuf::from("<environment>"), Path::to_owned),
-                err: e.to_string(),
-            })?;
+        let cfg: RelayConfig =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: file.map_or_else(|| PathBuf::from("<environment>"), Path::to_owned),
+                    err: e.to_string(),
+                })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -221,14 +224,23 @@ impl RelayConfig {
             ));
         }
         if !matches!(self.log.durability.as_str(), "fsync" | "buffered") {
-            return Err(invalid("log.durability", "must be \"fsync\" or \"buffered\""));
+            return Err(invalid(
+                "log.durability",
+                "must be \"fsync\" or \"buffered\"",
+            ));
         }
         let cap = self.fanout.ring_capacity;
         if cap < 16 || !cap.is_power_of_two() {
-            return Err(invalid("fanout.ring_capacity", "must be a power of two, at least 16"));
+            return Err(invalid(
+                "fanout.ring_capacity",
+                "must be a power of two, at least 16",
+            ));
         }
         if self.fanout.too_slow_secs == 0 || self.fanout.ping_secs == 0 {
-            return Err(invalid("fanout", "too_slow_secs and ping_secs must be positive"));
+            return Err(invalid(
+                "fanout",
+                "too_slow_secs and ping_secs must be positive",
+            ));
         }
         if self.identity.cache_capacity == 0 || self.identity.timeout_secs == 0 {
             return Err(invalid(
@@ -321,7 +333,11 @@ fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), Conf
                     .map(|s| toml::Value::String(s.to_owned()))
                     .collect(),
             ),
-            _ => return Err(env_err("this key cannot be set from the environment".into())),
+            _ => {
+                return Err(env_err(
+                    "this key cannot be set from the environment".into(),
+                ))
+            }
         };
         entries.insert(key.to_owned(), parsed);
         return Ok(());
@@ -334,7 +350,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -366,10 +385,15 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = RelayConfig::load(None, env(&[("ATRELAY_FANOUT_RING_CAPACITY", "1000")])).unwrap_err();
+        let e =
+            RelayConfig::load(None, env(&[("ATRELAY_FANOUT_RING_CAPACITY", "1000")])).unwrap_err();
         assert!(e.to_string().contains("fanout.ring_capacity"), "{e}");
-        let e = RelayConfig::load(None, env(&[("ATRELAY_FANOUT_RING_CAPACITY", "lots")])).unwrap_err();
-        assert!(e.to_string().contains("ATRELAY_FANOUT_RING_CAPACITY"), "{e}");
+        let e =
+            RelayConfig::load(None, env(&[("ATRELAY_FANOUT_RING_CAPACITY", "lots")])).unwrap_err();
+        assert!(
+            e.to_string().contains("ATRELAY_FANOUT_RING_CAPACITY"),
+            "{e}"
+        );
         let e = RelayConfig::load(None, env(&[("ATRELAY_NOPE", "1")])).unwrap_err();
         assert!(e.to_string().contains("no such config key"), "{e}");
         let e = RelayConfig::load(None, env(&[("ATRELAY_LOG_DURABILITY", "maybe")])).unwrap_err();
@@ -380,7 +404,11 @@ mod tests {
     fn files_overlay_and_reject_unknown_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.toml");
-        std::fs::write(&path, "[verify]\nlenient = true\n[crawl]\nhosts = [\"x.example\"]\n").unwrap();
+        std::fs::write(
+            &path,
+            "[verify]\nlenient = true\n[crawl]\nhosts = [\"x.example\"]\n",
+        )
+        .unwrap();
         let cfg = RelayConfig::load(Some(&path), env(&[])).unwrap();
         assert!(cfg.verify.lenient);
         assert_eq!(cfg.crawl.hosts, ["x.example"]);
@@ -388,13 +416,20 @@ mod tests {
         let e = RelayConfig::load(Some(&path), env(&[])).unwrap_err();
         assert!(e.to_string().contains("verify.lenientt"), "{e}");
         std::fs::write(&path, "[verify\n").unwrap();
-        assert!(matches!(RelayConfig::load(Some(&path), env(&[])), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            RelayConfig::load(Some(&path), env(&[])),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 
     #[test]
     fn shipped_relay_toml_matches_the_defaults() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/relay.toml");
         let cfg = RelayConfig::load(Some(&path), env(&[])).unwrap();
-        assert_eq!(cfg, RelayConfig::default(), "config/relay.toml documents the defaults");
+        assert_eq!(
+            cfg,
+            RelayConfig::default(),
+            "config/relay.toml documents the defaults"
+        );
     }
 }

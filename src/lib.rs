@@ -17,7 +17,10 @@
 
 pub mod config;
 pub mod crypto;
+pub mod fanout;
+pub mod http;
 pub mod identity;
 pub mod log;
+pub mod relay;
 pub mod repo;
 pub mod wire;

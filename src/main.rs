@@ -37,6 +37,9 @@ enum Command {
     /// Verify a #commit or #sync event (frame or JSON body) against an
     /// account's signing key, as the relay does.
     Verify(cli::verify::VerifyArgs),
+    /// Run the relay: crawl PDS hosts, verify every event, log it and serve
+    /// the firehose (com.atproto.sync.subscribeRepos) and sync endpoints.
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => cli::keygen::run(args),
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Verify(args) => cli::verify::run(args),
+        Command::Serve(args) => cli::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

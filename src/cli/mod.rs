@@ -14,4 +14,5 @@ pub mod input;
 pub mod inspect;
 pub mod keygen;
 pub mod output;
+pub mod serve;
 pub mod verify;

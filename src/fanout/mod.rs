@@ -1,0 +1,53 @@
+//! Fan-out: the broadcast ring of encoded frames and the `subscribeRepos`
+//! subscriber sessions that stream it to firehose consumers.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use atrelay::fanout::{serve_subscriber, Backfill, MemoryBackfill, Ring, SessionConfig};
+//! use bytes::Bytes;
+//!
+//! # async fn example(upgraded: tokio::net::TcpStream) {
+//! let log = Arc::new(MemoryBackfill::new());
+//! let ring = Ring::new(1 << 16, 0);
+//! // The sequencer, after each group commit is durable:
+//! log.push(1, Bytes::from_static(b"encoded #commit frame"));
+//! ring.publish(1, Bytes::from_static(b"encoded #commit frame"));
+//! // The HTTP layer, after answering the WebSocket upgrade:
+//! let end = serve_subscriber(upgraded, ring.clone(), log, None, SessionConfig::default()).await;
+//! # }
+//! ```
+//!
+//! - [`Ring`] (`ring.rs`): fixed slots of shared `Bytes`, one writer, lock-free
+//!   readers, epoch reclamation. The writer never waits for a subscriber.
+//! - [`Backfill`] (`backfill.rs`): the log as a session reads it for cursor
+//!   replays and for catch-up after falling behind the ring;
+//!   [`MemoryBackfill`] for tests.
+//! - [`serve_subscriber`] (`session.rs`): one subscriber: cursor rules,
+//!   ring / log switching, idle pings, slow-consumer policy.
+//! - `conn.rs`: both directions of one socket in one poll.
+//! - [`FrameQueue`] (`writer.rs`): batched zero-copy vectored writes.
+//! - [`ws`] (`ws.rs`): the WebSocket frame format, server side.
+//! - [`metrics`] (`metrics.rs`): `atrelay_fanout_*`.
+//!
+//! Invariants this module upholds (design §2): a frame is only published
+//! after it is durable (the caller's contract, relied on for catch-up);
+//! replays are byte-identical to live frames (the ring and the log hold the
+//! same encoded bytes and sessions never re-encode); a slow or dead
+//! subscriber holds one batch of handles and never slows the writer or
+//! another subscriber.
+
+#![warn(missing_docs)]
+
+mod backfill;
+mod conn;
+pub mod metrics;
+mod ring;
+mod session;
+mod writer;
+pub mod ws;
+
+pub use backfill::{Backfill, MemoryBackfill};
+pub use ring::Ring;
+pub use session::{serve_subscriber, SessionConfig, SessionEnd};
+pub use writer::FrameQueue;
+pub use ws::accept_key;

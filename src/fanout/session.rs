@@ -1,0 +1,461 @@
+//! The `com.atproto.sync.subscribeRepos` subscriber session: the server side
+//! of one firehose WebSocket, after the HTTP upgrade.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use atrelay::fanout::{serve_subscriber, MemoryBackfill, Ring, SessionConfig};
+//!
+//! # async fn example(stream: tokio::net::TcpStream) {
+//! let ring = Ring::new(1 << 16, 0);
+//! let log = Arc::new(MemoryBackfill::new());
+//! // `stream` has just answered the upgrade with `101 Switching Protocols`.
+//! let end = serve_subscriber(stream, ring, log, Some(0), SessionConfig::default()).await;
+//! println!("subscriber gone: {}", end.reason());
+//! # }
+//! ```
+//!
+//! # How a session runs
+//!
+//! A session is one task holding one cursor, `next` (the next seq to send),
+//! and at most one batch of `Bytes` handles. Each turn of its loop:
+//!
+//! 1. `next` is in the ring → copy up to a batch of handles out of the ring
+//!    and write them with one vectored write;
+//! 2. `next` is below the ring (replaying a cursor, or fell behind while its
+//!    socket was slow) → read a batch from the log on the blocking pool and
+//!    write it. The log holds every seq ≤ head, so switching back to the ring
+//!    once caught up has no gap and no duplicate;
+//! 3. caught up → sleep until the ring publishes, the client sends a frame,
+//!    or the idle ping is due.
+//!
+//! There is no per-subscriber queue between the writer and the session, so a
+//! slow subscriber costs the writer nothing and holds one batch of memory.
+//! A subscriber is dropped (`ConsumerTooSlow`) only when its socket accepts
+//! no bytes at all for [`SessionConfig::too_slow_after`]; being behind alone
+//! just sends it to the log.
+
+use std::future::poll_fn;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{sleep_until, Instant};
+
+use super::backfill::Backfill;
+use super::conn::{Conn, IoEvent};
+use super::metrics::SessionMetrics;
+use super::ring::Ring;
+use super::ws;
+use crate::wire::frame::{ErrorFrame, Event, Info};
+
+/// Longest wait for the last frames (an error frame, a close) to be written
+/// when a session ends; a stalled subscriber gets no longer than this.
+const FINAL_FLUSH: Duration = Duration::from_secs(1);
+
+/// How long to keep reading after our close frame for the client's close.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// How one subscriber session behaves. Defaults suit the public firehose.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Most frames per vectored write (default 256). Bigger batches mean
+    /// fewer syscalls; the batch is the session's only buffer.
+    pub batch_max_frames: usize,
+    /// Most payload bytes per batch (default 1 MiB); a single larger frame
+    /// still goes alone. Bounds memory per subscriber (as `Bytes` handles
+    /// into frames the ring or log already holds).
+    pub batch_max_bytes: usize,
+    /// A write that makes no progress for this long ends the session with
+    /// `ConsumerTooSlow` (default 30 s).
+    pub too_slow_after: Duration,
+    /// Send a WebSocket ping after this long without writing anything
+    /// (default 30 s, as the reference relay).
+    pub ping_interval: Duration,
+    /// Largest client frame accepted (default 64 KiB); bigger ones close the
+    /// connection with 1009. Clients have nothing to say on this stream.
+    pub max_client_frame: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> SessionConfig {
+        SessionConfig {
+            batch_max_frames: 256,
+            batch_max_bytes: 1 << 20,
+            too_slow_after: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(30),
+            max_client_frame: 64 * 1024,
+        }
+    }
+}
+
+/// Why a subscriber session ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The client sent a close frame (answered) or hung up.
+    ClientClosed,
+    /// The socket stopped draining for `too_slow_after`; `ConsumerTooSlow`
+    /// was sent if the socket took it.
+    TooSlow,
+    /// The cursor was beyond the current seq: `FutureCursor` was sent.
+    FutureCursor,
+    /// The socket failed, or the log could not be read.
+    Io(String),
+    /// The client broke the WebSocket protocol (closed with 1002, 1007 or
+    /// 1009).
+    Protocol(String),
+}
+
+impl SessionEnd {
+    /// A short fixed name for the end reason (the metrics label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SessionEnd::ClientClosed => "client_closed",
+            SessionEnd::TooSlow => "too_slow",
+            SessionEnd::FutureCursor => "future_cursor",
+            SessionEnd::Io(_) => "io",
+            SessionEnd::Protocol(_) => "protocol",
+        }
+    }
+}
+
+/// Serves one `subscribeRepos` subscriber on an already-upgraded WebSocket
+/// `stream`, from `cursor` (the last seq the client has, replayed strictly
+/// after it) or live if `None`, until the client leaves or is dropped.
+///
+/// Cursor rules (digest §1.5): beyond the ring's head → `FutureCursor` error
+/// frame and close 1008; older than the oldest retained event →
+/// `#info OutdatedCursor`, then everything from the oldest; `0` → everything
+/// retained (no `#info`: the client asked for "all"); otherwise from
+/// `cursor + 1`. Every frame goes out byte-identical to what live subscribers
+/// got, because the ring and the log hold the same encoded bytes.
+///
+/// Never panics on client input; the returned reason is also counted in
+/// `atrelay_fanout_sessions_ended_total`.
+pub async fn serve_subscriber<S>(
+    stream: S,
+    ring: Ring,
+    backfill: Arc<dyn Backfill>,
+    cursor: Option<u64>,
+    cfg: SessionConfig,
+) -> SessionEnd
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut metrics = SessionMetrics::start();
+    let session = Session {
+        conn: Conn::new(stream, cfg.max_client_frame),
+        cfg: SessionConfig {
+            batch_max_frames: cfg.batch_max_frames.max(1),
+            ..cfg
+        },
+        ring,
+        backfill,
+        next: 0,
+        batch_frames: 0,
+        batch_bytes: 0,
+    };
+    let end = session.run(cursor, &metrics).await;
+    tracing::debug!(reason = end.reason(), detail = ?end, "subscriber session ended");
+    metrics.ended(end.reason());
+    end
+}
+
+/// One session's state.
+struct Session<S> {
+    conn: Conn<S>,
+    ring: Ring,
+    backfill: Arc<dyn Backfill>,
+    cfg: SessionConfig,
+    /// The next seq to queue.
+    next: u64,
+    /// Firehose frames / payload bytes in the batch being written.
+    batch_frames: u64,
+    batch_bytes: u64,
+}
+
+/// How a wait for an event ended.
+enum Woke {
+    Io(IoEvent),
+    Ring,
+    Timer,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
+    async fn run(mut self, cursor: Option<u64>, metrics: &SessionMetrics) -> SessionEnd {
+        if let Err(end) = self.start(cursor).await {
+            return end;
+        }
+        let too_slow = self.cfg.too_slow_after;
+        let ping_every = self.cfg.ping_interval;
+        // Both timers are lazy: they fire at a deadline computed when armed,
+        // and on firing compare against the real last-progress time, so no
+        // timer is re-armed per write.
+        let mut slow_timer = pin!(sleep_until(Instant::now() + too_slow));
+        let mut ping_timer = pin!(sleep_until(Instant::now() + ping_every));
+        // Whether the previous turn was already writing (the queue was not
+        // empty): a new write phase restarts the stall clock.
+        let mut writing = false;
+        loop {
+            if self.conn.out.is_empty() {
+                writing = false;
+                metrics.delivered(self.batch_frames, self.batch_bytes);
+                self.batch_frames = 0;
+                self.batch_bytes = 0;
+                if let Some(end) = self.conn.take_closing() {
+                    // Linger only when we started the close: then the client
+                    // may still be sending, and closing on unread input would
+                    // reset the connection before it reads our close.
+                    let linger = (!matches!(end, SessionEnd::TooSlow | SessionEnd::ClientClosed))
+                        .then_some(CLOSE_LINGER);
+                    self.conn.finish(FINAL_FLUSH, linger).await;
+                    return end;
+                }
+                if self.next <= self.ring.head() {
+                    if !self.fill_from_ring() {
+                        metrics.catchup_read();
+                        if let Err(end) = self.fill_from_log().await {
+                            return end;
+                        }
+                    }
+                    continue;
+                }
+                // Caught up: wait for the ring, the client, or the ping timer.
+                let woke = tokio::select! {
+                    biased;
+                    ev = poll_fn(|cx| self.conn.poll_io(cx)) => Woke::Io(ev),
+                    _ = self.ring.wait_beyond(self.next - 1) => Woke::Ring,
+                    _ = ping_timer.as_mut() => Woke::Timer,
+                };
+                match woke {
+                    Woke::Io(ev) => {
+                        if let Some(end) = Self::io_end(ev) {
+                            return end;
+                        }
+                    }
+                    Woke::Ring => {}
+                    Woke::Timer => {
+                        let due = self.conn.last_progress + ping_every;
+                        if Instant::now() >= due {
+                            self.conn.out.push(ws::OP_PING, Bytes::new());
+                            self.conn.last_progress = Instant::now();
+                            ping_timer.as_mut().reset(Instant::now() + ping_every);
+                        } else {
+                            ping_timer.as_mut().reset(due);
+                        }
+                    }
+                }
+                continue;
+            }
+            // Write phase: flush the batch (and any control frames).
+            if !writing {
+                writing = true;
+                self.conn.last_progress = Instant::now();
+            }
+            let woke = tokio::select! {
+                biased;
+                ev = poll_fn(|cx| self.conn.poll_io(cx)) => Woke::Io(ev),
+                _ = slow_timer.as_mut() => Woke::Timer,
+            };
+            match woke {
+                Woke::Io(ev) => {
+                    if let Some(end) = Self::io_end(ev) {
+                        return end;
+                    }
+                }
+                Woke::Ring => {}
+                Woke::Timer => {
+                    let due = self.conn.last_progress + too_slow;
+                    if Instant::now() >= due {
+                        return self.too_slow().await;
+                    }
+                    slow_timer.as_mut().reset(due);
+                }
+            }
+        }
+    }
+
+    /// Maps an I/O event to the end of the session, if it is one.
+    fn io_end(ev: IoEvent) -> Option<SessionEnd> {
+        match ev {
+            IoEvent::Drained => None,
+            IoEvent::Eof => Some(SessionEnd::ClientClosed),
+            IoEvent::Failed(end) => Some(end),
+        }
+    }
+
+    /// Resolves the cursor into `next`, queueing `#info OutdatedCursor` when
+    /// due, or the `FutureCursor` error frame and close for a future cursor.
+    async fn start(&mut self, cursor: Option<u64>) -> Result<(), SessionEnd> {
+        let head = self.ring.head();
+        let Some(cursor) = cursor else {
+            self.next = head + 1;
+            return Ok(());
+        };
+        if cursor > head {
+            // Queued only: the main loop writes it, sees `closing` and ends.
+            let message = format!("cursor {cursor} is beyond the current sequence {head}");
+            self.conn.error_and_close(
+                ErrorFrame::FUTURE_CURSOR,
+                &message,
+                SessionEnd::FutureCursor,
+            );
+            return Ok(());
+        }
+        let ring_oldest = self.ring.oldest();
+        if cursor == 0 || cursor + 1 >= ring_oldest {
+            // Everything the client needs is in the ring (or it asked for
+            // everything): no need to ask the log where it starts. Keeps a
+            // reconnect storm off the blocking pool.
+            self.next = cursor + 1;
+            return Ok(());
+        }
+        let backfill = self.backfill.clone();
+        let log_oldest = tokio::task::spawn_blocking(move || backfill.oldest_seq())
+            .await
+            .map_err(|e| SessionEnd::Io(format!("log read task failed: {e}")))?;
+        let oldest = log_oldest.map_or(ring_oldest, |o| o.min(ring_oldest));
+        if cursor + 1 < oldest {
+            let mut frame = Vec::with_capacity(96);
+            Event::Info(Info {
+                name: Info::OUTDATED_CURSOR,
+                message: Some("cursor is older than the backfill window; replaying from the oldest retained event"),
+            })
+            .encode(&mut frame);
+            self.conn.out.push_binary(Bytes::from(frame));
+            self.next = oldest;
+        } else {
+            self.next = cursor + 1;
+        }
+        Ok(())
+    }
+
+    /// Queues the next batch from the ring; false if `next` is not in it
+    /// (overwritten, so the log must serve it).
+    fn fill_from_ring(&mut self) -> bool {
+        if self.next < self.ring.oldest() {
+            return false;
+        }
+        let (out, frames, bytes) = (
+            &mut self.conn.out,
+            &mut self.batch_frames,
+            &mut self.batch_bytes,
+        );
+        let n = self.ring.read_batch(
+            self.next,
+            self.cfg.batch_max_frames,
+            self.cfg.batch_max_bytes,
+            |_, frame| {
+                *frames += 1;
+                *bytes += frame.len() as u64;
+                out.push_binary(frame);
+            },
+        );
+        self.next += n as u64;
+        n > 0
+    }
+
+    /// Queues the next batch from the log (catch-up). Client frames keep being
+    /// served while the blocking read runs. If the log has nothing at `next`
+    /// although the ring has moved past it (retention dropped those events),
+    /// skips ahead to the oldest event still available.
+    async fn fill_from_log(&mut self) -> Result<(), SessionEnd> {
+        let backfill = self.backfill.clone();
+        let (from, max_frames, max_bytes) = (
+            self.next,
+            self.cfg.batch_max_frames,
+            self.cfg.batch_max_bytes,
+        );
+        let mut read = pin!(tokio::task::spawn_blocking(move || {
+            let events = backfill.read_from(from, max_frames, max_bytes)?;
+            let oldest = if events.is_empty() {
+                backfill.oldest_seq()
+            } else {
+                None
+            };
+            Ok::<_, String>((events, oldest))
+        }));
+        let result = loop {
+            tokio::select! {
+                biased;
+                r = read.as_mut() => break r,
+                ev = poll_fn(|cx| self.conn.poll_io(cx)) => {
+                    if let Some(end) = Self::io_end(ev) {
+                        return Err(end);
+                    }
+                    if self.conn.is_closing() {
+                        // The client is leaving; the read result is not needed
+                        // (the blocking read finishes on its own).
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        if self.conn.is_closing() {
+            return Ok(()); // the client is leaving: send nothing more
+        }
+        let detail = match result {
+            Ok(Ok((events, log_oldest))) => {
+                self.queue_log_events(events, log_oldest);
+                return Ok(());
+            }
+            Ok(Err(e)) => format!("log read failed: {e}"),
+            Err(e) => format!("log read task failed: {e}"),
+        };
+        self.log_failed(detail);
+        Ok(())
+    }
+
+    /// Queues events read from the log, or skips ahead if there were none.
+    fn queue_log_events(&mut self, events: Vec<(u64, Bytes)>, log_oldest: Option<u64>) {
+        for (seq, frame) in events {
+            if seq < self.next {
+                continue; // defensive: the log returned something already sent
+            }
+            self.batch_frames += 1;
+            self.batch_bytes += frame.len() as u64;
+            self.conn.out.push_binary(frame);
+            self.next = seq + 1;
+        }
+        if self.conn.out.is_empty() {
+            // Nothing at or after `next` in the log, yet `next` is not in the
+            // ring either: those events are gone. Resume at what still exists.
+            let ring_oldest = self.ring.oldest();
+            let resume = log_oldest.filter(|&o| o > self.next).unwrap_or(ring_oldest);
+            if resume > self.next {
+                tracing::warn!(
+                    from = self.next,
+                    to = resume,
+                    "events missing from the log during catch-up; skipping ahead"
+                );
+                self.next = resume;
+            }
+        }
+    }
+
+    /// The log failed: queue a close 1011; the main loop sends it and ends
+    /// the session with [`SessionEnd::Io`].
+    fn log_failed(&mut self, detail: String) {
+        tracing::warn!(error = %detail, "subscriber catch-up failed");
+        self.conn.close(
+            ws::CLOSE_INTERNAL_ERROR,
+            "log unavailable",
+            SessionEnd::Io(detail),
+        );
+    }
+
+    /// The socket stalled: drop what is not started, try to get
+    /// `ConsumerTooSlow` and a close out within a short grace, and end.
+    async fn too_slow(mut self) -> SessionEnd {
+        self.conn.out.truncate_unstarted();
+        self.conn.error_and_close(
+            ErrorFrame::CONSUMER_TOO_SLOW,
+            "subscriber stopped reading",
+            SessionEnd::TooSlow,
+        );
+        self.conn.take_closing();
+        self.conn.finish(FINAL_FLUSH, None).await;
+        SessionEnd::TooSlow
+    }
+}

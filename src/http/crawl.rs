@@ -1,0 +1,114 @@
+//! `com.atproto.sync.requestCrawl`: a PDS asks to be crawled.
+//!
+//! Here: hostname syntax, the private-address rule, and a `describeServer`
+//! probe; then the host is subscribed (or re-activated if known). Bans, the
+//! SSRF guard on resolved addresses, allowlists and budgets belong to the
+//! control plane.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::error::XrpcError;
+use super::AppState;
+use crate::relay::crawler::is_private_host;
+use crate::wire::syntax::validate_handle;
+
+/// The request body.
+#[derive(Deserialize)]
+pub struct CrawlRequest {
+    pub hostname: String,
+}
+
+/// Validates, probes and subscribes.
+pub async fn request_crawl(
+    State(app): State<AppState>,
+    body: Result<Json<CrawlRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, XrpcError> {
+    let Json(req) =
+        body.map_err(|e| XrpcError::invalid(format!("expected JSON {{\"hostname\": ...}}: {e}")))?;
+    let hostname = normalize_hostname(&req.hostname)?;
+    let private = is_private_host(&hostname);
+    if private && !app.allow_private_hosts {
+        return Err(XrpcError::invalid(format!(
+            "{hostname} is a local or private address; this relay does not crawl those"
+        )));
+    }
+    let scheme = if private { "http" } else { "https" };
+    let url = format!("{scheme}://{hostname}/xrpc/com.atproto.server.describeServer");
+    let probe = app.http.get(&url).send().await;
+    match probe {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => {
+            return Err(XrpcError::invalid(format!(
+                "{hostname} answered describeServer with HTTP {}; is it a PDS?",
+                r.status().as_u16()
+            )))
+        }
+        Err(e) => {
+            return Err(XrpcError::invalid(format!(
+                "could not reach {hostname}: {e}"
+            )));
+        }
+    }
+    let started = app.crawlers.ensure(&hostname);
+    tracing::info!(%hostname, started, "requestCrawl accepted");
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Lower-cases and checks `host[:port]`: no scheme, path or userinfo; the host
+/// a DNS name with at least two labels, `localhost`, or an IP address.
+fn normalize_hostname(raw: &str) -> Result<String, XrpcError> {
+    let h = raw.trim().to_ascii_lowercase();
+    if h.is_empty() || h.contains("://") || h.contains('/') || h.contains('@') || h.contains('?') {
+        return Err(XrpcError::invalid(
+            "hostname must be a bare host[:port], without scheme or path",
+        ));
+    }
+    let (host, port) = match h.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => (host, Some(port)),
+        _ => (h.as_str(), None),
+    };
+    if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
+        return Err(XrpcError::invalid("hostname has an invalid port"));
+    }
+    let ok = host == "localhost"
+        || host.parse::<std::net::IpAddr>().is_ok()
+        || validate_handle(host).is_ok();
+    if !ok {
+        return Err(XrpcError::invalid(format!(
+            "{raw:?} is not a valid hostname"
+        )));
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_hostname;
+
+    #[test]
+    fn hostnames() {
+        for ok in [
+            "pds.example.com",
+            "PDS.Example.com",
+            "127.0.0.1:2583",
+            "localhost:2583",
+        ] {
+            assert!(normalize_hostname(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://pds.example.com",
+            "pds.example.com/x",
+            "",
+            "a@b.com",
+            "nodot",
+            "pds.example.com:0",
+            "pds.example.com:99999",
+        ] {
+            assert!(normalize_hostname(bad).is_err(), "{bad}");
+        }
+    }
+}

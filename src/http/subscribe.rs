@@ -1,0 +1,81 @@
+//! `com.atproto.sync.subscribeRepos`: the websocket upgrade, done here by hand
+//! so the fan-out session gets the raw socket and writes shared frame bytes to
+//! it without a websocket library copying each frame per subscriber.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+
+use super::error::XrpcError;
+use super::AppState;
+use crate::fanout::{accept_key, serve_subscriber};
+
+/// Upgrades and hands the connection to a subscriber session.
+pub async fn subscribe_repos(
+    State(app): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    mut req: Request,
+) -> Response {
+    let headers = req.headers();
+    if !is_websocket_upgrade(headers) {
+        return XrpcError::named(
+            StatusCode::UPGRADE_REQUIRED,
+            "InvalidRequest",
+            "subscribeRepos is a websocket endpoint: send Upgrade: websocket",
+        )
+        .into_response();
+    }
+    let Some(key) = headers
+        .get("sec-websocket-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return XrpcError::invalid("missing Sec-WebSocket-Key").into_response();
+    };
+    if headers.get("sec-websocket-version").map(|v| v.as_bytes()) != Some(b"13") {
+        return XrpcError::invalid("unsupported Sec-WebSocket-Version (need 13)").into_response();
+    }
+    let cursor = match params.get("cursor") {
+        None => None,
+        Some(c) => match c.parse::<u64>() {
+            Ok(c) => Some(c),
+            Err(_) => {
+                return XrpcError::invalid("cursor must be a non-negative integer").into_response()
+            }
+        },
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (ring, backfill, cfg) = (app.ring.clone(), app.backfill.clone(), app.session.clone());
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let end =
+                    serve_subscriber(TokioIo::new(upgraded), ring, backfill, cursor, cfg).await;
+                tracing::debug!(?end, "subscriber session ended");
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept_key(&key)) {
+        h.insert("sec-websocket-accept", v);
+    }
+    res
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+                .unwrap_or(false)
+        })
+    };
+    has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
+}

@@ -1,0 +1,415 @@
+//! Crawlers: one task per upstream host, reading its `subscribeRepos`.
+//!
+//! - Resumes after the host's finished watermark (a new host starts live).
+//! - Reads frames of up to 5 MB; pings when idle and reconnects when a ping
+//!   goes unanswered.
+//! - Drops frames whose seq does not increase.
+//! - Resolves the DID's identity before dispatching, holding the stream while
+//!   a resolver failure is transient (the host's later events wait behind it,
+//!   and TCP backpressure reaches the upstream); a definitive failure lets the
+//!   event through without identity, for the verifier to drop and count.
+//! - Reconnects forever with capped exponential backoff and jitter.
+//! - A `FutureCursor` from upstream means the upstream lost data: the crawler
+//!   stops, marks the host `offline` and says so, instead of looping.
+//!
+//! Malformed framing or CBOR drops the connection (the event stream spec
+//! makes it fatal); the reconnect backoff bounds what a hostile host costs.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::hosts::{HostEntry, Hosts};
+use super::pool::Pool;
+use super::verifier::Inbound;
+use crate::identity::{Identity, Resolver};
+use crate::repo::verify::now_micros;
+use crate::wire::frame::{decode_header, peek_seq, Body, ErrorFrame, Event, EventKind};
+
+/// Largest frame read from an upstream (digest §1.3).
+pub const MAX_FRAME: usize = 5_000_000;
+
+/// Crawler settings.
+#[derive(Clone, Debug)]
+pub struct CrawlerConfig {
+    /// Dial loopback/private hosts (over ws://) — development and tests.
+    pub allow_private: bool,
+    /// Longest wait between reconnects.
+    pub max_backoff: Duration,
+    /// Ping after this long without traffic; give up after the same again.
+    pub idle_ping: Duration,
+}
+
+/// Starts and tracks the crawler tasks.
+#[derive(Clone)]
+pub struct Crawlers {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: CrawlerConfig,
+    hosts: Hosts,
+    pool: Pool,
+    resolver: Resolver,
+    running: DashMap<String, tokio::task::JoinHandle<()>>,
+}
+
+impl Crawlers {
+    /// A crawler manager feeding `pool`.
+    pub fn new(cfg: CrawlerConfig, hosts: Hosts, pool: Pool, resolver: Resolver) -> Crawlers {
+        Crawlers {
+            inner: Arc::new(Inner {
+                cfg,
+                hosts,
+                pool,
+                resolver,
+                running: DashMap::new(),
+            }),
+        }
+    }
+
+    /// Starts crawling `hostname` unless a crawler for it is already running.
+    /// Returns whether one was started.
+    pub fn ensure(&self, hostname: &str) -> bool {
+        let hostname = hostname.to_ascii_lowercase();
+        if let Some(task) = self.inner.running.get(&hostname) {
+            if !task.is_finished() {
+                return false;
+            }
+        }
+        let (host, _) = self.inner.hosts.get_or_create(&hostname, now_micros());
+        host.set_status("active");
+        let inner = self.inner.clone();
+        let task = tokio::spawn(async move { crawl(inner, host).await });
+        self.inner.running.insert(hostname, task);
+        true
+    }
+
+    /// Hosts with a running crawler.
+    pub fn running(&self) -> Vec<String> {
+        self.inner
+            .running
+            .iter()
+            .filter(|e| !e.value().is_finished())
+            .map(|e| e.key().clone())
+            .collect()
+    }
+
+    /// Stops every crawler.
+    pub fn shutdown(&self) {
+        for e in self.inner.running.iter() {
+            e.value().abort();
+        }
+    }
+}
+
+/// How a connection ended.
+enum End {
+    /// Reconnect after backoff.
+    Reconnect(String),
+    /// The upstream reported `FutureCursor`: stop.
+    FutureCursor,
+}
+
+async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
+    // Upstream seqs at or below this were dispatched already (or persisted as
+    // finished before a restart); the upstream must send only later ones.
+    let mut last_seq = host.watermark();
+    let mut failures: u32 = 0;
+    loop {
+        let url = subscribe_url(&host.hostname, last_seq, inner.cfg.allow_private);
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_FRAME))
+            .max_frame_size(Some(MAX_FRAME));
+        let connected = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio_tungstenite::connect_async_with_config(&url, Some(config), false),
+        )
+        .await;
+        match connected {
+            Ok(Ok((ws, _))) => {
+                tracing::info!(host = %host.hostname, cursor = last_seq, "subscribed");
+                failures = 0;
+                host.set_status("active");
+                match read(&inner, &host, ws, &mut last_seq).await {
+                    End::FutureCursor => {
+                        tracing::error!(host = %host.hostname, cursor = last_seq,
+                            "upstream answered FutureCursor: it has lost events we already hold; crawler stopped, operator action needed");
+                        metrics::counter!("atrelay_crawler_future_cursor_total").increment(1);
+                        host.set_status("offline");
+                        return;
+                    }
+                    End::Reconnect(why) => {
+                        tracing::warn!(host = %host.hostname, reason = %why, "upstream connection ended");
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                failures += 1;
+                tracing::warn!(host = %host.hostname, error = %e, failures, "connect failed");
+            }
+            Err(_) => {
+                failures += 1;
+                tracing::warn!(host = %host.hostname, failures, "connect timed out");
+            }
+        }
+        if failures >= 3 {
+            host.set_status("offline");
+        }
+        metrics::counter!("atrelay_crawler_reconnects_total").increment(1);
+        tokio::time::sleep(backoff(failures, inner.cfg.max_backoff)).await;
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn read(inner: &Inner, host: &Arc<HostEntry>, ws: Ws, last_seq: &mut u64) -> End {
+    let (mut tx, mut rx) = ws.split();
+    let mut pinged = false;
+    loop {
+        let msg = match tokio::time::timeout(inner.cfg.idle_ping, rx.next()).await {
+            Err(_) if pinged => return End::Reconnect("no traffic and no pong".into()),
+            Err(_) => {
+                pinged = true;
+                if tx.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return End::Reconnect("ping failed".into());
+                }
+                continue;
+            }
+            Ok(None) => return End::Reconnect("stream closed".into()),
+            Ok(Some(Err(e))) => return End::Reconnect(e.to_string()),
+            Ok(Some(Ok(m))) => m,
+        };
+        pinged = false;
+        match msg {
+            Message::Binary(frame) => {
+                if let Some(end) = on_frame(inner, host, frame, last_seq).await {
+                    return end;
+                }
+            }
+            Message::Text(_) => return End::Reconnect("text message on a binary stream".into()),
+            Message::Close(_) => return End::Reconnect("closed by upstream".into()),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+}
+
+/// Handles one frame; `Some` ends the connection.
+async fn on_frame(
+    inner: &Inner,
+    host: &Arc<HostEntry>,
+    frame: Bytes,
+    last_seq: &mut u64,
+) -> Option<End> {
+    let received_micros = now_micros();
+    metrics::counter!("atrelay_crawler_frames_total").increment(1);
+    let Ok((header, body)) = decode_header(&frame) else {
+        return Some(malformed("frame header"));
+    };
+    let kind = header.kind();
+    match kind {
+        EventKind::Error => {
+            let error = ErrorFrame::decode(body)
+                .map(|e| e.error.to_owned())
+                .unwrap_or_default();
+            if error == ErrorFrame::FUTURE_CURSOR {
+                return Some(End::FutureCursor);
+            }
+            return Some(End::Reconnect(format!("upstream error frame {error:?}")));
+        }
+        EventKind::Info => {
+            tracing::info!(host = %host.hostname, "upstream #info: {:?}", Event::decode_body(&header, body).ok());
+            return None;
+        }
+        EventKind::Unknown => return None,
+        _ => {}
+    }
+    let seq = match peek_seq(body) {
+        Ok(Some(s)) if s > 0 => s as u64,
+        _ => return Some(malformed("seq")),
+    };
+    if seq <= *last_seq {
+        metrics::counter!("atrelay_crawler_non_increasing_seq_total").increment(1);
+        return None;
+    }
+    let Ok(event) = Event::decode_body(&header, body) else {
+        return Some(malformed("event body"));
+    };
+    let Some(did) = event.did().map(str::to_owned) else {
+        return Some(malformed("event did"));
+    };
+    let identity = match kind {
+        EventKind::Identity => {
+            // The document may have changed: forget it before anything of
+            // this DID is verified again.
+            inner.resolver.purge(&did);
+            None
+        }
+        _ => resolve_patiently(&inner.resolver, &did, false).await,
+    };
+    drop(event);
+    host.begin(seq);
+    *last_seq = seq;
+    let inbound = Inbound {
+        host: host.hostname.clone(),
+        upstream_seq: seq,
+        frame,
+        received_micros,
+        identity,
+        refreshed: false,
+    };
+    if !inner.pool.dispatch(&did, inbound).await {
+        return Some(End::Reconnect("verifier pool stopped".into()));
+    }
+    None
+}
+
+fn malformed(what: &str) -> End {
+    metrics::counter!("atrelay_crawler_malformed_frames_total").increment(1);
+    End::Reconnect(format!("malformed {what}; dropping the connection"))
+}
+
+/// Resolves `did`, retrying transient failures with capped backoff for as long
+/// as they last (the caller's events wait meanwhile). `None` after a
+/// definitive failure: the verifier drops the event as unresolvable.
+pub async fn resolve_patiently(
+    resolver: &Resolver,
+    did: &str,
+    refresh: bool,
+) -> Option<Arc<Identity>> {
+    let mut attempt = 0u32;
+    loop {
+        let result = if refresh && attempt == 0 {
+            resolver.refresh(did).await
+        } else {
+            resolver.resolve(did).await
+        };
+        match result {
+            Ok(identity) => return Some(identity),
+            Err(e) if e.is_transient() => {
+                attempt += 1;
+                metrics::counter!("atrelay_crawler_identity_retries_total").increment(1);
+                tracing::warn!(%did, error = %e, attempt, "identity lookup failed transiently; holding events");
+                tokio::time::sleep(backoff(attempt, Duration::from_secs(30))).await;
+            }
+            Err(e) => {
+                tracing::debug!(%did, error = %e, "identity lookup failed");
+                return None;
+            }
+        }
+    }
+}
+
+/// Capped exponential backoff with ±25% jitter: 0.5 s, 1 s, 2 s, … up to `max`.
+pub fn backoff(failures: u32, max: Duration) -> Duration {
+    let base = Duration::from_millis(500)
+        .saturating_mul(1u32 << failures.min(16).saturating_sub(1))
+        .min(max);
+    let jitter = 0.75 + rand::random::<f64>() * 0.5;
+    base.mul_f64(jitter)
+}
+
+/// `ws(s)://host/xrpc/com.atproto.sync.subscribeRepos[?cursor=N]`: plain ws
+/// only for loopback/private hosts when they are allowed.
+pub fn subscribe_url(hostname: &str, cursor: u64, allow_private: bool) -> String {
+    let scheme = if allow_private && is_private_host(hostname) {
+        "ws"
+    } else {
+        "wss"
+    };
+    let mut url = format!("{scheme}://{hostname}/xrpc/com.atproto.sync.subscribeRepos");
+    if cursor > 0 {
+        url.push_str(&format!("?cursor={cursor}"));
+    }
+    url
+}
+
+/// Whether `hostname[:port]` names this machine or a private network:
+/// `localhost`, loopback, private, link-local or unique-local addresses.
+pub fn is_private_host(hostname: &str) -> bool {
+    let host = host_part(hostname);
+    if host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost") {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+        Err(_) => false,
+    }
+}
+
+/// The host of `hostname[:port]`, `[v6]:port`, or a bare IPv6 address.
+pub fn host_part(hostname: &str) -> &str {
+    if let Some(rest) = hostname.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match hostname.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => hostname,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_schemes() {
+        assert_eq!(
+            subscribe_url("127.0.0.1:2583", 0, true),
+            "ws://127.0.0.1:2583/xrpc/com.atproto.sync.subscribeRepos"
+        );
+        assert_eq!(
+            subscribe_url("127.0.0.1:2583", 42, false),
+            "wss://127.0.0.1:2583/xrpc/com.atproto.sync.subscribeRepos?cursor=42"
+        );
+        assert_eq!(
+            subscribe_url("pds.example.com", 7, true),
+            "wss://pds.example.com/xrpc/com.atproto.sync.subscribeRepos?cursor=7"
+        );
+    }
+
+    #[test]
+    fn private_hosts() {
+        for h in [
+            "localhost",
+            "localhost:2583",
+            "127.0.0.1",
+            "127.0.0.1:80",
+            "10.1.2.3",
+            "192.168.0.1:8080",
+            "[::1]:2583",
+            "::1",
+            "fd00::1",
+        ] {
+            assert!(is_private_host(h), "{h}");
+        }
+        for h in ["pds.example.com", "8.8.8.8", "8.8.8.8:443", "bsky.network"] {
+            assert!(!is_private_host(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let max = Duration::from_secs(60);
+        assert!(backoff(1, max) <= Duration::from_millis(625));
+        assert!(backoff(5, max) >= Duration::from_secs(6));
+        for f in [20, 1000] {
+            assert!(backoff(f, max) <= Duration::from_secs(75));
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Upstream hosts: persisted state and the upstream-cursor watermark.
+//!
+//! Events from one host fan out to several verifier threads and reach the
+//! sequencer out of upstream order, and dropped events never reach it. The
+//! cursor persisted for a host must still never pass an event that is not
+//! finished (committed or dropped), or a crash would skip it on resume. So each
+//! host tracks its in-flight upstream seqs in arrival order; finishing one marks
+//! it, and the watermark advances over the finished prefix. The sequencer
+//! writes the watermark in the same batch as the events it covers.
+
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use dashmap::DashMap;
+
+use crate::log::{EventLog, HostState};
+
+/// One upstream host.
+#[derive(Debug)]
+pub struct HostEntry {
+    /// `hostname[:port]`, lower-case.
+    pub hostname: Arc<str>,
+    state: Mutex<HostState>,
+    progress: Mutex<Progress>,
+    /// Events dropped as invalid.
+    pub dropped: AtomicU64,
+    /// Verified commits that did not continue their account's chain.
+    pub chain_breaks: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Progress {
+    /// Upstream seqs dispatched and not yet part of the watermark, with a
+    /// finished flag, in dispatch (= upstream) order.
+    inflight: VecDeque<(u64, bool)>,
+    watermark: u64,
+}
+
+impl HostEntry {
+    fn new(hostname: &str, state: HostState) -> HostEntry {
+        let watermark = state.cursor;
+        HostEntry {
+            hostname: hostname.into(),
+            state: Mutex::new(state),
+            progress: Mutex::new(Progress {
+                inflight: VecDeque::new(),
+                watermark,
+            }),
+            dropped: AtomicU64::new(0),
+            chain_breaks: AtomicU64::new(0),
+        }
+    }
+
+    /// Registers an upstream seq about to be dispatched. Seqs must increase
+    /// (the crawler drops non-increasing ones before calling this).
+    pub fn begin(&self, upstream_seq: u64) {
+        let mut p = lock(&self.progress);
+        p.inflight.push_back((upstream_seq, false));
+        let mut s = lock(&self.state);
+        s.last_seq_seen = s.last_seq_seen.max(upstream_seq);
+    }
+
+    /// Marks an upstream seq finished and advances the watermark over the
+    /// finished prefix; returns the watermark.
+    pub fn finish(&self, upstream_seq: u64) -> u64 {
+        let mut p = lock(&self.progress);
+        if let Ok(i) = p.inflight.binary_search_by_key(&upstream_seq, |(s, _)| *s) {
+            p.inflight[i].1 = true;
+        }
+        while let Some(&(seq, true)) = p.inflight.front() {
+            p.watermark = seq;
+            p.inflight.pop_front();
+        }
+        p.watermark
+    }
+
+    /// The highest upstream seq up to which everything is finished: where to
+    /// resume after a restart.
+    pub fn watermark(&self) -> u64 {
+        lock(&self.progress).watermark
+    }
+
+    /// Events dispatched and not finished.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.progress)
+            .inflight
+            .iter()
+            .filter(|(_, done)| !done)
+            .count()
+    }
+
+    /// The state to persist, with the current watermark as cursor.
+    pub fn snapshot(&self) -> HostState {
+        let mut s = lock(&self.state).clone();
+        s.cursor = self.watermark();
+        s
+    }
+
+    /// Sets the host's status (`active`, `idle`, `offline`, ...).
+    pub fn set_status(&self, status: &str) {
+        lock(&self.state).status = status.to_owned();
+    }
+
+    /// The host's status.
+    pub fn status(&self) -> String {
+        lock(&self.state).status.clone()
+    }
+
+    /// Adjusts the account count (accounts created on or moved to/from here).
+    pub fn add_accounts(&self, delta: i64) {
+        let mut s = lock(&self.state);
+        s.account_count = s.account_count.saturating_add_signed(delta);
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-update of plain
+/// counters; the data is still usable, so keep going rather than cascade.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// All known hosts.
+#[derive(Clone)]
+pub struct Hosts {
+    map: Arc<DashMap<String, Arc<HostEntry>>>,
+}
+
+impl Hosts {
+    /// Loads the persisted hosts.
+    pub fn load(log: &EventLog) -> Result<Hosts, crate::log::LogError> {
+        let map = DashMap::new();
+        for (name, state) in log.list_hosts()? {
+            map.insert(name.clone(), Arc::new(HostEntry::new(&name, state)));
+        }
+        Ok(Hosts { map: Arc::new(map) })
+    }
+
+    /// The host, created (status `active`, first seen now) if new; the flag
+    /// says whether it was created.
+    pub fn get_or_create(&self, hostname: &str, now_micros: u64) -> (Arc<HostEntry>, bool) {
+        let mut created = false;
+        let entry = self
+            .map
+            .entry(hostname.to_owned())
+            .or_insert_with(|| {
+                created = true;
+                Arc::new(HostEntry::new(
+                    hostname,
+                    HostState {
+                        status: "active".into(),
+                        cursor: 0,
+                        account_count: 0,
+                        first_seen_micros: now_micros,
+                        last_seq_seen: 0,
+                    },
+                ))
+            })
+            .clone();
+        (entry, created)
+    }
+
+    /// A known host.
+    pub fn get(&self, hostname: &str) -> Option<Arc<HostEntry>> {
+        self.map.get(hostname).map(|e| e.clone())
+    }
+
+    /// Every host.
+    pub fn all(&self) -> Vec<Arc<HostEntry>> {
+        self.map.iter().map(|e| e.value().clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(cursor: u64) -> HostEntry {
+        HostEntry::new(
+            "h.example",
+            HostState {
+                status: "active".into(),
+                cursor,
+                account_count: 0,
+                first_seen_micros: 0,
+                last_seq_seen: cursor,
+            },
+        )
+    }
+
+    #[test]
+    fn watermark_waits_for_the_finished_prefix() {
+        let h = entry(10);
+        for s in [11, 12, 15, 20] {
+            h.begin(s);
+        }
+        assert_eq!(h.finish(15), 10, "11 and 12 are still in flight");
+        assert_eq!(h.finish(11), 11);
+        assert_eq!(h.finish(20), 11);
+        assert_eq!(h.in_flight(), 1);
+        assert_eq!(h.finish(12), 20, "12 completes the prefix up to 20");
+        assert_eq!(h.snapshot().cursor, 20);
+        assert_eq!(h.in_flight(), 0);
+        // Finishing an unknown seq is harmless.
+        assert_eq!(h.finish(99), 20);
+    }
+}

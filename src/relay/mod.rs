@@ -1,0 +1,17 @@
+//! The relay's data plane: crawlers read upstream hosts, verifier threads
+//! decide every event against its account's state and identity, the sequencer
+//! appends accepted events to the log and publishes them to the ring.
+//!
+//! ```text
+//! crawler (task per host) ─▶ pool (threads, sharded by DID) ─▶ sequencer (thread) ─▶ log ─▶ ring
+//! ```
+
+pub mod crawler;
+pub mod hosts;
+pub mod outbound;
+pub mod pool;
+pub mod sequencer;
+pub mod service;
+pub mod verifier;
+
+pub use service::{Relay, StartError};

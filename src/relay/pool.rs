@@ -1,0 +1,210 @@
+//! Verifier threads, sharded by DID.
+//!
+//! Verification is CPU-bound, so it runs on dedicated OS threads, not on the
+//! async runtime. Events are routed by a hash of the DID, so one DID's events
+//! always meet the same [`Verifier`] and are decided in upstream order. When a
+//! decision needs a fresh identity ([`Decision::Refresh`]), the DID is put on
+//! hold: its later events queue behind it while an async task re-resolves, and
+//! the retried event is decided before them.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crossbeam::channel::Sender;
+use tokio::sync::mpsc;
+
+use super::hosts::Hosts;
+use super::sequencer::ToSequence;
+use super::verifier::{AccountLookup, Decision, Inbound, Verifier};
+use crate::identity::Resolver;
+use crate::log::{AccountState, EventLog};
+use crate::repo::verify::now_micros;
+
+/// A message to a verifier thread.
+#[derive(Debug)]
+pub enum ShardMsg {
+    /// A new event from a crawler.
+    Event(Inbound),
+    /// An event coming back with a refreshed identity.
+    Retry(Inbound),
+    /// Drop the cached state of a DID (an administrative change).
+    Forget(String),
+}
+
+/// Sending side of the pool.
+#[derive(Clone)]
+pub struct Pool {
+    shards: Arc<Vec<mpsc::Sender<ShardMsg>>>,
+}
+
+impl Pool {
+    /// Starts `threads` verifier threads.
+    pub fn start(
+        threads: usize,
+        log: EventLog,
+        resolver: Resolver,
+        hosts: Hosts,
+        sequencer: Sender<ToSequence>,
+        lenient: bool,
+        runtime: tokio::runtime::Handle,
+    ) -> std::io::Result<Pool> {
+        let mut shards = Vec::with_capacity(threads);
+        for i in 0..threads.max(1) {
+            let (tx, rx) = mpsc::channel::<ShardMsg>(4096);
+            let shard = Shard {
+                verifier: Verifier::new(LogLookup(log.clone()), lenient),
+                held: HashMap::new(),
+                self_tx: tx.clone(),
+                resolver: resolver.clone(),
+                hosts: hosts.clone(),
+                sequencer: sequencer.clone(),
+                runtime: runtime.clone(),
+            };
+            std::thread::Builder::new()
+                .name(format!("atrelay-verify-{i}"))
+                .spawn(move || shard.run(rx))?;
+            shards.push(tx);
+        }
+        Ok(Pool {
+            shards: Arc::new(shards),
+        })
+    }
+
+    /// Routes an event to its DID's shard, waiting if that shard is full
+    /// (backpressure reaches the crawler, and so the upstream socket).
+    pub async fn dispatch(&self, did: &str, ev: Inbound) -> bool {
+        self.shards[self.shard_of(did)]
+            .send(ShardMsg::Event(ev))
+            .await
+            .is_ok()
+    }
+
+    /// Asks the DID's shard to reload its state from the log.
+    pub async fn forget(&self, did: &str) {
+        let _ = self.shards[self.shard_of(did)]
+            .send(ShardMsg::Forget(did.to_owned()))
+            .await;
+    }
+
+    fn shard_of(&self, did: &str) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        did.hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+}
+
+/// Account state persisted by the sequencer.
+struct LogLookup(EventLog);
+
+impl AccountLookup for LogLookup {
+    fn load(&self, did: &str) -> Result<Option<AccountState>, String> {
+        self.0.get_account(did).map_err(|e| e.to_string())
+    }
+}
+
+struct Shard {
+    verifier: Verifier<LogLookup>,
+    /// DIDs waiting for a refreshed identity, with the events queued behind.
+    held: HashMap<String, VecDeque<Inbound>>,
+    self_tx: mpsc::Sender<ShardMsg>,
+    resolver: Resolver,
+    hosts: Hosts,
+    sequencer: Sender<ToSequence>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Shard {
+    fn run(mut self, mut rx: mpsc::Receiver<ShardMsg>) {
+        while let Some(msg) = rx.blocking_recv() {
+            match msg {
+                ShardMsg::Event(ev) => {
+                    // Nearly always nothing is held: skip the DID lookup then.
+                    let held = if self.held.is_empty() {
+                        None
+                    } else {
+                        did_of(&ev).filter(|d| self.held.contains_key(d))
+                    };
+                    match held.and_then(|d| self.held.get_mut(&d)) {
+                        Some(queue) => queue.push_back(ev),
+                        None => self.handle(ev),
+                    }
+                }
+                ShardMsg::Retry(ev) => {
+                    let did = did_of(&ev);
+                    let queued = did
+                        .as_ref()
+                        .and_then(|d| self.held.remove(d))
+                        .unwrap_or_default();
+                    // A refreshed event is never refreshed again, so this
+                    // decides it for good.
+                    self.handle(ev);
+                    for next in queued {
+                        // An earlier queued event may have put the DID on hold
+                        // again: the rest wait behind it, in order.
+                        match did.as_ref().and_then(|d| self.held.get_mut(d)) {
+                            Some(queue) => queue.push_back(next),
+                            None => self.handle(next),
+                        }
+                    }
+                }
+                ShardMsg::Forget(did) => self.verifier.forget(&did),
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Inbound) {
+        let host = self.hosts.get(&ev.host);
+        match self.verifier.decide(&ev, now_micros()) {
+            Decision::Accept(accepted) => {
+                let Some(host) = host else { return };
+                let msg = ToSequence {
+                    accepted,
+                    host,
+                    upstream_seq: ev.upstream_seq,
+                    received_micros: ev.received_micros,
+                };
+                if self.sequencer.send(msg).is_err() {
+                    tracing::error!("sequencer stopped; dropping accepted event");
+                }
+            }
+            Decision::Drop(reason) => {
+                metrics::counter!("atrelay_relay_events_dropped_total", "reason" => reason.as_str())
+                    .increment(1);
+                tracing::debug!(host = %ev.host, seq = ev.upstream_seq, reason = reason.as_str(), "dropped event");
+                if let Some(h) = host {
+                    h.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    h.finish(ev.upstream_seq);
+                }
+            }
+            Decision::Ignore(reason) => {
+                metrics::counter!("atrelay_relay_events_ignored_total", "reason" => format!("{reason:?}"))
+                    .increment(1);
+                if let Some(h) = host {
+                    h.finish(ev.upstream_seq);
+                }
+            }
+            Decision::Refresh => self.refresh(ev),
+        }
+    }
+
+    /// Puts the DID on hold and re-resolves it off-thread; the event comes back
+    /// as a [`ShardMsg::Retry`].
+    fn refresh(&mut self, mut ev: Inbound) {
+        let Some(did) = did_of(&ev) else { return };
+        self.held.entry(did.clone()).or_default();
+        let resolver = self.resolver.clone();
+        let tx = self.self_tx.clone();
+        self.runtime.spawn(async move {
+            ev.identity = super::crawler::resolve_patiently(&resolver, &did, true).await;
+            ev.refreshed = true;
+            let _ = tx.send(ShardMsg::Retry(ev)).await;
+        });
+    }
+}
+
+fn did_of(ev: &Inbound) -> Option<String> {
+    crate::wire::frame::Event::decode(&ev.frame)
+        .ok()
+        .and_then(|e| e.did().map(str::to_owned))
+}

@@ -1,0 +1,223 @@
+//! Starting and stopping a relay: wires the log, ring, resolver, sequencer,
+//! verifier pool, crawlers, HTTP server and retention together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::crawler::{CrawlerConfig, Crawlers};
+use super::hosts::Hosts;
+use super::pool::Pool;
+use super::sequencer;
+use crate::config::RelayConfig;
+use crate::fanout::{Backfill, Ring, SessionConfig};
+use crate::http::{router, AppState};
+use crate::identity::{Resolver, ResolverConfig};
+use crate::log::{Durability, EventLog, LogOptions};
+use crate::repo::verify::now_micros;
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {err}")]
+    DataDir { path: String, err: std::io::Error },
+    #[error("opening the log: {0}")]
+    Log(#[from] crate::log::LogError),
+    #[error("binding {addr}: {err}")]
+    Bind {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
+    #[error("starting threads: {0}")]
+    Threads(std::io::Error),
+}
+
+/// A running relay.
+pub struct Relay {
+    /// Where the HTTP/websocket server listens.
+    pub addr: SocketAddr,
+    pub log: EventLog,
+    pub ring: Ring,
+    pub hosts: Hosts,
+    pub crawlers: Crawlers,
+    pub resolver: Resolver,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// The log as the fan-out's catch-up source.
+struct LogBackfill(EventLog);
+
+impl Backfill for LogBackfill {
+    fn read_from(
+        &self,
+        from_seq: u64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Bytes)>, String> {
+        self.0
+            .read_from(from_seq, max_events, max_bytes)
+            .map_err(|e| e.to_string())
+    }
+
+    fn oldest_seq(&self) -> Option<u64> {
+        self.0.oldest_seq()
+    }
+}
+
+impl Relay {
+    /// Starts a relay on the current tokio runtime.
+    pub async fn start(cfg: &RelayConfig) -> Result<Relay, StartError> {
+        std::fs::create_dir_all(&cfg.server.data_dir).map_err(|err| StartError::DataDir {
+            path: cfg.server.data_dir.display().to_string(),
+            err,
+        })?;
+        let log = EventLog::open(
+            &cfg.server.data_dir.join("log"),
+            LogOptions {
+                durability: if cfg.log.durability == "buffered" {
+                    Durability::Buffered
+                } else {
+                    Durability::Fsync
+                },
+                retention_max_age: (cfg.log.retention_hours > 0)
+                    .then(|| Duration::from_secs(cfg.log.retention_hours * 3600)),
+                retention_max_bytes: (cfg.log.retention_max_mib > 0)
+                    .then(|| cfg.log.retention_max_mib * 1024 * 1024),
+            },
+        )?;
+        let ring = Ring::new(cfg.fanout.ring_capacity, log.last_seq());
+        let resolver = Resolver::new(ResolverConfig {
+            plc_url: cfg.identity.plc_url.clone(),
+            allow_private: cfg.crawl.allow_private_hosts,
+            ttl: Duration::from_secs(cfg.identity.cache_ttl_secs),
+            capacity: cfg.identity.cache_capacity,
+            timeout: Duration::from_secs(cfg.identity.timeout_secs),
+            ..ResolverConfig::default()
+        });
+        let hosts = Hosts::load(&log)?;
+
+        let (seq_tx, seq_rx) = crossbeam::channel::bounded(8192);
+        {
+            let (log, ring) = (log.clone(), ring.clone());
+            std::thread::Builder::new()
+                .name("atrelay-sequencer".into())
+                .spawn(move || {
+                    if let Err(e) = sequencer::run(log, ring, seq_rx) {
+                        // Continuing would let verifier state run ahead of
+                        // the log; a restart resumes from durable state.
+                        tracing::error!(error = %e, "log write failed; stopping the relay");
+                        std::process::abort();
+                    }
+                })
+                .map_err(StartError::Threads)?;
+        }
+        let pool = Pool::start(
+            cfg.verifier_threads(),
+            log.clone(),
+            resolver.clone(),
+            hosts.clone(),
+            seq_tx,
+            cfg.verify.lenient,
+            tokio::runtime::Handle::current(),
+        )
+        .map_err(StartError::Threads)?;
+        let crawlers = Crawlers::new(
+            CrawlerConfig {
+                allow_private: cfg.crawl.allow_private_hosts,
+                max_backoff: Duration::from_secs(cfg.crawl.max_backoff_secs),
+                idle_ping: Duration::from_secs(30),
+            },
+            hosts.clone(),
+            pool,
+            resolver.clone(),
+        );
+        for host in hosts.all() {
+            if host.status() != "banned" {
+                crawlers.ensure(&host.hostname);
+            }
+        }
+        for host in &cfg.crawl.hosts {
+            crawlers.ensure(host);
+        }
+
+        let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+            .await
+            .map_err(|err| StartError::Bind {
+                addr: cfg.server.listen,
+                err,
+            })?;
+        let addr = listener.local_addr().map_err(|err| StartError::Bind {
+            addr: cfg.server.listen,
+            err,
+        })?;
+        let app = AppState {
+            log: log.clone(),
+            ring: ring.clone(),
+            backfill: Arc::new(LogBackfill(log.clone())),
+            session: SessionConfig {
+                too_slow_after: Duration::from_secs(cfg.fanout.too_slow_secs),
+                ping_interval: Duration::from_secs(cfg.fanout.ping_secs),
+                ..SessionConfig::default()
+            },
+            crawlers: crawlers.clone(),
+            allow_private_hosts: cfg.crawl.allow_private_hosts,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+        };
+        let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        {
+            let log = log.clone();
+            let mut stop = shutdown.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    let log = log.clone();
+                    match tokio::task::spawn_blocking(move || log.enforce_retention(now_micros()))
+                        .await
+                    {
+                        Ok(Ok(report)) => tracing::debug!(?report, "retention"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+                        Err(_) => {}
+                    }
+                }
+            });
+        }
+        tracing::info!(%addr, last_seq = log.last_seq(), "relay listening");
+        Ok(Relay {
+            addr,
+            log,
+            ring,
+            hosts,
+            crawlers,
+            resolver,
+            shutdown,
+            server,
+        })
+    }
+
+    /// Stops crawling and serving. Events accepted but not yet sequenced are
+    /// not acknowledged upstream (the cursor stays behind them), so nothing is
+    /// lost: the next start resumes from the persisted cursors.
+    pub async fn stop(self) {
+        self.crawlers.shutdown();
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+    }
+}

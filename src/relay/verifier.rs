@@ -1,0 +1,752 @@
+//! The relay's per-event decision: digest §2.2–§2.6 with stored state.
+//!
+//! One `Verifier` runs per verifier thread and owns the account state of the
+//! DIDs sharded to it, so one DID's events are decided strictly in order and no
+//! lock guards the state. It calls the stateless checks in
+//! [`crate::repo::verify`] and adds what needs state:
+//!
+//! - always: host matching (an account's events come only from the host its DID
+//!   document names; an unknown account is created only there, and moves when
+//!   its document moves), the active-account rule, rev strictly above the
+//!   stored rev (older or equal revs are dropped silently as duplicates),
+//!   `#sync` ignored unless newer, `#account` only from the current host;
+//! - chain continuity: a verified commit whose `since`/`prevData` does not
+//!   continue the stored state is forwarded (Sync v1.1) and flagged as a chain
+//!   break for its host's counters; a commit without `prevData` for an account
+//!   with history is dropped, unless lenient;
+//! - one forced identity refresh: a signature failure or host mismatch against
+//!   a cached document asks the caller to re-resolve once and retry
+//!   ([`Decision::Refresh`]) before the event is dropped.
+//!
+//! Not here: resolving identities (the crawler does it before dispatch, holding
+//! the host's stream on transient failures), sequencing and persistence (the
+//! sequencer writes the returned state together with the event).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::outbound::PendingFrame;
+use crate::identity::Identity;
+use crate::log::AccountState;
+use crate::repo::commit::CommitError;
+use crate::repo::verify::{verify_commit, verify_sync, VerifyError, VerifyOptions};
+use crate::wire::frame::{Account, Event};
+
+/// An event as received from an upstream, with the identity the crawler
+/// resolved for it.
+#[derive(Clone, Debug)]
+pub struct Inbound {
+    /// The upstream connection's host (`hostname[:port]`, lower-case).
+    pub host: Arc<str>,
+    /// The upstream's seq for this event.
+    pub upstream_seq: u64,
+    /// The frame exactly as received.
+    pub frame: Bytes,
+    pub received_micros: u64,
+    /// The DID's current identity, when the event needs one.
+    pub identity: Option<Arc<Identity>>,
+    /// The identity was already force-refreshed for this event.
+    pub refreshed: bool,
+}
+
+/// What to do with an event.
+#[derive(Debug)]
+pub enum Decision {
+    /// Forward it and persist the new state.
+    Accept(Box<Accepted>),
+    /// Invalid: drop and count by reason.
+    Drop(DropReason),
+    /// Not for downstream (duplicate, stale `#sync`, `#info`, unknown type):
+    /// consumed silently.
+    Ignore(IgnoreReason),
+    /// Re-resolve the DID once (bypassing the cache) and decide again.
+    Refresh,
+}
+
+/// An accepted event, ready for the sequencer.
+#[derive(Debug)]
+pub struct Accepted {
+    pub did: String,
+    pub frame: PendingFrame,
+    /// New account state to persist with the event (`None`: unchanged).
+    pub account: Option<AccountState>,
+    /// A verified commit that does not continue the stored chain.
+    pub chain_break: bool,
+    /// The account was first seen with this event.
+    pub created: bool,
+    /// The account moved here from this host.
+    pub moved_from: Option<String>,
+}
+
+/// Why an event was dropped. Bounded set: each is a metrics label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    Malformed,
+    NoIdentity,
+    NoSigningKey,
+    WrongHost,
+    Inactive,
+    BadSignature,
+    MissingPrevData,
+    Oversize,
+    BadCar,
+    BadCommit,
+    FieldMismatch,
+    FutureRev,
+    Deprecated,
+    OpShape,
+    RecordMissing,
+    Inversion,
+    PrevDataMismatch,
+    Storage,
+}
+
+impl DropReason {
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::NoIdentity => "no_identity",
+            DropReason::NoSigningKey => "no_signing_key",
+            DropReason::WrongHost => "wrong_host",
+            DropReason::Inactive => "inactive",
+            DropReason::BadSignature => "bad_signature",
+            DropReason::MissingPrevData => "missing_prev_data",
+            DropReason::Oversize => "oversize",
+            DropReason::BadCar => "bad_car",
+            DropReason::BadCommit => "bad_commit",
+            DropReason::FieldMismatch => "field_mismatch",
+            DropReason::FutureRev => "future_rev",
+            DropReason::Deprecated => "deprecated_flag",
+            DropReason::OpShape => "op_shape",
+            DropReason::RecordMissing => "record_missing",
+            DropReason::Inversion => "inversion",
+            DropReason::PrevDataMismatch => "prev_data_mismatch",
+            DropReason::Storage => "storage",
+        }
+    }
+
+    fn of(err: &VerifyError) -> DropReason {
+        use VerifyError as E;
+        match err {
+            E::BlocksTooLarge(_) | E::TooManyOps(_) | E::RecordTooLarge { .. } => {
+                DropReason::Oversize
+            }
+            E::EmptyBlocks
+            | E::Car(_)
+            | E::NoRoot
+            | E::RootMismatch { .. }
+            | E::CommitMissing(_) => DropReason::BadCar,
+            E::Commit(CommitError::Signature(_)) => DropReason::BadSignature,
+            E::Commit(_) | E::BadRev(_) => DropReason::BadCommit,
+            E::DidMismatch { .. } | E::RevMismatch { .. } => DropReason::FieldMismatch,
+            E::FutureRev(_) => DropReason::FutureRev,
+            E::Rebase | E::TooBig => DropReason::Deprecated,
+            E::NotInvertible => DropReason::OpShape,
+            E::RecordMissing { .. } => DropReason::RecordMissing,
+            E::Invert(crate::repo::invert::InvertError::OpShape { .. })
+            | E::Invert(crate::repo::invert::InvertError::DuplicatePath(_)) => DropReason::OpShape,
+            E::Invert(_) => DropReason::Inversion,
+            E::PrevDataMismatch { .. } => DropReason::PrevDataMismatch,
+        }
+    }
+}
+
+/// Why an event was consumed without forwarding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IgnoreReason {
+    /// Rev not above the stored rev: a replay or duplicate.
+    Duplicate,
+    /// `#sync` not newer than the stored state.
+    StaleSync,
+    /// `#info`, error frames and unknown types are not forwarded.
+    NotForwarded,
+}
+
+/// Where account state comes from when it is not in the verifier's memory.
+pub trait AccountLookup {
+    /// The persisted state of `did`.
+    fn load(&self, did: &str) -> Result<Option<AccountState>, String>;
+}
+
+/// One verifier thread's state and policy.
+pub struct Verifier<L> {
+    accounts: HashMap<String, Option<AccountState>>,
+    lookup: L,
+    lenient: bool,
+}
+
+impl<L: AccountLookup> Verifier<L> {
+    /// A verifier reading persisted state through `lookup`.
+    pub fn new(lookup: L, lenient: bool) -> Verifier<L> {
+        Verifier {
+            accounts: HashMap::new(),
+            lookup,
+            lenient,
+        }
+    }
+
+    /// Decides one event at time `now_micros`. On [`Decision::Accept`] the
+    /// verifier's own view of the account is already updated.
+    pub fn decide(&mut self, ev: &Inbound, now_micros: u64) -> Decision {
+        let event = match Event::decode(&ev.frame) {
+            Ok(e) => e,
+            Err(_) => return Decision::Drop(DropReason::Malformed),
+        };
+        match event {
+            Event::Commit(_) | Event::Sync(_) | Event::Account(_) => {
+                self.decide_repo_event(ev, event, now_micros)
+            }
+            Event::Identity(_) => accept(&event, None, None),
+            Event::Info(_) | Event::Error(_) | Event::Unknown { .. } => {
+                Decision::Ignore(IgnoreReason::NotForwarded)
+            }
+        }
+    }
+
+    fn decide_repo_event(&mut self, ev: &Inbound, event: Event, now_micros: u64) -> Decision {
+        let Some(did) = event.did() else {
+            return Decision::Drop(DropReason::Malformed);
+        };
+        let stored = match self.state(did) {
+            Ok(s) => s,
+            Err(_) => return Decision::Drop(DropReason::Storage),
+        };
+        let Some(identity) = ev.identity.as_deref() else {
+            return Decision::Drop(DropReason::NoIdentity);
+        };
+
+        // Host matching (§2.6): the stored host, else the DID document's PDS.
+        let on_stored_host = stored.as_ref().is_some_and(|s| *s.host == *ev.host);
+        if !on_stored_host && identity.pds_host.as_deref() != Some(&*ev.host) {
+            return if ev.refreshed {
+                Decision::Drop(DropReason::WrongHost)
+            } else {
+                Decision::Refresh
+            };
+        }
+        let moved_from = stored
+            .as_ref()
+            .filter(|_| !on_stored_host)
+            .map(|s| s.host.clone());
+
+        if let Event::Account(a) = &event {
+            return self.decide_account(ev, a, stored, moved_from);
+        }
+        if let Some(s) = &stored {
+            if !s.is_active() {
+                return Decision::Drop(DropReason::Inactive);
+            }
+        }
+        let stored_rev = stored.as_ref().and_then(|s| s.rev.clone());
+        let rev = match &event {
+            Event::Commit(c) => c.rev,
+            Event::Sync(s) => s.rev,
+            _ => return Decision::Drop(DropReason::Malformed),
+        };
+        if let Some(prev) = &stored_rev {
+            if rev <= prev.as_str() {
+                return Decision::Ignore(match event {
+                    Event::Sync(_) => IgnoreReason::StaleSync,
+                    _ => IgnoreReason::Duplicate,
+                });
+            }
+        }
+        let Some(key) = identity.signing_key.as_ref() else {
+            return Decision::Drop(DropReason::NoSigningKey);
+        };
+        let opts = VerifyOptions {
+            lenient: self.lenient,
+            now_micros,
+        };
+        let verified = match &event {
+            Event::Commit(c) => verify_commit(c, key, &opts),
+            Event::Sync(s) => verify_sync(s, key, &opts),
+            _ => return Decision::Drop(DropReason::Malformed),
+        };
+        let verified = match verified {
+            Ok(v) => v,
+            Err(VerifyError::Commit(CommitError::Signature(_))) if !ev.refreshed => {
+                return Decision::Refresh
+            }
+            Err(e) => return Decision::Drop(DropReason::of(&e)),
+        };
+
+        let mut chain_break = false;
+        if let (Event::Commit(c), Some(s)) = (&event, &stored) {
+            if s.rev.is_some() {
+                match c.prev_data {
+                    Some(prev_data) => {
+                        chain_break = s.data != Some(prev_data) || c.since != s.rev.as_deref();
+                    }
+                    None if self.lenient => chain_break = c.since != s.rev.as_deref(),
+                    None => return Decision::Drop(DropReason::MissingPrevData),
+                }
+            }
+        }
+
+        let mut state = stored.clone().unwrap_or_else(|| new_account(&ev.host));
+        state.host = ev.host.to_string();
+        state.rev = Some(rev.to_owned());
+        state.commit = Some(verified.commit);
+        state.data = Some(verified.data);
+        let created = stored.is_none();
+        self.accounts.insert(did.to_owned(), Some(state.clone()));
+        match accept(&event, Some(state), moved_from) {
+            Decision::Accept(mut a) => {
+                a.chain_break = chain_break;
+                a.created = created;
+                Decision::Accept(a)
+            }
+            other => other,
+        }
+    }
+
+    /// `#account`: records the upstream status and forwards the relay's
+    /// combined view (a local takedown overrides the upstream).
+    fn decide_account(
+        &mut self,
+        ev: &Inbound,
+        a: &Account,
+        stored: Option<AccountState>,
+        moved_from: Option<String>,
+    ) -> Decision {
+        let created = stored.is_none();
+        let mut state = stored.unwrap_or_else(|| new_account(&ev.host));
+        state.host = ev.host.to_string();
+        state.upstream_status = if a.active {
+            None
+        } else {
+            Some(a.status.unwrap_or("inactive").to_owned())
+        };
+        let local = state.local_status.clone();
+        let mut out = a.clone();
+        if let Some(local) = &local {
+            out.active = false;
+            out.status = Some(local.as_str());
+        }
+        self.accounts.insert(a.did.to_owned(), Some(state.clone()));
+        match accept(&Event::Account(out), Some(state), moved_from) {
+            Decision::Accept(mut acc) => {
+                acc.created = created;
+                Decision::Accept(acc)
+            }
+            other => other,
+        }
+    }
+
+    /// The state of `did`: from memory, else from the lookup (remembered,
+    /// including absence).
+    fn state(&mut self, did: &str) -> Result<Option<AccountState>, String> {
+        if let Some(s) = self.accounts.get(did) {
+            return Ok(s.clone());
+        }
+        let s = self.lookup.load(did)?;
+        self.accounts.insert(did.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    /// Forgets cached state (after an administrative change persisted elsewhere).
+    pub fn forget(&mut self, did: &str) {
+        self.accounts.remove(did);
+    }
+
+    /// Accounts held in memory.
+    pub fn cached_accounts(&self) -> usize {
+        self.accounts.len()
+    }
+}
+
+fn new_account(host: &str) -> AccountState {
+    AccountState {
+        host: host.to_owned(),
+        upstream_status: None,
+        local_status: None,
+        rev: None,
+        commit: None,
+        data: None,
+    }
+}
+
+fn accept(event: &Event, account: Option<AccountState>, moved_from: Option<String>) -> Decision {
+    let Some(did) = event.did() else {
+        return Decision::Drop(DropReason::Malformed);
+    };
+    match PendingFrame::new(event) {
+        Some(frame) => Decision::Accept(Box::new(Accepted {
+            did: did.to_owned(),
+            frame,
+            account,
+            chain_break: false,
+            created: false,
+            moved_from,
+        })),
+        None => Decision::Ignore(IgnoreReason::NotForwarded),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap as Map;
+
+    use super::*;
+    use crate::crypto::{Curve, PrivateKey};
+    use crate::repo::builder::{BuiltCommit, RecordWrite, RepoHead};
+    use crate::repo::verify::now_micros;
+    use crate::wire::cid::Cid;
+    use crate::wire::frame::{Info, Sync};
+    use crate::wire::tid::TidClock;
+
+    const DID: &str = "did:plc:abcdefghijklmnopqrstuvwx";
+    const HOST: &str = "127.0.0.1:2583";
+    const TIME: &str = "2026-11-24T12:00:00.000Z";
+
+    struct NoState;
+    impl AccountLookup for NoState {
+        fn load(&self, _: &str) -> Result<Option<AccountState>, String> {
+            Ok(None)
+        }
+    }
+
+    /// A repo that commits one post at a time.
+    struct TestRepo {
+        key: PrivateKey,
+        head: RepoHead,
+        store: Map<Cid, Vec<u8>>,
+        clock: TidClock,
+        seq: i64,
+    }
+
+    impl TestRepo {
+        fn new() -> TestRepo {
+            let mut store = Map::new();
+            let head = RepoHead::empty(DID, &mut store);
+            TestRepo {
+                key: PrivateKey::generate(Curve::K256),
+                head,
+                store,
+                clock: TidClock::new(),
+                seq: 0,
+            }
+        }
+
+        fn post(&mut self) -> BuiltCommit {
+            let path = format!("app.bsky.feed.post/{}", self.clock.next());
+            let built = self
+                .head
+                .commit(
+                    &self.store,
+                    vec![RecordWrite::Create {
+                        path,
+                        record: vec![0xa1, 0x61, b'n', 0x01],
+                    }],
+                    &self.key,
+                    self.clock.next(),
+                )
+                .unwrap();
+            built.store_into(&mut self.store);
+            self.head = built.head.clone();
+            built
+        }
+
+        fn frame(&mut self, built: &BuiltCommit) -> Bytes {
+            self.seq += 1;
+            let s = built.frame_strings();
+            let mut out = Vec::new();
+            Event::Commit(built.to_frame(&s, self.seq, TIME)).encode(&mut out);
+            Bytes::from(out)
+        }
+
+        fn identity(&self, host: &str) -> Arc<Identity> {
+            Arc::new(Identity {
+                did: DID.into(),
+                handle: None,
+                signing_key: Some(self.key.public_key()),
+                pds_endpoint: Some(format!("http://{host}")),
+                pds_host: Some(host.into()),
+            })
+        }
+    }
+
+    fn inbound(frame: Bytes, host: &str, identity: Arc<Identity>) -> Inbound {
+        Inbound {
+            host: host.into(),
+            upstream_seq: 1,
+            frame,
+            received_micros: 0,
+            identity: Some(identity),
+            refreshed: false,
+        }
+    }
+
+    fn decide(v: &mut Verifier<NoState>, ev: &Inbound) -> Decision {
+        v.decide(ev, now_micros())
+    }
+
+    fn accepted(d: Decision) -> Box<Accepted> {
+        match d {
+            Decision::Accept(a) => a,
+            other => panic!("expected Accept, got {other:?}"),
+        }
+    }
+
+    fn frame_of(ev: Event) -> Bytes {
+        let mut out = Vec::new();
+        ev.encode(&mut out);
+        Bytes::from(out)
+    }
+
+    #[test]
+    fn chained_commits_are_accepted_and_replays_ignored() {
+        let mut repo = TestRepo::new();
+        let mut v = Verifier::new(NoState, false);
+        let id = repo.identity(HOST);
+        let c1 = repo.post();
+        let f1 = repo.frame(&c1);
+        let a = accepted(decide(&mut v, &inbound(f1.clone(), HOST, id.clone())));
+        assert!(a.created && !a.chain_break);
+        assert_eq!(a.account.as_ref().unwrap().data, Some(c1.data));
+        let out = a.frame.with_seq(77);
+        let Event::Commit(c) = Event::decode(&out).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.seq, 77);
+        assert_eq!(c.commit, c1.commit);
+
+        let c2 = repo.post();
+        let f2 = repo.frame(&c2);
+        let a = accepted(decide(&mut v, &inbound(f2.clone(), HOST, id.clone())));
+        assert!(!a.created && !a.chain_break);
+
+        for replay in [f1, f2] {
+            assert!(matches!(
+                decide(&mut v, &inbound(replay, HOST, id.clone())),
+                Decision::Ignore(IgnoreReason::Duplicate)
+            ));
+        }
+    }
+
+    #[test]
+    fn forged_signature_refreshes_once_then_drops() {
+        let mut repo = TestRepo::new();
+        let mut v = Verifier::new(NoState, false);
+        let c1 = repo.post();
+        let f1 = repo.frame(&c1);
+        let mut wrong = (*repo.identity(HOST)).clone();
+        wrong.signing_key = Some(PrivateKey::generate(Curve::K256).public_key());
+        let mut ev = inbound(f1, HOST, Arc::new(wrong));
+        assert!(matches!(decide(&mut v, &ev), Decision::Refresh));
+        ev.refreshed = true;
+        assert!(matches!(
+            decide(&mut v, &ev),
+            Decision::Drop(DropReason::BadSignature)
+        ));
+        // The right key after a refresh is accepted.
+        ev.identity = Some(repo.identity(HOST));
+        accepted(decide(&mut v, &ev));
+    }
+
+    #[test]
+    fn host_matching_and_migration() {
+        let mut repo = TestRepo::new();
+        let mut v = Verifier::new(NoState, false);
+        let c1 = repo.post();
+        let f1 = repo.frame(&c1);
+        // The document names another PDS: refresh, then drop.
+        let mut ev = inbound(f1.clone(), HOST, repo.identity("pds.example.com"));
+        assert!(matches!(decide(&mut v, &ev), Decision::Refresh));
+        ev.refreshed = true;
+        assert!(matches!(
+            decide(&mut v, &ev),
+            Decision::Drop(DropReason::WrongHost)
+        ));
+
+        accepted(decide(&mut v, &inbound(f1, HOST, repo.identity(HOST))));
+        // The account migrates: its document now names the new host.
+        let c2 = repo.post();
+        let f2 = repo.frame(&c2);
+        let new_host = "127.0.0.1:2999";
+        let a = accepted(decide(
+            &mut v,
+            &inbound(f2, new_host, repo.identity(new_host)),
+        ));
+        assert_eq!(a.moved_from.as_deref(), Some(HOST));
+        assert_eq!(a.account.unwrap().host, new_host);
+        // The old host may no longer speak for it.
+        let c3 = repo.post();
+        let f3 = repo.frame(&c3);
+        let mut ev = inbound(f3, HOST, repo.identity(new_host));
+        ev.refreshed = true;
+        assert!(matches!(
+            decide(&mut v, &ev),
+            Decision::Drop(DropReason::WrongHost)
+        ));
+    }
+
+    #[test]
+    fn inactive_accounts_are_dropped_until_reactivated() {
+        let mut repo = TestRepo::new();
+        let mut v = Verifier::new(NoState, false);
+        let id = repo.identity(HOST);
+        let c1 = repo.post();
+        let f1 = repo.frame(&c1);
+        accepted(decide(&mut v, &inbound(f1, HOST, id.clone())));
+        let deactivate = frame_of(Event::Account(Account {
+            seq: 9,
+            did: DID,
+            time: TIME,
+            active: false,
+            status: Some("deactivated"),
+        }));
+        let a = accepted(decide(&mut v, &inbound(deactivate, HOST, id.clone())));
+        assert_eq!(
+            a.account.unwrap().upstream_status.as_deref(),
+            Some("deactivated")
+        );
+        let c2 = repo.post();
+        let f2 = repo.frame(&c2);
+        assert!(matches!(
+            decide(&mut v, &inbound(f2.clone(), HOST, id.clone())),
+            Decision::Drop(DropReason::Inactive)
+        ));
+        let activate = frame_of(Event::Account(Account {
+            seq: 10,
+            did: DID,
+            time: TIME,
+            active: true,
+            status: None,
+        }));
+        accepted(decide(&mut v, &inbound(activate, HOST, id.clone())));
+        // c2 continues the chain from c1 (its inversion proves prevData).
+        accepted(decide(&mut v, &inbound(f2, HOST, id)));
+    }
+
+    #[test]
+    fn chain_breaks_are_forwarded_and_flagged() {
+        let mut repo = TestRepo::new();
+        let mut v = Verifier::new(NoState, false);
+        let id = repo.identity(HOST);
+        let c1 = repo.post();
+        let f1 = repo.frame(&c1);
+        accepted(decide(&mut v, &inbound(f1, HOST, id.clone())));
+        let _missed = repo.post();
+        let c3 = repo.post();
+        let f3 = repo.frame(&c3);
+        let a = accepted(decide(&mut v, &inbound(f3, HOST, id)));
+        assert!(
+            a.chain_break,
+            "since/prevData skip a commit the relay never saw"
+        );
+    }
+
+    #[test]
+    fn missing_prev_data_with_history() {
+        let mut repo = TestRepo::new();
+        let id = repo.identity(HOST);
+        let c1 = repo.post();
+        let f1 = repo.frame(&c1);
+        let c2 = repo.post();
+        let s = c2.frame_strings();
+        let mut ev2 = c2.to_frame(&s, 2, TIME);
+        ev2.prev_data = None;
+        let f2 = frame_of(Event::Commit(ev2));
+        for lenient in [false, true] {
+            let mut v = Verifier::new(NoState, lenient);
+            accepted(decide(&mut v, &inbound(f1.clone(), HOST, id.clone())));
+            let d = decide(&mut v, &inbound(f2.clone(), HOST, id.clone()));
+            if lenient {
+                accepted(d);
+            } else {
+                assert!(matches!(d, Decision::Drop(DropReason::MissingPrevData)));
+            }
+        }
+    }
+
+    #[test]
+    fn bad_input_is_dropped() {
+        let mut repo = TestRepo::new();
+        let mut v = Verifier::new(NoState, false);
+        let id = repo.identity(HOST);
+        let garbage = Bytes::from_static(b"\xa2\x61t\x67#commit\x62op\x01\xff");
+        assert!(matches!(
+            decide(&mut v, &inbound(garbage, HOST, id.clone())),
+            Decision::Drop(DropReason::Malformed)
+        ));
+        // A tampered record block fails its hash.
+        let c1 = repo.post();
+        let mut tampered = repo.frame(&c1).to_vec();
+        // The record {n: 1} inside the diff CAR.
+        let at = tampered
+            .windows(4)
+            .position(|w| w == [0xa1, 0x61, b'n', 0x01])
+            .unwrap();
+        tampered[at + 3] = 0x02;
+        assert!(matches!(
+            decide(&mut v, &inbound(Bytes::from(tampered), HOST, id.clone())),
+            Decision::Drop(DropReason::BadCar)
+        ));
+        // No identity at all.
+        let mut ev = inbound(repo.frame(&c1), HOST, id);
+        ev.identity = None;
+        assert!(matches!(
+            decide(&mut v, &ev),
+            Decision::Drop(DropReason::NoIdentity)
+        ));
+    }
+
+    #[test]
+    fn sync_identity_and_info() {
+        let mut repo = TestRepo::new();
+        let mut v = Verifier::new(NoState, false);
+        let id = repo.identity(HOST);
+        let c1 = repo.post();
+        let c2 = repo.post();
+        let f2 = repo.frame(&c2);
+        accepted(decide(&mut v, &inbound(f2, HOST, id.clone())));
+
+        // A #sync for the older c1 is stale; one for a newer commit resets.
+        let sync_for = |c: &BuiltCommit| {
+            let car = crate::wire::car::Car::parse(&c.car, crate::wire::car::CarLimits::FIREHOSE)
+                .unwrap();
+            let mut w = crate::wire::car::CarWriter::new(&[c.commit]);
+            w.push(&c.commit, car.get(&c.commit).unwrap());
+            let blocks = w.finish();
+            let rev = c.rev.to_string();
+            frame_of(Event::Sync(Sync {
+                seq: 3,
+                did: DID,
+                blocks: &blocks,
+                rev: &rev,
+                time: TIME,
+            }))
+        };
+        assert!(matches!(
+            decide(&mut v, &inbound(sync_for(&c1), HOST, id.clone())),
+            Decision::Ignore(IgnoreReason::StaleSync)
+        ));
+        let c3 = repo.post();
+        let a = accepted(decide(&mut v, &inbound(sync_for(&c3), HOST, id.clone())));
+        assert_eq!(a.account.unwrap().data, Some(c3.data));
+
+        let ident = frame_of(Event::Identity(crate::wire::frame::Identity {
+            seq: 4,
+            did: DID,
+            time: TIME,
+            handle: Some("alice.example.com"),
+        }));
+        accepted(decide(
+            &mut v,
+            &inbound(ident, "anyhost.example", id.clone()),
+        ));
+        let info = frame_of(Event::Info(Info {
+            name: "OutdatedCursor",
+            message: None,
+        }));
+        assert!(matches!(
+            decide(&mut v, &inbound(info, HOST, id)),
+            Decision::Ignore(IgnoreReason::NotForwarded)
+        ));
+    }
+}

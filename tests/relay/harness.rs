@@ -1,0 +1,380 @@
+//! Real upstreams for relay tests: a PDS that serves signed commits built with
+//! `repo::builder` over a real websocket (and `describeServer` on the same
+//! port), and a PLC directory serving real DID documents. Everything listens on
+//! 127.0.0.1 with port 0.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use atrelay::crypto::{Curve, PrivateKey};
+use atrelay::repo::builder::{BuiltCommit, RecordWrite, RepoHead};
+use atrelay::wire::cid::Cid;
+use atrelay::wire::frame::{Account, Event, Identity};
+use atrelay::wire::tid::TidClock;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::Message;
+
+pub const TIME: &str = "2026-11-24T12:00:00.000Z";
+
+/// A PLC directory for tests: DID → document, with an outage switch.
+#[derive(Clone)]
+pub struct TestPlc {
+    pub url: String,
+    docs: Arc<Mutex<HashMap<String, serde_json::Value>>>,
+    pub failing: Arc<AtomicBool>,
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl TestPlc {
+    pub async fn start() -> TestPlc {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let plc = TestPlc {
+            url,
+            docs: Arc::default(),
+            failing: Arc::default(),
+            requests: Arc::default(),
+        };
+        let served = plc.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let plc = served.clone();
+                tokio::spawn(async move {
+                    let Some(path) = read_request_path(&mut sock).await else {
+                        return;
+                    };
+                    plc.requests.fetch_add(1, Ordering::SeqCst);
+                    let did = path.trim_start_matches('/').to_owned();
+                    let (status, body) = if plc.failing.load(Ordering::SeqCst) {
+                        (500, "{\"message\":\"down\"}".to_owned())
+                    } else {
+                        match plc.docs.lock().unwrap().get(&did) {
+                            Some(doc) => (200, doc.to_string()),
+                            None => (404, "{\"message\":\"DID not registered\"}".to_owned()),
+                        }
+                    };
+                    respond(&mut sock, status, "application/json", &body).await;
+                });
+            }
+        });
+        plc
+    }
+
+    /// Publishes a document naming `key` and the PDS at `pds_endpoint`.
+    pub fn register(&self, did: &str, key: &PrivateKey, pds_endpoint: &str) {
+        let doc = serde_json::json!({
+            "@context": ["https://www.w3.org/ns/did/v1"],
+            "id": did,
+            "alsoKnownAs": [format!("at://{}.test", &did[8..16])],
+            "verificationMethod": [{
+                "id": format!("{did}#atproto"),
+                "type": "Multikey",
+                "controller": did,
+                "publicKeyMultibase": key.public_key().to_multikey(),
+            }],
+            "service": [{
+                "id": "#atproto_pds",
+                "type": "AtprotoPersonalDataServer",
+                "serviceEndpoint": pds_endpoint,
+            }],
+        });
+        self.docs.lock().unwrap().insert(did.to_owned(), doc);
+    }
+}
+
+/// An account on a test PDS: real keys, real repo.
+pub struct TestAccount {
+    pub did: String,
+    pub key: PrivateKey,
+    pub head: RepoHead,
+    pub store: HashMap<Cid, Vec<u8>>,
+    clock: TidClock,
+    pub posts: Vec<String>,
+}
+
+impl TestAccount {
+    pub fn new() -> TestAccount {
+        let did = format!("did:plc:{}", random_base32(24));
+        let mut store = HashMap::new();
+        let head = RepoHead::empty(&did, &mut store);
+        TestAccount {
+            did,
+            key: PrivateKey::generate(Curve::K256),
+            head,
+            store,
+            clock: TidClock::new(),
+            posts: Vec::new(),
+        }
+    }
+
+    /// Commits `writes` and advances the repo.
+    pub fn commit(&mut self, writes: Vec<RecordWrite>) -> BuiltCommit {
+        let built = self
+            .head
+            .commit(&self.store, writes, &self.key, self.clock.next())
+            .unwrap();
+        built.store_into(&mut self.store);
+        self.head = built.head.clone();
+        built
+    }
+
+    /// Commits one new post.
+    pub fn post(&mut self, text: &str) -> BuiltCommit {
+        let path = format!("app.bsky.feed.post/{}", self.clock.next());
+        self.posts.push(path.clone());
+        let mut record = Vec::new();
+        let mut e = atrelay::wire::cbor::Encoder::new(&mut record);
+        e.map(2);
+        e.text("text");
+        e.text(text);
+        e.text("$type");
+        e.text("app.bsky.feed.post");
+        self.commit(vec![RecordWrite::Create { path, record }])
+    }
+}
+
+/// A PDS for tests: an ordered event log served over `subscribeRepos`.
+#[derive(Clone)]
+pub struct TestPds {
+    pub addr: SocketAddr,
+    events: Arc<Mutex<Vec<(u64, Bytes)>>>,
+    notify: Arc<tokio::sync::Notify>,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl TestPds {
+    pub async fn start() -> TestPds {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pds = TestPds {
+            addr: listener.local_addr().unwrap(),
+            events: Arc::default(),
+            notify: Arc::default(),
+            connections: Arc::default(),
+        };
+        let served = pds.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let pds = served.clone();
+                tokio::spawn(async move { pds.serve(sock).await });
+            }
+        });
+        pds
+    }
+
+    /// `127.0.0.1:<port>`: how the relay names this host.
+    pub fn hostname(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Next upstream seq.
+    fn next_seq(&self) -> u64 {
+        self.events.lock().unwrap().last().map_or(1, |(s, _)| s + 1)
+    }
+
+    /// Appends an event (its seq is replaced by the next upstream seq).
+    pub fn emit(&self, mut event: Event) -> u64 {
+        let seq = self.next_seq();
+        match &mut event {
+            Event::Commit(c) => c.seq = seq as i64,
+            Event::Sync(s) => s.seq = seq as i64,
+            Event::Identity(i) => i.seq = seq as i64,
+            Event::Account(a) => a.seq = seq as i64,
+            _ => {}
+        }
+        let mut frame = Vec::new();
+        event.encode(&mut frame);
+        self.emit_raw(seq, Bytes::from(frame));
+        seq
+    }
+
+    /// Emits a commit built by an account.
+    pub fn emit_commit(&self, built: &BuiltCommit) -> u64 {
+        let s = built.frame_strings();
+        self.emit(Event::Commit(built.to_frame(&s, 0, TIME)))
+    }
+
+    pub fn emit_identity(&self, did: &str) -> u64 {
+        self.emit(Event::Identity(Identity {
+            seq: 0,
+            did,
+            time: TIME,
+            handle: None,
+        }))
+    }
+
+    pub fn emit_account(&self, did: &str, active: bool, status: Option<&str>) -> u64 {
+        self.emit(Event::Account(Account {
+            seq: 0,
+            did,
+            time: TIME,
+            active,
+            status,
+        }))
+    }
+
+    /// Appends arbitrary bytes as the frame for `seq`.
+    pub fn emit_raw(&self, seq: u64, frame: Bytes) {
+        self.events.lock().unwrap().push((seq, frame));
+        self.notify.notify_waiters();
+    }
+
+    async fn serve(&self, sock: TcpStream) {
+        let mut head = [0u8; 4096];
+        let n = match sock.peek(&mut head).await {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        let text = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+        if !text.contains("upgrade: websocket") {
+            let mut sock = sock;
+            let _ = read_request_path(&mut sock).await;
+            respond(
+                &mut sock,
+                200,
+                "application/json",
+                "{\"did\":\"did:web:pds.test\",\"availableUserDomains\":[\".test\"]}",
+            )
+            .await;
+            return;
+        }
+        let mut cursor: Option<u64> = None;
+        // tungstenite's callback signature returns its (large) error type.
+        #[allow(clippy::result_large_err)]
+        let ws = tokio_tungstenite::accept_hdr_async(sock, |req: &Request, res: Response| {
+            cursor = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("cursor=")))
+                .and_then(|c| c.parse().ok());
+            Ok(res)
+        })
+        .await;
+        let Ok(ws) = ws else { return };
+        self.connections.fetch_add(1, Ordering::SeqCst);
+        let (mut tx, mut rx) = ws.split();
+        // Drain client frames (pings are answered by tungstenite).
+        tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+        let mut next_index = 0usize;
+        let start_after = cursor;
+        loop {
+            let notified = self.notify.notified();
+            let batch: Vec<Bytes> = {
+                let events = self.events.lock().unwrap();
+                let batch = events[next_index..]
+                    .iter()
+                    .filter(|(s, _)| start_after.map_or(true, |c| *s > c))
+                    .map(|(_, f)| f.clone())
+                    .collect();
+                next_index = events.len();
+                batch
+            };
+            for frame in batch {
+                if tx.send(Message::Binary(frame)).await.is_err() {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Reads an HTTP/1.1 request head and returns its path.
+async fn read_request_path(sock: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 || buf.len() > 16_384 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let line = String::from_utf8_lossy(&buf).lines().next()?.to_owned();
+    let path = line.split_whitespace().nth(1)?.to_owned();
+    Some(path.split('?').next().unwrap_or(&path).to_owned())
+}
+
+async fn respond(sock: &mut TcpStream, status: u16, content_type: &str, body: &str) {
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        _ => "Error",
+    };
+    let msg = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(msg.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
+pub fn random_base32(n: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    (0..n)
+        .map(|_| ALPHABET[rand::random::<usize>() % 32] as char)
+        .collect()
+}
+
+/// A firehose subscriber on the relay.
+pub struct Subscriber {
+    rx: futures_util::stream::SplitStream<
+        tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    >,
+}
+
+impl Subscriber {
+    pub async fn connect(relay: SocketAddr, cursor: Option<u64>) -> Subscriber {
+        let mut url = format!("ws://{relay}/xrpc/com.atproto.sync.subscribeRepos");
+        if let Some(c) = cursor {
+            url.push_str(&format!("?cursor={c}"));
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let (_, rx) = ws.split();
+        Subscriber { rx }
+    }
+
+    /// The next binary frame, or `None` after `wait` without one.
+    pub async fn next(&mut self, wait: Duration) -> Option<Bytes> {
+        loop {
+            match tokio::time::timeout(wait, self.rx.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => return Some(b),
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Collects `n` frames, failing the test if they do not come in time.
+    pub async fn take(&mut self, n: usize) -> Vec<Bytes> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            match self.next(Duration::from_secs(10)).await {
+                Some(f) => out.push(f),
+                None => panic!("got {} of {n} frames", out.len()),
+            }
+        }
+        out
+    }
+}

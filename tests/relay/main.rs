@@ -1,0 +1,6 @@
+//! The relay end to end, in process: real PDS websocket and PLC directory on
+//! 127.0.0.1, real RocksDB in a temp dir, real keys and signed commits, real
+//! subscribers. Every test is bounded in time.
+
+mod harness;
+mod pipeline;
