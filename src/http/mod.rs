@@ -28,6 +28,11 @@ pub struct AppState {
     pub allow_private_hosts: bool,
     /// For `describeServer` probes.
     pub http: reqwest::Client,
+    /// Flips to true when the relay stops: open subscriber sessions end.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Held by every session task; the relay's stop waits until all clones
+    /// are gone, i.e. every task holding the log has ended.
+    pub tasks: tokio::sync::mpsc::Sender<()>,
 }
 
 /// The relay's routes.

@@ -49,12 +49,19 @@ pub async fn subscribe_repos(
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (ring, backfill, cfg) = (app.ring.clone(), app.backfill.clone(), app.session.clone());
+    let mut shutdown = app.shutdown.clone();
+    // Held until the session ends: the relay's stop waits for every guard.
+    let guard = app.tasks.clone();
     tokio::spawn(async move {
+        let _guard = guard;
         match on_upgrade.await {
             Ok(upgraded) => {
-                let end =
-                    serve_subscriber(TokioIo::new(upgraded), ring, backfill, cursor, cfg).await;
-                tracing::debug!(?end, "subscriber session ended");
+                let session = serve_subscriber(TokioIo::new(upgraded), ring, backfill, cursor, cfg);
+                tokio::select! {
+                    end = session => tracing::debug!(?end, "subscriber session ended"),
+                    // Dropping the session closes the socket.
+                    _ = shutdown.wait_for(|stopping| *stopping) => {}
+                }
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }

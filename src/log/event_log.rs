@@ -160,6 +160,12 @@ impl EventLog {
         &self.inner.opts
     }
 
+    /// How many handles share this log (diagnostics: a stopped relay must
+    /// leave none behind, or the directory stays locked).
+    pub fn handle_count(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
     /// Highest committed relay seq, 0 if the log is empty. Lock-free; an event
     /// becomes visible here only after its batch is durable in the configured
     /// mode, so it is the bound for what may be sent to subscribers.

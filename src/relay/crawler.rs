@@ -101,10 +101,15 @@ impl Crawlers {
             .collect()
     }
 
-    /// Stops every crawler.
-    pub fn shutdown(&self) {
-        for e in self.inner.running.iter() {
-            e.value().abort();
+    /// Stops every crawler and waits until their tasks are gone (so nothing
+    /// they hold, such as the verifier pool, outlives the relay).
+    pub async fn shutdown(&self) {
+        let keys: Vec<String> = self.inner.running.iter().map(|e| e.key().clone()).collect();
+        for key in keys {
+            if let Some((_, task)) = self.inner.running.remove(&key) {
+                task.abort();
+                let _ = task.await;
+            }
         }
     }
 }

@@ -55,7 +55,7 @@ impl Pool {
             let shard = Shard {
                 verifier: Verifier::new(LogLookup(log.clone()), lenient),
                 held: HashMap::new(),
-                self_tx: tx.clone(),
+                self_tx: tx.downgrade(),
                 resolver: resolver.clone(),
                 hosts: hosts.clone(),
                 sequencer: sequencer.clone(),
@@ -107,7 +107,9 @@ struct Shard {
     verifier: Verifier<LogLookup>,
     /// DIDs waiting for a refreshed identity, with the events queued behind.
     held: HashMap<String, VecDeque<Inbound>>,
-    self_tx: mpsc::Sender<ShardMsg>,
+    /// Weak, so the shard's own handle does not keep its channel open: when
+    /// the pool is dropped the thread sees the end and exits.
+    self_tx: mpsc::WeakSender<ShardMsg>,
     resolver: Resolver,
     hosts: Hosts,
     sequencer: Sender<ToSequence>,
@@ -194,7 +196,9 @@ impl Shard {
         let Some(did) = did_of(&ev) else { return };
         self.held.entry(did.clone()).or_default();
         let resolver = self.resolver.clone();
-        let tx = self.self_tx.clone();
+        let Some(tx) = self.self_tx.upgrade() else {
+            return; // the relay is stopping
+        };
         self.runtime.spawn(async move {
             ev.identity = super::crawler::resolve_patiently(&resolver, &did, true).await;
             ev.refreshed = true;

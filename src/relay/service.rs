@@ -45,6 +45,11 @@ pub struct Relay {
     pub resolver: Resolver,
     shutdown: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    sequencer: std::thread::JoinHandle<()>,
+    /// "Shutdown complete" channel (as in mini-redis): every task that holds
+    /// the log holds a sender; `stop` drops its own and waits for the rest.
+    tasks_tx: tokio::sync::mpsc::Sender<()>,
+    tasks_rx: tokio::sync::mpsc::Receiver<()>,
 }
 
 /// The log as the fan-out's catch-up source.
@@ -100,7 +105,7 @@ impl Relay {
         let hosts = Hosts::load(&log)?;
 
         let (seq_tx, seq_rx) = crossbeam::channel::bounded(8192);
-        {
+        let sequencer = {
             let (log, ring) = (log.clone(), ring.clone());
             std::thread::Builder::new()
                 .name("atrelay-sequencer".into())
@@ -112,8 +117,10 @@ impl Relay {
                         std::process::abort();
                     }
                 })
-                .map_err(StartError::Threads)?;
-        }
+                .map_err(StartError::Threads)?
+        };
+        let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+        let (tasks_tx, tasks_rx) = tokio::sync::mpsc::channel::<()>(1);
         let pool = Pool::start(
             cfg.verifier_threads(),
             log.clone(),
@@ -169,9 +176,12 @@ impl Relay {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
+            shutdown: shutdown.subscribe(),
+            tasks: tasks_tx.clone(),
         };
-        let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+        let server_guard = tasks_tx.clone();
         let server = tokio::spawn(async move {
+            let _server_guard = server_guard;
             let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             });
@@ -182,7 +192,9 @@ impl Relay {
         {
             let log = log.clone();
             let mut stop = shutdown.subscribe();
+            let guard = tasks_tx.clone();
             tokio::spawn(async move {
+                let _guard = guard;
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(60)) => {}
@@ -209,15 +221,44 @@ impl Relay {
             resolver,
             shutdown,
             server,
+            sequencer,
+            tasks_tx,
+            tasks_rx,
         })
     }
 
     /// Stops crawling and serving. Events accepted but not yet sequenced are
     /// not acknowledged upstream (the cursor stays behind them), so nothing is
     /// lost: the next start resumes from the persisted cursors.
+    ///
+    /// Returns once the log is closed: crawlers, sessions and the HTTP server
+    /// are gone, the verifier threads have exited, and the sequencer has
+    /// written what it had and stopped — so the same data directory can be
+    /// opened again at once.
     pub async fn stop(self) {
-        self.crawlers.shutdown();
-        let _ = self.shutdown.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        let Relay {
+            crawlers,
+            shutdown,
+            server,
+            sequencer,
+            tasks_tx,
+            mut tasks_rx,
+            ..
+        } = self;
+        crawlers.shutdown().await;
+        let _ = shutdown.send(true);
+        drop(tasks_tx);
+        let wait_tasks = async { while tasks_rx.recv().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(10), wait_tasks)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sessions did not end within 10 s; aborting the server");
+            server.abort();
+        }
+        // The last handles on the verifier pool go with the crawlers; its
+        // threads then exit, and with them the sequencer's inputs.
+        drop(crawlers);
+        let _ = tokio::task::spawn_blocking(move || sequencer.join()).await;
     }
 }

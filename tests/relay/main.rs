@@ -2,5 +2,8 @@
 //! 127.0.0.1, real RocksDB in a temp dir, real keys and signed commits, real
 //! subscribers. Every test is bounded in time.
 
+mod cursor;
 mod harness;
+mod outage;
 mod pipeline;
+mod restart;
