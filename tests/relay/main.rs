@@ -3,6 +3,7 @@
 //! subscribers. Every test is bounded in time.
 
 mod cursor;
+mod endpoints;
 mod harness;
 mod outage;
 mod pipeline;
