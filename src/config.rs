@@ -291,6 +291,10 @@ fn merge(base: &mut toml::Table, overlay: toml::Table, path: &Path) -> Result<()
     Ok(())
 }
 
+/// `ATRELAY_*` variables that are not config keys: the log filter (read by
+/// `atrelay serve`) and the test vectors' location (read by the test suite).
+pub const NOT_CONFIG: [&str; 2] = ["ATRELAY_LOG", "ATRELAY_VECTORS"];
+
 /// Applies one `ATRELAY_<SECTION>_<KEY>` variable, typed by the default's type.
 /// Lists are comma-separated. Other `ATRELAY_*` names are errors (a typo should
 /// not be silently ignored); unrelated variables are skipped.
@@ -298,6 +302,9 @@ fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), Conf
     let Some(name) = var.strip_prefix("ATRELAY_") else {
         return Ok(());
     };
+    if NOT_CONFIG.contains(&var) {
+        return Ok(());
+    }
     let name = name.to_ascii_lowercase();
     let env_err = |reason: String| ConfigError::Env {
         var: var.to_owned(),
@@ -374,6 +381,7 @@ mod tests {
                 ("ATRELAY_CRAWL_ALLOW_PRIVATE_HOSTS", "true"),
                 ("ATRELAY_FANOUT_RING_CAPACITY", "1024"),
                 ("PATH", "/usr/bin"),
+                ("ATRELAY_LOG", "debug"),
             ]),
         )
         .unwrap();

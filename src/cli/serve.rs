@@ -64,7 +64,10 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     cfg.crawl.hosts.extend(args.crawl.iter().cloned());
     cfg.validate().map_err(|e| fail("configuration", e))?;
 
+    // Logs go to stderr; stdout carries only the "listening" line, which
+    // scripts and tests wait for.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ATRELAY_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -90,7 +93,14 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         let relay = Relay::start(&cfg)
             .await
             .map_err(|e| fail("starting the relay", e))?;
-        println!("atrelay relay listening on http://{} (firehose: ws://{}/xrpc/com.atproto.sync.subscribeRepos)", relay.addr, relay.addr);
+        println!(
+            "atrelay relay listening on http://{addr} (firehose: ws://{addr}/xrpc/com.atproto.sync.subscribeRepos)",
+            addr = relay.addr
+        );
+        // Flushed at once so a supervisor (or test) piping stdout sees it.
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+
         wait_for_signal().await;
         tracing::info!("shutting down");
         relay.stop().await;

@@ -66,17 +66,29 @@ async fn request_crawl_and_sync_queries() {
         net.pds.emit_commit(&b1);
         sub.take(2).await;
 
-        let (s, j) = get(&base, &format!("/xrpc/com.atproto.sync.getLatestCommit?did={}", alice.did)).await;
+        let (s, j) = get(
+            &base,
+            &format!("/xrpc/com.atproto.sync.getLatestCommit?did={}", alice.did),
+        )
+        .await;
         assert_eq!(s, 200);
         assert_eq!(j["cid"], a1.commit.to_string());
         assert_eq!(j["rev"], a1.rev.to_string());
 
-        let (s, j) = get(&base, &format!("/xrpc/com.atproto.sync.getRepoStatus?did={}", alice.did)).await;
+        let (s, j) = get(
+            &base,
+            &format!("/xrpc/com.atproto.sync.getRepoStatus?did={}", alice.did),
+        )
+        .await;
         assert_eq!(s, 200);
         assert_eq!(j["active"], true);
         assert_eq!(j["rev"], a1.rev.to_string());
 
-        let (s, j) = get(&base, "/xrpc/com.atproto.sync.getLatestCommit?did=did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").await;
+        let (s, j) = get(
+            &base,
+            "/xrpc/com.atproto.sync.getLatestCommit?did=did:plc:aaaaaaaaaaaaaaaaaaaaaaaa",
+        )
+        .await;
         assert_eq!((s, j["error"].as_str()), (400, Some("RepoNotFound")));
         let (s, j) = get(&base, "/xrpc/com.atproto.sync.getRepoStatus?did=nope").await;
         assert_eq!((s, j["error"].as_str()), (400, Some("InvalidRequest")));
@@ -86,7 +98,11 @@ async fn request_crawl_and_sync_queries() {
         assert_eq!(s, 200);
         assert_eq!(j["repos"].as_array().unwrap().len(), 1);
         let cursor = j["cursor"].as_str().unwrap().to_owned();
-        let (_, j2) = get(&base, &format!("/xrpc/com.atproto.sync.listRepos?limit=1&cursor={cursor}")).await;
+        let (_, j2) = get(
+            &base,
+            &format!("/xrpc/com.atproto.sync.listRepos?limit=1&cursor={cursor}"),
+        )
+        .await;
         let mut dids = vec![j["repos"][0]["did"].clone(), j2["repos"][0]["did"].clone()];
         dids.sort_by_key(|d| d.as_str().unwrap().to_owned());
         let mut want = vec![Value::from(alice.did.clone()), Value::from(bob.did.clone())];
@@ -97,7 +113,10 @@ async fn request_crawl_and_sync_queries() {
 
         // getRepo redirects to the account's PDS.
         let r = client()
-            .get(format!("{base}/xrpc/com.atproto.sync.getRepo?did={}", alice.did))
+            .get(format!(
+                "{base}/xrpc/com.atproto.sync.getRepo?did={}",
+                alice.did
+            ))
             .send()
             .await
             .unwrap();
@@ -105,15 +124,30 @@ async fn request_crawl_and_sync_queries() {
         let loc = r.headers()["location"].to_str().unwrap();
         assert_eq!(
             loc,
-            format!("http://{}/xrpc/com.atproto.sync.getRepo?did={}", net.pds.hostname(), alice.did)
+            format!(
+                "http://{}/xrpc/com.atproto.sync.getRepo?did={}",
+                net.pds.hostname(),
+                alice.did
+            )
         );
 
         // A deactivated account is reported so and no longer served.
         net.pds.emit_account(&alice.did, false, Some("deactivated"));
         sub.take(1).await;
-        let (_, j) = get(&base, &format!("/xrpc/com.atproto.sync.getRepoStatus?did={}", alice.did)).await;
-        assert_eq!((j["active"].as_bool(), j["status"].as_str()), (Some(false), Some("deactivated")));
-        let (s, j) = get(&base, &format!("/xrpc/com.atproto.sync.getLatestCommit?did={}", alice.did)).await;
+        let (_, j) = get(
+            &base,
+            &format!("/xrpc/com.atproto.sync.getRepoStatus?did={}", alice.did),
+        )
+        .await;
+        assert_eq!(
+            (j["active"].as_bool(), j["status"].as_str()),
+            (Some(false), Some("deactivated"))
+        );
+        let (s, j) = get(
+            &base,
+            &format!("/xrpc/com.atproto.sync.getLatestCommit?did={}", alice.did),
+        )
+        .await;
         assert_eq!((s, j["error"].as_str()), (400, Some("RepoDeactivated")));
 
         let (s, j) = get(&base, "/xrpc/_health").await;
@@ -122,7 +156,10 @@ async fn request_crawl_and_sync_queries() {
         let (s, j) = get(&base, "/xrpc/com.atproto.sync.subscribeRepos").await;
         assert_eq!(s, 426, "{j}");
         let (s, j) = get(&base, "/xrpc/com.example.nothing").await;
-        assert_eq!((s, j["error"].as_str()), (404, Some("MethodNotImplemented")));
+        assert_eq!(
+            (s, j["error"].as_str()),
+            (404, Some("MethodNotImplemented"))
+        );
         relay.stop().await;
     })
     .await

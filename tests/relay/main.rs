@@ -2,6 +2,7 @@
 //! 127.0.0.1, real RocksDB in a temp dir, real keys and signed commits, real
 //! subscribers. Every test is bounded in time.
 
+mod crash;
 mod cursor;
 mod endpoints;
 mod harness;
