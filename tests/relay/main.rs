@@ -6,6 +6,7 @@ mod crash;
 mod cursor;
 mod endpoints;
 mod harness;
+mod ordering;
 mod outage;
 mod pipeline;
 mod restart;
