@@ -217,13 +217,24 @@ async fn round(n: usize, frames: Arc<Vec<Bytes>>, ring: &Ring) -> Round {
 }
 
 fn main() {
-    let subscribers: Vec<usize> = env_or("FANOUT_SUBSCRIBERS", "100,1000,5000")
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not, and
+    // then a small bounded run proves the bench still works without taking
+    // CI's time.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (default_subs, default_deliveries, default_rounds) = if full {
+        ("100,1000,5000", "4000000", "2")
+    } else {
+        ("20", "20000", "1")
+    };
+    let subscribers: Vec<usize> = env_or("FANOUT_SUBSCRIBERS", default_subs)
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let deliveries: usize = env_or("FANOUT_DELIVERIES", "4000000").parse().unwrap();
+    let deliveries: usize = env_or("FANOUT_DELIVERIES", default_deliveries)
+        .parse()
+        .unwrap();
     let frame_bytes: usize = env_or("FANOUT_FRAME_BYTES", "1000").parse().unwrap();
-    let rounds: usize = env_or("FANOUT_ROUNDS", "2").parse().unwrap();
+    let rounds: usize = env_or("FANOUT_ROUNDS", default_rounds).parse().unwrap();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let fds = fd_limit();
     println!(
