@@ -12,8 +12,11 @@
 //! - A `FutureCursor` from upstream means the upstream lost data: the crawler
 //!   stops, marks the host `offline` and says so, instead of looping.
 //!
-//! Malformed framing or CBOR drops the connection (the event stream spec
-//! makes it fatal); the reconnect backoff bounds what a hostile host costs.
+//! Broken framing (an unreadable header or seq) drops the connection, as the
+//! event-stream spec makes it fatal, and the reconnect backoff bounds what a
+//! hostile host costs. A frame whose header and seq are sound but whose body
+//! is invalid (bad CBOR, over a size limit) is dropped as one bad event and
+//! counted; the stream goes on past its seq.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -244,12 +247,27 @@ async fn on_frame(
         metrics::counter!("atrelay_crawler_non_increasing_seq_total").increment(1);
         return None;
     }
-    let Ok(event) = Event::decode_body(&header, body) else {
-        return Some(malformed("event body"));
+    // The framing is sound and the seq readable: a body that does not decode
+    // (bad CBOR, a limit exceeded) is one bad event, not a broken stream.
+    // Drop it and move past its seq; dropping the connection instead would
+    // only have the upstream resend the same frame forever.
+    let decoded = Event::decode_body(&header, body);
+    let Some(did) = decoded
+        .as_ref()
+        .ok()
+        .and_then(|e| e.did())
+        .map(str::to_owned)
+    else {
+        metrics::counter!("atrelay_relay_events_dropped_total", "reason" => "malformed")
+            .increment(1);
+        host.dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        host.begin(seq);
+        host.finish(seq);
+        *last_seq = seq;
+        return None;
     };
-    let Some(did) = event.did().map(str::to_owned) else {
-        return Some(malformed("event did"));
-    };
+    let event = decoded.ok()?;
     let identity = match kind {
         EventKind::Identity => {
             // The document may have changed: forget it before anything of

@@ -160,9 +160,14 @@ impl Shard {
         match self.verifier.decide(&ev, now_micros()) {
             Decision::Accept(accepted) => {
                 let Some(host) = host else { return };
+                let moved_from = accepted
+                    .moved_from
+                    .as_deref()
+                    .and_then(|h| self.hosts.get(h));
                 let msg = ToSequence {
                     accepted,
                     host,
+                    moved_from,
                     upstream_seq: ev.upstream_seq,
                     received_micros: ev.received_micros,
                 };

@@ -25,6 +25,8 @@ use crate::log::{AccountState, AppendBatch, EventLog, LogError, LogEvent};
 pub struct ToSequence {
     pub accepted: Box<Accepted>,
     pub host: Arc<HostEntry>,
+    /// The host the account moved away from, if it migrated with this event.
+    pub moved_from: Option<Arc<HostEntry>>,
     pub upstream_seq: u64,
     pub received_micros: u64,
 }
@@ -68,6 +70,13 @@ fn commit(log: &EventLog, ring: &Ring, batch: &mut Vec<ToSequence>) -> Result<()
         }
         if item.accepted.created {
             item.host.add_accounts(1);
+        }
+        if let Some(old) = &item.moved_from {
+            old.add_accounts(-1);
+            item.host.add_accounts(1);
+            hosts
+                .entry(old.hostname.clone())
+                .or_insert_with(|| old.clone());
         }
         if item.accepted.chain_break {
             item.host

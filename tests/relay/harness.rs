@@ -186,7 +186,7 @@ impl TestPds {
     }
 
     /// Next upstream seq.
-    fn next_seq(&self) -> u64 {
+    pub fn next_seq(&self) -> u64 {
         self.events.lock().unwrap().last().map_or(1, |(s, _)| s + 1)
     }
 

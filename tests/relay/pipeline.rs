@@ -173,12 +173,41 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
             .register(&elsewhere.did, &elsewhere.key, "https://other.example.com");
         net.pds.emit_commit(&elsewhere.post("not hosted here"));
 
+        // 6. Garbage: a sound header and seq, a body that is not a valid
+        //    #commit (invalid UTF-8, fields missing).
+        {
+            use atrelay::wire::cbor::Encoder;
+            let seq = net.pds.next_seq();
+            let mut frame = Vec::new();
+            let mut e = Encoder::new(&mut frame);
+            e.map(2);
+            e.text("t");
+            e.text("#commit");
+            e.text("op");
+            e.u64(1);
+            e.map(2);
+            e.text("seq");
+            e.u64(seq);
+            e.text("repo");
+            frame.extend_from_slice(&[0x62, 0xff, 0xfe]);
+            net.pds.emit_raw(seq, frame.into());
+        }
+
+        // 7. Oversize: a #commit whose blocks exceed 2,000,000 bytes.
+        {
+            let big = vec![0u8; 2_000_001];
+            let s = c.frame_strings();
+            let mut ev = c.to_frame(&s, 0, crate::harness::TIME);
+            ev.blocks = &big;
+            net.pds.emit(Event::Commit(ev));
+        }
+
         // A valid commit after all of that.
         let c2 = alice.post("second");
         net.pds.emit_commit(&c2);
         valid.push(c2.commit);
 
-        // 6. Deactivated account: its commits are dropped until reactivation.
+        // 8. Deactivated account: its commits are dropped until reactivation.
         net.pds.emit_account(&alice.did, false, Some("deactivated"));
         net.pds.emit_commit(&alice.post("while deactivated"));
         net.pds.emit_account(&alice.did, true, None);
@@ -206,8 +235,16 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
         );
         let host = relay.hosts.get(&net.pds.hostname()).unwrap();
         let dropped = host.dropped.load(std::sync::atomic::Ordering::Relaxed);
-        // forged, tampered, thin proof, wrong host, while-deactivated
-        assert_eq!(dropped, 5, "each invalid event is counted");
+        // forged, tampered, thin proof, wrong host, garbage, oversize,
+        // while-deactivated (the replayed duplicate is ignored, not counted)
+        assert_eq!(dropped, 7, "each invalid event is counted");
+        assert_eq!(
+            net.pds
+                .connections
+                .load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "bad events do not cost the connection"
+        );
         relay.stop().await;
     })
     .await
