@@ -185,7 +185,7 @@ impl Shard {
                 }
             }
             Decision::Ignore(reason) => {
-                metrics::counter!("atrelay_relay_events_ignored_total", "reason" => format!("{reason:?}"))
+                metrics::counter!("atrelay_relay_events_ignored_total", "reason" => reason.as_str())
                     .increment(1);
                 if let Some(h) = host {
                     h.finish(ev.upstream_seq);

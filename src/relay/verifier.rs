@@ -165,6 +165,17 @@ pub enum IgnoreReason {
     NotForwarded,
 }
 
+impl IgnoreReason {
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::Duplicate => "duplicate",
+            IgnoreReason::StaleSync => "stale_sync",
+            IgnoreReason::NotForwarded => "not_forwarded",
+        }
+    }
+}
+
 /// Where account state comes from when it is not in the verifier's memory.
 pub trait AccountLookup {
     /// The persisted state of `did`.
