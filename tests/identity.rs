@@ -223,18 +223,20 @@ impl TestServer {
 }
 
 /// Registers a fresh DID with a real key on the server; returns the DID and key.
+/// The document [`register`] publishes: the key, a PDS, a handle.
+fn standard_doc(did: &str, key: &PrivateKey) -> Value {
+    plc_doc(
+        did,
+        &key.public_key(),
+        "https://pds.example.com",
+        "alice.example.com",
+    )
+}
+
 fn register(server: &TestServer, n: u64, curve: Curve) -> (String, PrivateKey) {
     let did = plc_did(n);
     let key = PrivateKey::generate(curve);
-    server.set(
-        &did,
-        Behavior::Doc(plc_doc(
-            &did,
-            &key.public_key(),
-            "https://pds.example.com",
-            "alice.example.com",
-        )),
-    );
+    server.set(&did, Behavior::Doc(standard_doc(&did, &key)));
     (did, key)
 }
 
@@ -814,12 +816,7 @@ async fn server_errors_are_transient_and_not_cached() {
     bounded(async {
         let server = TestServer::start().await;
         let (did, key) = register(&server, 60, Curve::K256);
-        let good = plc_doc(
-            &did,
-            &key.public_key(),
-            "https://pds.example.com",
-            "a.example.com",
-        );
+        let good = standard_doc(&did, &key);
         let resolver = server.resolver();
         for (i, code) in [500u16, 502, 503, 429].into_iter().enumerate() {
             server.set(&did, Behavior::Status(code));
@@ -842,12 +839,7 @@ async fn timeouts_are_transient_and_not_cached() {
     bounded(async {
         let server = TestServer::start().await;
         let (did, key) = register(&server, 61, Curve::P256);
-        let good = plc_doc(
-            &did,
-            &key.public_key(),
-            "https://pds.example.com",
-            "a.example.com",
-        );
+        let good = standard_doc(&did, &key);
         server.set(&did, Behavior::Slow(Duration::from_secs(3), good.clone()));
         let resolver = server.resolver_with(|c| c.timeout = Duration::from_millis(300));
         let started = std::time::Instant::now();
