@@ -47,6 +47,12 @@
 
 mod common;
 
+/// The relay tests' PLC directory (benches cannot depend on test crates, so
+/// the file is included by path, as `tests/cli.rs` does with the vectors
+/// locator).
+#[path = "../tests/relay/harness.rs"]
+mod harness;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,7 +69,6 @@ use atrelay::wire::frame::Event;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message;
@@ -311,73 +316,6 @@ async fn serve_stream(
     }
 }
 
-/// A PLC directory serving fixed DID documents.
-async fn start_plc(docs: HashMap<String, String>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let docs = Arc::new(docs);
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let docs = docs.clone();
-            tokio::spawn(async move {
-                let Some(path) = read_request_path(&mut sock).await else {
-                    return;
-                };
-                let (status, body) = match docs.get(path.trim_start_matches('/')) {
-                    Some(doc) => ("200 OK", doc.as_str()),
-                    None => ("404 Not Found", "{\"message\":\"DID not registered\"}"),
-                };
-                let msg = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(msg.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    url
-}
-
-fn did_document(did: &str, key: &PublicKey, pds_endpoint: &str) -> String {
-    serde_json::json!({
-        "@context": ["https://www.w3.org/ns/did/v1"],
-        "id": did,
-        "alsoKnownAs": [format!("at://{}.test", &did[8..16])],
-        "verificationMethod": [{
-            "id": format!("{did}#atproto"),
-            "type": "Multikey",
-            "controller": did,
-            "publicKeyMultibase": key.to_multikey(),
-        }],
-        "service": [{
-            "id": "#atproto_pds",
-            "type": "AtprotoPersonalDataServer",
-            "serviceEndpoint": pds_endpoint,
-        }],
-    })
-    .to_string()
-}
-
-/// Reads an HTTP/1.1 request head and returns its path (without query).
-async fn read_request_path(sock: &mut TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut chunk))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 || buf.len() > 16_384 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let line = String::from_utf8_lossy(&buf).lines().next()?.to_owned();
-    let path = line.split_whitespace().nth(1)?;
-    Some(path.split('?').next().unwrap_or(path).to_owned())
-}
-
 // ---------------------------------------------------------------------------
 // CPU accounting
 
@@ -582,16 +520,12 @@ fn run_relay(p: &Params, w: &Workload, mode: &str) -> RelayRun {
     let load_before = loadavg();
 
     let run = relay_rt.block_on(async {
-        let docs = (0..p.accounts)
-            .map(|i| {
-                let endpoint = format!("http://{}", upstreams[i % p.hosts].addr);
-                (
-                    w.dids[i].clone(),
-                    did_document(&w.dids[i], &w.keys[i], &endpoint),
-                )
-            })
-            .collect();
-        let plc_url = start_plc(docs).await;
+        let plc = harness::TestPlc::start().await;
+        for i in 0..p.accounts {
+            let endpoint = format!("http://{}", upstreams[i % p.hosts].addr);
+            plc.register_key(&w.dids[i], &w.keys[i], &endpoint);
+        }
+        let plc_url = plc.url.clone();
         let mut cfg = RelayConfig::default();
         cfg.server.listen = "127.0.0.1:0".parse().unwrap();
         cfg.server.metrics_listen = String::new();

@@ -74,6 +74,11 @@ impl TestPlc {
 
     /// Publishes a document naming `key` and the PDS at `pds_endpoint`.
     pub fn register(&self, did: &str, key: &PrivateKey, pds_endpoint: &str) {
+        self.register_key(did, &key.public_key(), pds_endpoint);
+    }
+
+    /// [`TestPlc::register`] with only the public key.
+    pub fn register_key(&self, did: &str, key: &atrelay::crypto::PublicKey, pds_endpoint: &str) {
         let doc = serde_json::json!({
             "@context": ["https://www.w3.org/ns/did/v1"],
             "id": did,
@@ -82,7 +87,7 @@ impl TestPlc {
                 "id": format!("{did}#atproto"),
                 "type": "Multikey",
                 "controller": did,
-                "publicKeyMultibase": key.public_key().to_multikey(),
+                "publicKeyMultibase": key.to_multikey(),
             }],
             "service": [{
                 "id": "#atproto_pds",
