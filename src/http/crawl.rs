@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::error::XrpcError;
 use super::AppState;
-use crate::relay::crawler::is_private_host;
+use crate::relay::crawler::{is_private_host, is_private_ip};
 use crate::wire::syntax::validate_handle;
 
 /// The request body.
@@ -36,9 +36,26 @@ pub async fn request_crawl(
             "{hostname} is a local or private address; this relay does not crawl those"
         )));
     }
+    if !app.allow_private_hosts {
+        refuse_private_resolution(&hostname).await?;
+    }
     let scheme = if private { "http" } else { "https" };
     let url = format!("{scheme}://{hostname}/xrpc/com.atproto.server.describeServer");
+    // The client follows no redirects, so a probe cannot be bounced to an
+    // internal address.
     let probe = app.http.get(&url).send().await;
+    if let Ok(r) = &probe {
+        let server = r
+            .headers()
+            .get(axum::http::header::SERVER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if server.contains(super::RELAY_SERVER_MARK) {
+            return Err(XrpcError::invalid(format!(
+                "{hostname} identifies as a relay ({server:?}); relays are not crawled (loop guard)"
+            )));
+        }
+    }
     match probe {
         Ok(r) if r.status().is_success() => {}
         Ok(r) => {
@@ -56,6 +73,35 @@ pub async fn request_crawl(
     let started = app.crawlers.ensure(&hostname);
     tracing::info!(%hostname, started, "requestCrawl accepted");
     Ok(StatusCode::OK.into_response())
+}
+
+/// The SSRF guard after DNS: every address the name resolves to must be
+/// public, or the relay could be pointed at its own network.
+async fn refuse_private_resolution(hostname: &str) -> Result<(), XrpcError> {
+    let target = if hostname
+        .rsplit_once(':')
+        .is_some_and(|(h, _)| !h.contains(':'))
+    {
+        hostname.to_owned()
+    } else {
+        format!("{hostname}:443")
+    };
+    let addrs = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::lookup_host(target),
+    )
+    .await
+    .map_err(|_| XrpcError::invalid(format!("resolving {hostname} timed out")))?
+    .map_err(|e| XrpcError::invalid(format!("could not resolve {hostname}: {e}")))?;
+    for addr in addrs {
+        if is_private_ip(addr.ip()) {
+            return Err(XrpcError::invalid(format!(
+                "{hostname} resolves to {}, a local or private address; this relay does not crawl those",
+                addr.ip()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Lower-cases and checks `host[:port]`: no scheme, path or userinfo; the host

@@ -3,6 +3,7 @@
 
 mod crawl;
 mod error;
+mod hosts;
 mod subscribe;
 mod sync;
 
@@ -16,6 +17,11 @@ use axum::Router;
 use crate::fanout::{Backfill, Ring, SessionConfig};
 use crate::log::EventLog;
 use crate::relay::crawler::Crawlers;
+use crate::relay::hosts::Hosts;
+
+/// Part of every response's `Server` header. Relays refuse to crawl hosts
+/// that send it (loop guard), as the reference relay does with the same mark.
+pub const RELAY_SERVER_MARK: &str = "atproto-relay";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -25,6 +31,7 @@ pub struct AppState {
     pub backfill: Arc<dyn Backfill>,
     pub session: SessionConfig,
     pub crawlers: Crawlers,
+    pub hosts: Hosts,
     pub allow_private_hosts: bool,
     /// For `describeServer` probes.
     pub http: reqwest::Client,
@@ -60,6 +67,11 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/xrpc/com.atproto.sync.listRepos", get(sync::list_repos))
         .route("/xrpc/com.atproto.sync.getRepo", get(sync::get_repo))
+        .route("/xrpc/com.atproto.sync.listHosts", get(hosts::list_hosts))
+        .route(
+            "/xrpc/com.atproto.sync.getHostStatus",
+            get(hosts::get_host_status),
+        )
         .route("/xrpc/_health", get(sync::health))
         .fallback(|| async {
             XrpcError::named(
@@ -68,5 +80,18 @@ pub fn router(app: AppState) -> Router {
                 "no such XRPC method on this relay",
             )
         })
+        .layer(axum::middleware::map_response(
+            |mut res: axum::response::Response| async move {
+                res.headers_mut().insert(
+                    axum::http::header::SERVER,
+                    axum::http::HeaderValue::from_static(concat!(
+                        "atrelay/",
+                        env!("CARGO_PKG_VERSION"),
+                        " (atproto-relay)"
+                    )),
+                );
+                res
+            },
+        ))
         .with_state(app)
 }

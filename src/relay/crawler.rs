@@ -355,23 +355,49 @@ pub fn subscribe_url(hostname: &str, cursor: u64, allow_private: bool) -> String
 }
 
 /// Whether `hostname[:port]` names this machine or a private network:
-/// `localhost`, loopback, private, link-local or unique-local addresses.
+/// `localhost` or an address [`is_private_ip`] refuses. A DNS name can still
+/// resolve to such an address: `requestCrawl` also checks the resolved ones.
 pub fn is_private_host(hostname: &str) -> bool {
     let host = host_part(hostname);
     if host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost") {
         return true;
     }
-    match host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => {
-            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+    host.parse::<IpAddr>().is_ok_and(is_private_ip)
+}
+
+/// Addresses a public relay must never dial on a stranger's word (the SSRF
+/// guard): loopback, private, link-local, carrier-grade NAT, unspecified,
+/// multicast, benchmarking, documentation and reserved ranges, unique-local
+/// IPv6, and IPv4-mapped forms of all of these.
+pub fn is_private_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240
         }
-        Ok(IpAddr::V6(ip)) => {
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private_ip(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
         }
-        Err(_) => false,
     }
 }
 
@@ -423,6 +449,22 @@ mod tests {
         }
         for h in ["pds.example.com", "8.8.8.8", "8.8.8.8:443", "bsky.network"] {
             assert!(!is_private_host(h), "{h}");
+        }
+        for ip in [
+            "100.64.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "224.0.0.1",
+            "240.0.0.1",
+            "198.18.0.1",
+            "::ffff:127.0.0.1",
+            "fe80::1",
+            "2001:db8::1",
+        ] {
+            assert!(is_private_ip(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(!is_private_ip(ip.parse().unwrap()), "{ip}");
         }
     }
 

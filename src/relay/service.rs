@@ -170,6 +170,7 @@ impl Relay {
                 ..SessionConfig::default()
             },
             crawlers: crawlers.clone(),
+            hosts: hosts.clone(),
             allow_private_hosts: cfg.crawl.allow_private_hosts,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))

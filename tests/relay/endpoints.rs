@@ -165,3 +165,103 @@ async fn request_crawl_and_sync_queries() {
     .await
     .expect("test timed out");
 }
+
+/// `listHosts` / `getHostStatus`, the SSRF guard and the relay loop guard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_listing_ssrf_and_loop_guards() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let net = Net::start().await;
+        let relay = Relay::start(&net.config()).await.unwrap();
+        let base = format!("http://{}", relay.addr);
+        let mut sub = Subscriber::connect(relay.addr, None).await;
+        let mut alice = net.account();
+        net.pds.emit_commit(&alice.post("hi"));
+        sub.take(1).await;
+
+        let (s, j) = get(&base, "/xrpc/com.atproto.sync.listHosts").await;
+        assert_eq!(s, 200);
+        let hosts = j["hosts"].as_array().unwrap();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0]["hostname"], net.pds.hostname());
+        assert_eq!(hosts[0]["status"], "active");
+        assert_eq!(hosts[0]["accountCount"], 1);
+        assert_eq!(hosts[0]["seq"], 1);
+        let (s, j) = get(
+            &base,
+            &format!(
+                "/xrpc/com.atproto.sync.getHostStatus?hostname={}",
+                net.pds.hostname()
+            ),
+        )
+        .await;
+        assert_eq!((s, j["status"].as_str()), (200, Some("active")));
+        let (s, j) = get(
+            &base,
+            "/xrpc/com.atproto.sync.getHostStatus?hostname=nope.example.com",
+        )
+        .await;
+        assert_eq!((s, j["error"].as_str()), (400, Some("HostNotFound")));
+
+        // Every response says it comes from a relay.
+        let r = client()
+            .get(format!("{base}/xrpc/_health"))
+            .send()
+            .await
+            .unwrap();
+        let server = r.headers()["server"].to_str().unwrap().to_owned();
+        assert!(server.contains("atproto-relay"), "{server}");
+
+        // Loop guard: a relay asked to crawl another relay refuses.
+        let mut other_cfg = Net::start().await.config();
+        other_cfg.crawl.hosts.clear();
+        let other = Relay::start(&other_cfg).await.unwrap();
+        let r = client()
+            .post(format!("{base}/xrpc/com.atproto.sync.requestCrawl"))
+            .json(&serde_json::json!({ "hostname": other.addr.to_string() }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let j: Value = r.json().await.unwrap();
+        assert!(j["message"].as_str().unwrap().contains("relay"), "{j}");
+        other.stop().await;
+        relay.stop().await;
+
+        // SSRF guard: without --allow-private-hosts, local and private
+        // addresses are refused, before any request is made to them.
+        let mut strict = net.config();
+        strict.crawl.allow_private_hosts = false;
+        strict.crawl.hosts.clear();
+        let strict_relay = Relay::start(&strict).await.unwrap();
+        let base = format!("http://{}", strict_relay.addr);
+        for host in [
+            net.pds.hostname(),
+            "localhost:2583".to_owned(),
+            "10.1.2.3".to_owned(),
+            "169.254.169.254".to_owned(),
+            "192.168.1.1:8080".to_owned(),
+        ] {
+            let r = client()
+                .post(format!("{base}/xrpc/com.atproto.sync.requestCrawl"))
+                .json(&serde_json::json!({ "hostname": host }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 400, "{host}");
+            let j: Value = r.json().await.unwrap();
+            assert!(
+                j["message"].as_str().unwrap().contains("private"),
+                "{host}: {j}"
+            );
+        }
+        assert_eq!(
+            net.pds
+                .connections
+                .load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+        strict_relay.stop().await;
+    })
+    .await
+    .expect("test timed out");
+}
