@@ -244,7 +244,6 @@ impl Relay {
             sequencer,
             tasks_tx,
             mut tasks_rx,
-            log,
             ..
         } = self;
         crawlers.shutdown().await;
@@ -262,15 +261,5 @@ impl Relay {
         // threads then exit, and with them the sequencer's inputs.
         drop(crawlers);
         let _ = tokio::task::spawn_blocking(move || sequencer.join()).await;
-        // A dropped session may still have a log read running on the blocking
-        // pool; it finishes on its own. Wait (bounded) until ours is the last
-        // handle, so the data directory is free when this returns.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while log.handle_count() > 1 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if log.handle_count() > 1 {
-            tracing::warn!(handles = log.handle_count(), "log still held after stop");
-        }
     }
 }

@@ -229,7 +229,9 @@ async fn host_listing_ssrf_and_loop_guards() {
 
         // SSRF guard: without --allow-private-hosts, local and private
         // addresses are refused, before any request is made to them.
+        let strict_dir = tempfile::tempdir().unwrap();
         let mut strict = net.config();
+        strict.server.data_dir = strict_dir.path().to_owned();
         strict.crawl.allow_private_hosts = false;
         strict.crawl.hosts.clear();
         let strict_relay = Relay::start(&strict).await.unwrap();
