@@ -52,8 +52,13 @@ pub struct Relay {
     tasks_rx: tokio::sync::mpsc::Receiver<()>,
 }
 
-/// The log as the fan-out's catch-up source.
-struct LogBackfill(EventLog);
+/// The log as the fan-out's catch-up source. It carries a "tasks" guard:
+/// sessions share it, and a dropped session's log read may still be running
+/// on the blocking pool holding a clone, so `stop` waits for it too.
+struct LogBackfill {
+    log: EventLog,
+    _tasks: tokio::sync::mpsc::Sender<()>,
+}
 
 impl Backfill for LogBackfill {
     fn read_from(
@@ -62,13 +67,13 @@ impl Backfill for LogBackfill {
         max_events: usize,
         max_bytes: usize,
     ) -> Result<Vec<(u64, Bytes)>, String> {
-        self.0
+        self.log
             .read_from(from_seq, max_events, max_bytes)
             .map_err(|e| e.to_string())
     }
 
     fn oldest_seq(&self) -> Option<u64> {
-        self.0.oldest_seq()
+        self.log.oldest_seq()
     }
 }
 
@@ -163,7 +168,10 @@ impl Relay {
         let app = AppState {
             log: log.clone(),
             ring: ring.clone(),
-            backfill: Arc::new(LogBackfill(log.clone())),
+            backfill: Arc::new(LogBackfill {
+                log: log.clone(),
+                _tasks: tasks_tx.clone(),
+            }),
             session: SessionConfig {
                 too_slow_after: Duration::from_secs(cfg.fanout.too_slow_secs),
                 ping_interval: Duration::from_secs(cfg.fanout.ping_secs),
