@@ -77,6 +77,9 @@ pub struct CrawlConfig {
     pub allow_private_hosts: bool,
     /// Longest wait between reconnection attempts, in seconds.
     pub max_backoff_secs: u64,
+    /// A connected host with no events for this long is reported `idle`, in
+    /// seconds; its next event makes it `active` again.
+    pub idle_after_secs: u64,
 }
 
 /// Event verification (defaults: strict, one thread per core).
@@ -142,6 +145,7 @@ impl Default for CrawlConfig {
             hosts: Vec::new(),
             allow_private_hosts: false,
             max_backoff_secs: 60,
+            idle_after_secs: 3600,
         }
     }
 }
@@ -247,6 +251,9 @@ impl RelayConfig {
                 "identity",
                 "cache_capacity and timeout_secs must be positive",
             ));
+        }
+        if self.crawl.idle_after_secs == 0 {
+            return Err(invalid("crawl.idle_after_secs", "must be positive"));
         }
         if self.crawl.max_backoff_secs == 0 {
             return Err(invalid("crawl.max_backoff_secs", "must be positive"));

@@ -145,6 +145,9 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
                 tracing::info!(host = %host.hostname, cursor = last_seq, "subscribed");
                 failures = 0;
                 host.set_status("active");
+                // A fresh connection counts as activity until `idle_after`.
+                host.last_event_micros
+                    .store(now_micros(), std::sync::atomic::Ordering::Relaxed);
                 match read(&inner, &host, ws, &mut last_seq).await {
                     End::FutureCursor => {
                         tracing::error!(host = %host.hostname, cursor = last_seq,
@@ -218,6 +221,8 @@ async fn on_frame(
 ) -> Option<End> {
     let received_micros = now_micros();
     metrics::counter!("atrelay_crawler_frames_total").increment(1);
+    host.last_event_micros
+        .store(received_micros, std::sync::atomic::Ordering::Relaxed);
     let Ok((header, body)) = decode_header(&frame) else {
         return Some(malformed("frame header"));
     };

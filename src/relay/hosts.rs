@@ -27,6 +27,9 @@ pub struct HostEntry {
     pub dropped: AtomicU64,
     /// Verified commits that did not continue their account's chain.
     pub chain_breaks: AtomicU64,
+    /// When the last frame arrived (Unix micros); 0 before any. An atomic
+    /// store per frame, so the crawler's hot path takes no lock for it.
+    pub last_event_micros: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +52,7 @@ impl HostEntry {
             }),
             dropped: AtomicU64::new(0),
             chain_breaks: AtomicU64::new(0),
+            last_event_micros: AtomicU64::new(0),
         }
     }
 
@@ -163,6 +167,32 @@ impl Hosts {
     /// A known host.
     pub fn get(&self, hostname: &str) -> Option<Arc<HostEntry>> {
         self.map.get(hostname).map(|e| e.clone())
+    }
+
+    /// Marks connected hosts `idle` after `idle_after` without events and
+    /// `active` again once events flow, and publishes how many hosts are in
+    /// each status (a bounded label set). Run periodically.
+    pub fn update_idle(&self, idle_after: std::time::Duration, now_micros: u64) {
+        let mut counts: std::collections::BTreeMap<String, u64> =
+            ["active", "idle", "offline", "throttled", "banned"]
+                .into_iter()
+                .map(|s| (s.to_owned(), 0))
+                .collect();
+        for host in self.all() {
+            let last = host
+                .last_event_micros
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let quiet = now_micros.saturating_sub(last) > idle_after.as_micros() as u64;
+            match host.status().as_str() {
+                "active" if quiet => host.set_status("idle"),
+                "idle" if !quiet => host.set_status("active"),
+                _ => {}
+            }
+            *counts.entry(host.status()).or_default() += 1;
+        }
+        for (status, n) in counts {
+            metrics::gauge!("atrelay_hosts", "status" => status).set(n as f64);
+        }
     }
 
     /// Every host.

@@ -220,6 +220,20 @@ impl Relay {
                 }
             });
         }
+        {
+            let hosts = hosts.clone();
+            let idle_after = Duration::from_secs(cfg.crawl.idle_after_secs);
+            let every = (idle_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(10));
+            let mut stop = shutdown.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => hosts.update_idle(idle_after, now_micros()),
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            });
+        }
         tracing::info!(%addr, last_seq = log.last_seq(), "relay listening");
         Ok(Relay {
             addr,

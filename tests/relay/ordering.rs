@@ -103,3 +103,40 @@ async fn upstream_future_cursor_stops_the_crawler() {
     .await
     .expect("test timed out");
 }
+
+/// A connected host that goes quiet is reported `idle`, and `active` again
+/// when its events resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_hosts_become_idle_and_recover() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let net = Net::start().await;
+        let mut cfg = net.config();
+        cfg.crawl.idle_after_secs = 1;
+        let relay = Relay::start(&cfg).await.unwrap();
+        let mut sub = Subscriber::connect(relay.addr, None).await;
+        let mut alice = net.account();
+        net.pds.emit_commit(&alice.post("one"));
+        sub.take(1).await;
+        let host = relay.hosts.get(&net.pds.hostname()).unwrap();
+        assert_eq!(host.status(), "active");
+        let wait_for = |want: &'static str| {
+            let host = host.clone();
+            async move {
+                for _ in 0..60 {
+                    if host.status() == want {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                false
+            }
+        };
+        assert!(wait_for("idle").await, "quiet host becomes idle");
+        net.pds.emit_commit(&alice.post("two"));
+        sub.take(1).await;
+        assert!(wait_for("active").await, "events make it active again");
+        relay.stop().await;
+    })
+    .await
+    .expect("test timed out");
+}
