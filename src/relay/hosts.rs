@@ -9,7 +9,7 @@
 //! writes the watermark in the same batch as the events it covers.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
@@ -30,6 +30,9 @@ pub struct HostEntry {
     /// When the last frame arrived (Unix micros); 0 before any. An atomic
     /// store per frame, so the crawler's hot path takes no lock for it.
     pub last_event_micros: AtomicU64,
+    /// Highest upstream seq seen (persisted through [`HostEntry::snapshot`]);
+    /// atomic so dispatching an event takes only the progress lock.
+    last_seq_seen: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +46,7 @@ struct Progress {
 impl HostEntry {
     fn new(hostname: &str, state: HostState) -> HostEntry {
         let watermark = state.cursor;
+        let last_seq_seen = AtomicU64::new(state.last_seq_seen);
         HostEntry {
             hostname: hostname.into(),
             state: Mutex::new(state),
@@ -53,16 +57,18 @@ impl HostEntry {
             dropped: AtomicU64::new(0),
             chain_breaks: AtomicU64::new(0),
             last_event_micros: AtomicU64::new(0),
+            last_seq_seen,
         }
     }
 
     /// Registers an upstream seq about to be dispatched. Seqs must increase
     /// (the crawler drops non-increasing ones before calling this).
     pub fn begin(&self, upstream_seq: u64) {
-        let mut p = lock(&self.progress);
-        p.inflight.push_back((upstream_seq, false));
-        let mut s = lock(&self.state);
-        s.last_seq_seen = s.last_seq_seen.max(upstream_seq);
+        lock(&self.progress)
+            .inflight
+            .push_back((upstream_seq, false));
+        self.last_seq_seen
+            .fetch_max(upstream_seq, Ordering::Relaxed);
     }
 
     /// Marks an upstream seq finished and advances the watermark over the
@@ -98,6 +104,7 @@ impl HostEntry {
     pub fn snapshot(&self) -> HostState {
         let mut s = lock(&self.state).clone();
         s.cursor = self.watermark();
+        s.last_seq_seen = self.last_seq_seen.load(Ordering::Relaxed);
         s
     }
 
@@ -179,9 +186,7 @@ impl Hosts {
                 .map(|s| (s.to_owned(), 0))
                 .collect();
         for host in self.all() {
-            let last = host
-                .last_event_micros
-                .load(std::sync::atomic::Ordering::Relaxed);
+            let last = host.last_event_micros.load(Ordering::Relaxed);
             let quiet = now_micros.saturating_sub(last) > idle_after.as_micros() as u64;
             match host.status().as_str() {
                 "active" if quiet => host.set_status("idle"),
