@@ -38,6 +38,21 @@ pub struct RelayConfig {
     pub verify: VerifyConfig,
     pub log: LogConfig,
     pub fanout: FanoutConfig,
+    pub budget: BudgetConfig,
+    /// The admin API's password, from `ATRELAY_ADMIN_PASSWORD` only (never a
+    /// file: secrets stay out of config files). `None` disables `/admin`.
+    #[serde(skip)]
+    pub admin_password: Option<Secret>,
+}
+
+/// A secret string: compared and used, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 /// Listening sockets and storage location.
@@ -80,6 +95,47 @@ pub struct CrawlConfig {
     /// A connected host with no events for this long is reported `idle`, in
     /// seconds; its next event makes it `active` again.
     pub idle_after_secs: u64,
+    /// `open` (any host passing the public checks is crawled) or `allowlist`
+    /// (only listed hosts; other requests wait for the operator). Used until
+    /// an operator sets the mode through the admin API (stored, wins after).
+    pub mode: String,
+    /// Hostnames or domain suffixes crawled in `allowlist` mode (besides the
+    /// ones the admin API adds).
+    pub allowlist: Vec<String>,
+    /// Domain suffixes never crawled (besides the admin API's bans).
+    pub banned_domains: Vec<String>,
+    /// Most new hosts `requestCrawl` admits per UTC day; 0 = no limit.
+    pub new_hosts_per_day: u64,
+}
+
+/// Per-host event budgets and account limits. An hourly or daily budget
+/// spent pauses the host (`throttled`) until the window resets at the top of
+/// the UTC hour or day; nothing is dropped, the host's cursor resumes. The
+/// hourly and daily budgets grow with the account limit N:
+/// `per_hour + per_hour_per_account * N`, `per_day + per_day_per_account * N`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    /// Accounts a host may have; events of accounts first seen beyond it are
+    /// dropped until the limit rises or a slot frees. 0 = no limit.
+    pub accounts: u64,
+    /// Events per second (a smooth pace, not a pause); 0 = no limit.
+    pub per_second: u64,
+    /// Hourly budget base; with `per_hour_per_account` both 0, no limit.
+    pub per_hour: u64,
+    /// Hourly budget added per allowed account.
+    pub per_hour_per_account: u64,
+    /// Daily budget base; with `per_day_per_account` both 0, no limit.
+    pub per_day: u64,
+    /// Daily budget added per allowed account.
+    pub per_day_per_account: u64,
+    /// Domain suffixes of trusted hosts (large operators), which get the
+    /// `trusted_*` account limit and per-second rate instead.
+    pub trusted_suffixes: Vec<String>,
+    /// Account limit of trusted hosts (their budgets follow the formulas).
+    pub trusted_accounts: u64,
+    /// Events per second of trusted hosts; 0 = no limit.
+    pub trusted_per_second: u64,
 }
 
 /// Event verification (defaults: strict, one thread per core).
@@ -146,6 +202,27 @@ impl Default for CrawlConfig {
             allow_private_hosts: false,
             max_backoff_secs: 60,
             idle_after_secs: 3600,
+            mode: "open".into(),
+            allowlist: Vec::new(),
+            banned_domains: Vec::new(),
+            new_hosts_per_day: 50,
+        }
+    }
+}
+
+impl Default for BudgetConfig {
+    /// The current network's limits (digest §2.8).
+    fn default() -> BudgetConfig {
+        BudgetConfig {
+            accounts: 100,
+            per_second: 50,
+            per_hour: 2_500,
+            per_hour_per_account: 1,
+            per_day: 20_000,
+            per_day_per_account: 10,
+            trusted_suffixes: Vec::new(),
+            trusted_accounts: 100_000,
+            trusted_per_second: 5_000,
         }
     }
 }
@@ -195,16 +272,22 @@ impl RelayConfig {
                     })?;
             merge(&mut table, overlay, path)?;
         }
+        let mut admin_password = None;
         for (var, value) in env {
+            if var == ADMIN_PASSWORD_VAR {
+                admin_password = (!value.is_empty()).then(|| Secret(value));
+                continue;
+            }
             apply_env(&mut table, &var, &value)?;
         }
-        let cfg: RelayConfig =
+        let mut cfg: RelayConfig =
             toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| ConfigError::Parse {
                     path: file.map_or_else(|| PathBuf::from("<environment>"), Path::to_owned),
                     err: e.to_string(),
                 })?;
+        cfg.admin_password = admin_password;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -258,6 +341,24 @@ impl RelayConfig {
         if self.crawl.max_backoff_secs == 0 {
             return Err(invalid("crawl.max_backoff_secs", "must be positive"));
         }
+        if !matches!(self.crawl.mode.as_str(), "open" | "allowlist") {
+            return Err(invalid("crawl.mode", "must be \"open\" or \"allowlist\""));
+        }
+        for (key, list) in [
+            ("crawl.allowlist", &self.crawl.allowlist),
+            ("crawl.banned_domains", &self.crawl.banned_domains),
+            ("budget.trusted_suffixes", &self.budget.trusted_suffixes),
+        ] {
+            if let Some(bad) = list
+                .iter()
+                .find(|e| crate::control::normalize_domain(e).is_err())
+            {
+                return Err(invalid(
+                    key,
+                    &format!("{bad:?} is not a hostname or domain"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -301,6 +402,9 @@ fn merge(base: &mut toml::Table, overlay: toml::Table, path: &Path) -> Result<()
 /// `ATRELAY_*` variables that are not config keys: the log filter (read by
 /// `atrelay serve`) and the test vectors' location (read by the test suite).
 pub const NOT_CONFIG: [&str; 2] = ["ATRELAY_LOG", "ATRELAY_VECTORS"];
+
+/// The admin API password's variable (kept out of config files).
+pub const ADMIN_PASSWORD_VAR: &str = "ATRELAY_ADMIN_PASSWORD";
 
 /// Applies one `ATRELAY_<SECTION>_<KEY>` variable, typed by the default's type.
 /// Lists are comma-separated. Other `ATRELAY_*` names are errors (a typo should
@@ -396,6 +500,28 @@ mod tests {
         assert_eq!(cfg.crawl.hosts, ["a.example", "127.0.0.1:2583"]);
         assert!(cfg.crawl.allow_private_hosts);
         assert_eq!(cfg.fanout.ring_capacity, 1024);
+    }
+
+    #[test]
+    fn admin_password_comes_from_its_variable_and_never_prints() {
+        let cfg = RelayConfig::load(None, env(&[("ATRELAY_ADMIN_PASSWORD", "hunter2")])).unwrap();
+        assert_eq!(cfg.admin_password, Some(Secret("hunter2".into())));
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+        let cfg = RelayConfig::load(None, env(&[("ATRELAY_ADMIN_PASSWORD", "")])).unwrap();
+        assert_eq!(cfg.admin_password, None, "empty means disabled");
+    }
+
+    #[test]
+    fn shipped_budget_profiles_load() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+        let seed =
+            RelayConfig::load(Some(&dir.join("budget-early-access.toml")), env(&[])).unwrap();
+        assert_eq!(seed.budget.accounts, 10);
+        assert_eq!(seed.budget.per_hour, 1_500);
+        assert_eq!(seed.budget.per_day, 10_000);
+        assert_eq!(seed.crawl.mode, "allowlist");
+        let net = RelayConfig::load(Some(&dir.join("budget-network.toml")), env(&[])).unwrap();
+        assert_eq!(net.budget, BudgetConfig::default());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod config;
+pub mod control;
 pub mod crypto;
 pub mod fanout;
 pub mod http;

@@ -133,4 +133,57 @@ impl EventLog {
             .put_cf_opt(inner.cf(CF_META)?, key.as_bytes(), value, &inner.write_opts)?;
         Ok(())
     }
+
+    /// Removes a caller metadata entry (absent keys are fine). The reserved
+    /// `log/` namespace is refused as in [`EventLog::put_meta`].
+    pub fn delete_meta(&self, key: &str) -> Result<(), LogError> {
+        if key.starts_with(RESERVED_META_PREFIX) || key.is_empty() {
+            return Err(LogError::InvalidArgument(format!(
+                "meta key `{key}` is empty or reserved"
+            )));
+        }
+        let inner = &*self.inner;
+        inner
+            .db
+            .delete_cf_opt(inner.cf(CF_META)?, key.as_bytes(), &inner.write_opts)?;
+        Ok(())
+    }
+
+    /// Every caller metadata entry whose key starts with `prefix`, in key
+    /// order (small administrative sets: allowlists, bans, overrides).
+    pub fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, LogError> {
+        let inner = &*self.inner;
+        let mut out = Vec::new();
+        let mut it = inner.db.raw_iterator_cf(inner.cf(CF_META)?);
+        it.seek(prefix.as_bytes());
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            out.push((key_str(CF_META, k)?, v.to_vec()));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Writes one host's state outside an event batch: administrative changes
+    /// (block, cursor reset, status) that must survive a restart even when the
+    /// host sends nothing. The sequencer's later batches carry the same
+    /// in-memory entry's snapshot, so the two never disagree for long.
+    pub fn put_host(&self, hostname: &str, state: &HostState) -> Result<(), LogError> {
+        let inner = &*self.inner;
+        let mut value = Vec::with_capacity(64);
+        state.encode(&mut value);
+        inner.db.put_cf_opt(
+            inner.cf(CF_HOSTS)?,
+            hostname.as_bytes(),
+            &value,
+            &inner.write_opts,
+        )?;
+        Ok(())
+    }
 }

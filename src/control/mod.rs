@@ -1,0 +1,22 @@
+//! The relay's control plane: what the operator decides, as opposed to what
+//! the protocol decides (the data plane in [`crate::relay`]).
+//!
+//! - [`Policy`] (`policy.rs`): crawl mode, allowlist, bans, pending requests,
+//!   per-host limit overrides, the global pause; persisted.
+//! - [`limits_for`] (`limits.rs`): a host's effective limits.
+//! - [`HostBudget`] (`budget.rs`): per-host event budgets (pace, hourly and
+//!   daily windows).
+//! - [`Clock`] (`clock.rs`): wall time tests can advance.
+//! - `domain.rs`: hostname / domain-suffix matching for lists and bans.
+
+mod budget;
+mod clock;
+mod domain;
+mod limits;
+mod policy;
+
+pub use budget::{Admit, HostBudget, Usage};
+pub use clock::Clock;
+pub use domain::{covers, normalize_domain};
+pub use limits::{limits_for, LimitOverride, Limits};
+pub use policy::{CrawlMode, Pending, Policy, PolicyError, MAX_PENDING};
