@@ -197,6 +197,7 @@ async fn round(n: usize, frames: Arc<Vec<Bytes>>, ring: &Ring) -> Round {
                 log.clone(),
                 Some(0),
                 cfg.clone(),
+                None,
             ))
         })
         .collect();

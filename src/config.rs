@@ -275,7 +275,7 @@ impl RelayConfig {
         let mut admin_password = None;
         for (var, value) in env {
             if var == ADMIN_PASSWORD_VAR {
-                admin_password = (!value.is_empty()).then(|| Secret(value));
+                admin_password = (!value.is_empty()).then_some(Secret(value));
                 continue;
             }
             apply_env(&mut table, &var, &value)?;

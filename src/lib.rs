@@ -22,6 +22,7 @@ pub mod fanout;
 pub mod http;
 pub mod identity;
 pub mod log;
+pub mod metrics;
 pub mod relay;
 pub mod repo;
 pub mod wire;

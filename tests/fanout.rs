@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atrelay::fanout::{
-    accept_key, serve_subscriber, Backfill, MemoryBackfill, Ring, SessionConfig, SessionEnd,
+    accept_key, serve_subscriber, Backfill, MemoryBackfill, Peer, Ring, SessionConfig, SessionEnd,
+    SubscriberInfo, Subscribers,
 };
 use atrelay::wire::frame::{ErrorFrame, Event, Identity, Info};
 use bytes::Bytes;
@@ -20,6 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -95,11 +98,13 @@ impl Relay {
 }
 
 /// A test server: accepts connections, performs the WebSocket upgrade by
-/// hand and runs one session per connection; hands out the sessions' join
-/// handles in accept order.
+/// hand and runs one session per connection, listed in `subscribers` with
+/// its peer address and `User-Agent`; hands out the sessions' join handles
+/// in accept order.
 struct Server {
     addr: SocketAddr,
     sessions: mpsc::UnboundedReceiver<JoinHandle<SessionEnd>>,
+    subscribers: Subscribers,
 }
 
 impl Server {
@@ -107,22 +112,34 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, sessions) = mpsc::unbounded_channel();
+        let subscribers = Subscribers::new();
+        let registry = subscribers.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else {
+                let Ok((sock, remote)) = listener.accept().await else {
                     return;
                 };
                 let (ring, log, cfg) = (ring.clone(), log.clone(), cfg.clone());
+                let registry = registry.clone();
                 let session = tokio::spawn(async move {
-                    let (sock, cursor) = upgrade(sock).await;
-                    serve_subscriber(sock, ring, log, cursor, cfg).await
+                    let (sock, cursor, user_agent) = upgrade(sock).await;
+                    let peer = Peer {
+                        registry,
+                        remote: Some(remote),
+                        user_agent,
+                    };
+                    serve_subscriber(sock, ring, log, cursor, cfg, Some(peer)).await
                 });
                 if tx.send(session).is_err() {
                     return;
                 }
             }
         });
-        Server { addr, sessions }
+        Server {
+            addr,
+            sessions,
+            subscribers,
+        }
     }
 
     fn url(&self, cursor: Option<u64>) -> String {
@@ -134,7 +151,21 @@ impl Server {
     }
 
     async fn connect(&mut self, cursor: Option<u64>) -> (Client, JoinHandle<SessionEnd>) {
-        let (ws, resp) = connect_async(self.url(cursor)).await.expect("upgrade");
+        self.connect_as(cursor, None).await
+    }
+
+    /// [`Server::connect`], sending `user_agent` as the `User-Agent`.
+    async fn connect_as(
+        &mut self,
+        cursor: Option<u64>,
+        user_agent: Option<&'static str>,
+    ) -> (Client, JoinHandle<SessionEnd>) {
+        let mut req = self.url(cursor).into_client_request().unwrap();
+        if let Some(ua) = user_agent {
+            req.headers_mut()
+                .insert("user-agent", HeaderValue::from_static(ua));
+        }
+        let (ws, resp) = connect_async(req).await.expect("upgrade");
         assert_eq!(resp.status(), 101);
         let session = self.sessions.recv().await.expect("a session");
         (ws, session)
@@ -142,8 +173,8 @@ impl Server {
 }
 
 /// Reads the HTTP request head, answers `101 Switching Protocols`, and
-/// returns the stream and the `cursor` query parameter.
-async fn upgrade(mut sock: TcpStream) -> (TcpStream, Option<u64>) {
+/// returns the stream, the `cursor` query parameter and the `User-Agent`.
+async fn upgrade(mut sock: TcpStream) -> (TcpStream, Option<u64>, Option<String>) {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -152,25 +183,27 @@ async fn upgrade(mut sock: TcpStream) -> (TcpStream, Option<u64>) {
         head.extend_from_slice(&buf[..n]);
     }
     let head = String::from_utf8(head).unwrap();
-    let mut lines = head.split("\r\n");
-    let target = lines.next().unwrap().split(' ').nth(1).unwrap().to_string();
+    let request_line = head.split("\r\n").next().unwrap();
+    let target = request_line.split(' ').nth(1).unwrap().to_string();
     let cursor = target
         .split_once('?')
         .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("cursor=")))
         .map(|c| c.parse().unwrap());
-    let key = lines
-        .find_map(|l| {
+    let header = |wanted: &str| {
+        head.split("\r\n").skip(1).find_map(|l| {
             let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("sec-websocket-key")
+            name.eq_ignore_ascii_case(wanted)
                 .then(|| value.trim().to_string())
         })
-        .expect("Sec-WebSocket-Key");
+    };
+    let key = header("sec-websocket-key").expect("Sec-WebSocket-Key");
+    let user_agent = header("user-agent");
     let resp = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         accept_key(&key)
     );
     sock.write_all(resp.as_bytes()).await.unwrap();
-    (sock, cursor)
+    (sock, cursor, user_agent)
 }
 
 /// The next data or close message (pings and pongs skipped).
@@ -812,6 +845,92 @@ async fn a_failing_log_closes_with_1011() {
             SessionEnd::Io(msg) => assert!(msg.contains("disk on fire"), "{msg}"),
             end => panic!("{end:?}"),
         }
+    })
+    .await;
+}
+
+/// The client's end of the TCP connection: the server's `remote`.
+fn local_addr(ws: &Client) -> SocketAddr {
+    match ws.get_ref() {
+        MaybeTlsStream::Plain(s) => s.local_addr().unwrap(),
+        _ => unreachable!("plain ws:// only"),
+    }
+}
+
+/// Polls the registry until `done` holds for its listing (against the
+/// ring's head), returning that listing.
+async fn wait_listed(
+    server: &Server,
+    ring: &Ring,
+    done: impl Fn(&[SubscriberInfo]) -> bool,
+) -> Vec<SubscriberInfo> {
+    loop {
+        let listed = server.subscribers.list(ring.head());
+        if done(&listed) {
+            return listed;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_lists_sessions_with_their_progress_until_they_end() {
+    bounded(async {
+        let relay = Relay::new(1024);
+        relay.publish(1..=10);
+        let mut server = Server::start(relay.ring.clone(), relay.log.clone(), cfg()).await;
+        assert_eq!(server.subscribers.count(), 0);
+
+        // A live subscriber: listed once running, nothing behind at the head.
+        let (mut live, live_session) = server.connect(None).await;
+        sync(&mut live).await;
+        // A replaying one, with a User-Agent.
+        let (mut replay, replay_session) = server.connect_as(Some(4), Some("replayer/2.0")).await;
+        assert_eq!(
+            recv_seqs(&mut replay, 6).await,
+            (5..=10).collect::<Vec<_>>()
+        );
+
+        let listed = wait_listed(&server, &relay.ring, |l| {
+            l.len() == 2 && l.iter().all(|s| s.delivered_seq == 10)
+        })
+        .await;
+        assert!(listed[0].id < listed[1].id, "sorted by id");
+        let (l, r) = (&listed[0], &listed[1]);
+        assert_eq!(l.remote, Some(local_addr(&live)));
+        assert_eq!(r.remote, Some(local_addr(&replay)));
+        assert_eq!((l.cursor, r.cursor), (None, Some(4)));
+        assert_eq!(l.user_agent, None);
+        assert_eq!(r.user_agent.as_deref(), Some("replayer/2.0"));
+        assert!(listed.iter().all(|s| s.lag == 0 && s.connected_micros > 0));
+
+        // Published but not yet read: the registry shows the lag until the
+        // sessions have written it all.
+        relay.publish(11..=500);
+        assert_eq!(
+            recv_seqs(&mut live, 490).await,
+            (11..=500).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            recv_seqs(&mut replay, 490).await,
+            (11..=500).collect::<Vec<_>>()
+        );
+        let listed = wait_listed(&server, &relay.ring, |l| {
+            l.iter().all(|s| s.delivered_seq == 500)
+        })
+        .await;
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().all(|s| s.lag == 0));
+        // Against a later head, the lag is counted from what was delivered.
+        assert!(server.subscribers.list(510).iter().all(|s| s.lag == 10));
+
+        // One closes cleanly, the other just hangs up: both are unlisted.
+        close(live, live_session).await;
+        assert_eq!(server.subscribers.count(), 1);
+        drop(replay);
+        assert_eq!(replay_session.await.unwrap(), SessionEnd::ClientClosed);
+        assert_eq!(server.subscribers.count(), 0);
+        assert!(server.subscribers.list(relay.ring.head()).is_empty());
     })
     .await;
 }

@@ -1111,3 +1111,154 @@ async fn huge_chunked_response_is_refused_while_streaming() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Metrics
+
+/// A recorder that keeps every counter and gauge as an `AtomicU64` and every
+/// histogram's samples, keyed `name{label=value,...}`. Installed thread-locally,
+/// so tests running in parallel on other threads do not mix in.
+#[derive(Default)]
+struct TestRecorder {
+    values: Mutex<HashMap<String, Arc<std::sync::atomic::AtomicU64>>>,
+    samples: Mutex<HashMap<String, Arc<Samples>>>,
+}
+
+#[derive(Default)]
+struct Samples(Mutex<Vec<f64>>);
+
+impl metrics::HistogramFn for Samples {
+    fn record(&self, value: f64) {
+        self.0.lock().expect("lock").push(value);
+    }
+}
+
+fn metric_key(key: &metrics::Key) -> String {
+    let labels: Vec<String> = key
+        .labels()
+        .map(|l| format!("{}={}", l.key(), l.value()))
+        .collect();
+    if labels.is_empty() {
+        key.name().to_owned()
+    } else {
+        format!("{}{{{}}}", key.name(), labels.join(","))
+    }
+}
+
+impl TestRecorder {
+    fn value(&self, key: &metrics::Key) -> Arc<std::sync::atomic::AtomicU64> {
+        let mut values = self.values.lock().expect("lock");
+        values.entry(metric_key(key)).or_default().clone()
+    }
+
+    fn counter(&self, key: &str) -> u64 {
+        let values = self.values.lock().expect("lock");
+        values
+            .get(key)
+            .map_or(0, |v| v.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn gauge(&self, key: &str) -> f64 {
+        f64::from_bits(self.counter(key))
+    }
+
+    fn samples(&self, key: &str) -> usize {
+        let samples = self.samples.lock().expect("lock");
+        samples
+            .get(key)
+            .map_or(0, |s| s.0.lock().expect("lock").len())
+    }
+}
+
+impl metrics::Recorder for TestRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.value(key))
+    }
+
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::from_arc(self.value(key))
+    }
+
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        let mut samples = self.samples.lock().expect("lock");
+        metrics::Histogram::from_arc(samples.entry(metric_key(key)).or_default().clone())
+    }
+}
+
+/// Hits, misses, errors by kind, fetch latency and cache size are recorded,
+/// with no label naming a DID. Current-thread runtime: the flights run on this
+/// thread, where the recorder is installed.
+#[tokio::test]
+async fn resolution_metrics_are_recorded() {
+    let recorder = TestRecorder::default();
+    let _installed = metrics::set_default_local_recorder(&recorder);
+    atrelay::identity::describe();
+    bounded(async {
+        let server = TestServer::start().await;
+        let (good, _) = register(&server, 90, Curve::K256);
+        let (missing, broken) = (plc_did(91), plc_did(92));
+        server.set(&broken, Behavior::Status(503));
+        let resolver = server.resolver();
+        resolver.resolve(&good).await.expect("resolves");
+        resolver.resolve(&good).await.expect("cached");
+        assert_eq!(
+            resolver.resolve(&missing).await,
+            Err(ResolveError::NotFound)
+        );
+        assert_eq!(
+            resolver.resolve(&missing).await,
+            Err(ResolveError::NotFound)
+        );
+        let r = resolver.resolve(&broken).await;
+        assert!(matches!(r, Err(ResolveError::Transient(_))), "{r:?}");
+    })
+    .await;
+    assert_eq!(recorder.counter("atrelay_identity_cache_hits_total"), 2);
+    assert_eq!(recorder.counter("atrelay_identity_cache_misses_total"), 3);
+    assert_eq!(
+        recorder.counter("atrelay_identity_resolve_errors_total{kind=not_found}"),
+        1
+    );
+    assert_eq!(
+        recorder.counter("atrelay_identity_resolve_errors_total{kind=transient}"),
+        1
+    );
+    assert_eq!(
+        recorder.samples("atrelay_identity_resolve_seconds{method=plc}"),
+        3
+    );
+    // The identity and the negative entry; the transient failure is not cached.
+    assert_eq!(recorder.gauge("atrelay_identity_cache_entries"), 2.0);
+    let values = recorder.values.lock().expect("lock");
+    assert!(
+        values.keys().all(|k| !k.contains("did:")),
+        "a label names a DID: {:?}",
+        values.keys()
+    );
+}

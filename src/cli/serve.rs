@@ -85,10 +85,10 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
                 .metrics_listen
                 .parse()
                 .map_err(|e| fail("server.metrics_listen", e))?;
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .with_http_listener(addr)
+            atrelay::metrics::exporter(addr)
                 .install()
                 .map_err(|e| fail("starting the metrics listener", e))?;
+            atrelay::metrics::describe();
         }
         let relay = Relay::start(&cfg)
             .await

@@ -93,6 +93,12 @@ impl Window {
     }
 }
 
+impl std::fmt::Debug for HostBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HostBudget").field(&self.usage()).finish()
+    }
+}
+
 impl HostBudget {
     /// A budget under `limits`, reading `clock`.
     pub fn new(limits: Limits, clock: Clock) -> HostBudget {

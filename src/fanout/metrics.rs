@@ -5,7 +5,15 @@
 //! stay bounded whatever the number of connections. Counters are bumped once
 //! per written batch, not per frame, to keep the hot path cheap.
 
-use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge, Unit};
+use std::time::Duration;
+
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Gauge, Histogram, Unit,
+};
+use tokio::time::Instant;
+
+use super::SessionEnd;
 
 /// Gauge: subscriber sessions currently running.
 pub const SUBSCRIBERS: &str = "atrelay_fanout_subscribers";
@@ -19,6 +27,26 @@ pub const SESSIONS_ENDED: &str = "atrelay_fanout_sessions_ended_total";
 /// Counter: batches read from the log (replays and catch-up after falling
 /// behind the ring).
 pub const CATCHUP_READS: &str = "atrelay_fanout_catchup_reads_total";
+/// Histogram: how many events a session is behind the ring's head, sampled
+/// when it finishes writing a batch, at most once per [`LAG_SAMPLE_EVERY`]
+/// per session.
+pub const SUBSCRIBER_LAG: &str = "atrelay_fanout_subscriber_lag_events";
+/// Counter: sessions dropped with `ConsumerTooSlow` (also in
+/// [`SESSIONS_ENDED`] as `reason="too_slow"`; named for alerting).
+pub const CONSUMER_TOO_SLOW: &str = "atrelay_fanout_consumer_too_slow_total";
+
+/// Least time between two lag samples of one session.
+///
+/// Why sampled at batch ends and throttled: the batch end is where the
+/// session already knows what it delivered, so a sample costs one atomic
+/// load of the ring head and no timer or task; but a caught-up subscriber
+/// writes a batch per published event, and the exporter buffers every
+/// histogram sample until it is scraped, so unthrottled samples would cost
+/// memory per subscriber per event. Once a second per session keeps the
+/// histogram a fair picture of "subscriber-seconds at this lag". A session
+/// whose socket has stalled writes no batch and so is not sampled until it
+/// drains; that case shows up in [`CONSUMER_TOO_SLOW`] instead.
+pub const LAG_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Registers the descriptions and units of the fan-out metrics with the
 /// installed recorder (call once at start, after installing the exporter).
@@ -38,6 +66,14 @@ pub fn describe() {
         CATCHUP_READS,
         "Batches read from the log for replays and catch-up"
     );
+    describe_histogram!(
+        SUBSCRIBER_LAG,
+        "Events a subscriber session is behind the ring head, sampled per session at most once a second"
+    );
+    describe_counter!(
+        CONSUMER_TOO_SLOW,
+        "Subscriber sessions dropped with ConsumerTooSlow (socket stopped draining)"
+    );
 }
 
 /// Handles resolved once per session (a registry lookup each), then bumped
@@ -47,6 +83,9 @@ pub(crate) struct SessionMetrics {
     frames: Counter,
     bytes: Counter,
     catchup_reads: Counter,
+    lag: Histogram,
+    /// When the next lag sample is due.
+    next_lag_sample: Instant,
     ended: bool,
 }
 
@@ -58,6 +97,8 @@ impl SessionMetrics {
             frames: counter!(FRAMES_DELIVERED),
             bytes: counter!(BYTES_DELIVERED),
             catchup_reads: counter!(CATCHUP_READS),
+            lag: histogram!(SUBSCRIBER_LAG),
+            next_lag_sample: Instant::now(),
             ended: false,
         };
         m.subscribers.increment(1.0);
@@ -72,15 +113,28 @@ impl SessionMetrics {
         }
     }
 
+    /// Records the session's lag (computed by `lag` only when a sample is
+    /// due; see [`LAG_SAMPLE_EVERY`]). Call when a batch has been written.
+    pub(crate) fn observe_lag(&mut self, lag: impl FnOnce() -> u64) {
+        let now = Instant::now();
+        if now >= self.next_lag_sample {
+            self.next_lag_sample = now + LAG_SAMPLE_EVERY;
+            self.lag.record(lag() as f64);
+        }
+    }
+
     /// One batch was read from the log.
     pub(crate) fn catchup_read(&self) {
         self.catchup_reads.increment(1);
     }
 
-    /// The session ended for `reason`.
-    pub(crate) fn ended(&mut self, reason: &'static str) {
+    /// The session ended with `end`.
+    pub(crate) fn ended(&mut self, end: &SessionEnd) {
         self.ended = true;
-        counter!(SESSIONS_ENDED, "reason" => reason).increment(1);
+        counter!(SESSIONS_ENDED, "reason" => end.reason()).increment(1);
+        if *end == SessionEnd::TooSlow {
+            counter!(CONSUMER_TOO_SLOW).increment(1);
+        }
     }
 }
 
@@ -92,5 +146,95 @@ impl Drop for SessionMetrics {
             counter!(SESSIONS_ENDED, "reason" => "aborted").increment(1);
         }
         self.subscribers.decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{HistogramFn, Key, KeyName, Metadata, Recorder, SharedString};
+
+    use super::*;
+
+    /// Counters by `name{labels}`, and histogram sample counts by name.
+    #[derive(Default)]
+    struct Rec {
+        counters: Mutex<HashMap<String, Arc<AtomicU64>>>,
+        samples: Mutex<HashMap<String, Arc<Samples>>>,
+    }
+
+    #[derive(Default)]
+    struct Samples(Mutex<Vec<f64>>);
+
+    impl HistogramFn for Samples {
+        fn record(&self, v: f64) {
+            self.0.lock().unwrap().push(v);
+        }
+    }
+
+    fn name(key: &Key) -> String {
+        let labels: Vec<_> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        format!("{}{{{}}}", key.name(), labels.join(","))
+    }
+
+    impl Recorder for Rec {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let mut c = self.counters.lock().unwrap();
+            Counter::from_arc(c.entry(name(key)).or_default().clone())
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            let mut c = self.counters.lock().unwrap();
+            Gauge::from_arc(c.entry(name(key)).or_default().clone())
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            let mut s = self.samples.lock().unwrap();
+            Histogram::from_arc(s.entry(name(key)).or_default().clone())
+        }
+    }
+
+    impl Rec {
+        fn counter(&self, key: &str) -> u64 {
+            let c = self.counters.lock().unwrap();
+            c.get(key).map_or(0, |v| v.load(Ordering::Relaxed))
+        }
+        fn samples(&self, key: &str) -> Vec<f64> {
+            let s = self.samples.lock().unwrap();
+            s.get(key)
+                .map_or(Vec::new(), |v| v.0.lock().unwrap().clone())
+        }
+    }
+
+    #[test]
+    fn lag_is_sampled_at_most_once_per_interval_and_too_slow_is_counted() {
+        let rec = Rec::default();
+        metrics::with_local_recorder(&rec, || {
+            describe();
+            let mut m = SessionMetrics::start();
+            m.observe_lag(|| 7);
+            // Within the interval: not computed, not recorded.
+            m.observe_lag(|| panic!("sampled twice within LAG_SAMPLE_EVERY"));
+            m.ended(&SessionEnd::TooSlow);
+            let mut other = SessionMetrics::start();
+            other.ended(&SessionEnd::ClientClosed);
+        });
+        assert_eq!(rec.samples(&format!("{SUBSCRIBER_LAG}{{}}")), vec![7.0]);
+        assert_eq!(rec.counter(&format!("{CONSUMER_TOO_SLOW}{{}}")), 1);
+        assert_eq!(
+            rec.counter(&format!("{SESSIONS_ENDED}{{reason=too_slow}}")),
+            1
+        );
+        assert_eq!(
+            rec.counter(&format!("{SESSIONS_ENDED}{{reason=client_closed}}")),
+            1
+        );
     }
 }

@@ -3,17 +3,25 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use atrelay::fanout::{serve_subscriber, Backfill, MemoryBackfill, Ring, SessionConfig};
+//! use atrelay::fanout::{
+//!     serve_subscriber, Backfill, MemoryBackfill, Peer, Ring, SessionConfig, Subscribers,
+//! };
 //! use bytes::Bytes;
 //!
-//! # async fn example(upgraded: tokio::net::TcpStream) {
+//! # async fn example(upgraded: tokio::net::TcpStream, remote: std::net::SocketAddr) {
 //! let log = Arc::new(MemoryBackfill::new());
 //! let ring = Ring::new(1 << 16, 0);
+//! let subscribers = Subscribers::new();
 //! // The sequencer, after each group commit is durable:
 //! log.push(1, Bytes::from_static(b"encoded #commit frame"));
 //! ring.publish(1, Bytes::from_static(b"encoded #commit frame"));
-//! // The HTTP layer, after answering the WebSocket upgrade:
-//! let end = serve_subscriber(upgraded, ring.clone(), log, None, SessionConfig::default()).await;
+//! // The HTTP layer, after answering the WebSocket upgrade (`None` instead
+//! // of the `Peer` if the session need not be listed):
+//! let peer = Peer { registry: subscribers.clone(), remote: Some(remote), user_agent: None };
+//! let cfg = SessionConfig::default();
+//! tokio::spawn(serve_subscriber(upgraded, ring.clone(), log, None, cfg, Some(peer)));
+//! // Meanwhile, the admin API:
+//! let listed = subscribers.list(ring.head());
 //! # }
 //! ```
 //!
@@ -24,6 +32,8 @@
 //!   [`MemoryBackfill`] for tests.
 //! - [`serve_subscriber`] (`session.rs`): one subscriber: cursor rules,
 //!   ring / log switching, idle pings, slow-consumer policy.
+//! - [`Subscribers`] (`registry.rs`): the live sessions, with their peer
+//!   address and how far behind the ring each one is.
 //! - `conn.rs`: both directions of one socket in one poll.
 //! - [`FrameQueue`] (`writer.rs`): batched zero-copy vectored writes.
 //! - [`ws`] (`ws.rs`): the WebSocket frame format, server side.
@@ -41,12 +51,14 @@
 mod backfill;
 mod conn;
 pub mod metrics;
+mod registry;
 mod ring;
 mod session;
 mod writer;
 pub mod ws;
 
 pub use backfill::{Backfill, MemoryBackfill};
+pub use registry::{Peer, Registration, SubscriberInfo, Subscribers, MAX_USER_AGENT_BYTES};
 pub use ring::Ring;
 pub use session::{serve_subscriber, SessionConfig, SessionEnd};
 pub use writer::FrameQueue;

@@ -9,7 +9,8 @@
 //! let ring = Ring::new(1 << 16, 0);
 //! let log = Arc::new(MemoryBackfill::new());
 //! // `stream` has just answered the upgrade with `101 Switching Protocols`.
-//! let end = serve_subscriber(stream, ring, log, Some(0), SessionConfig::default()).await;
+//! // `None`: not listed in a `Subscribers` registry (see `Peer`).
+//! let end = serve_subscriber(stream, ring, log, Some(0), SessionConfig::default(), None).await;
 //! println!("subscriber gone: {}", end.reason());
 //! # }
 //! ```
@@ -46,6 +47,7 @@ use tokio::time::{sleep_until, Instant};
 use super::backfill::Backfill;
 use super::conn::{Conn, IoEvent};
 use super::metrics::SessionMetrics;
+use super::registry::{Peer, Registration};
 use super::ring::Ring;
 use super::ws;
 use crate::wire::frame::{ErrorFrame, Event, Info};
@@ -131,6 +133,10 @@ impl SessionEnd {
 /// `cursor + 1`. Every frame goes out byte-identical to what live subscribers
 /// got, because the ring and the log hold the same encoded bytes.
 ///
+/// With a `peer`, the session is listed in `peer.registry` from when its
+/// cursor is resolved until it ends (however it ends, task abort included),
+/// with the highest seq it has written, updated per written batch.
+///
 /// Never panics on client input; the returned reason is also counted in
 /// `atrelay_fanout_sessions_ended_total`.
 pub async fn serve_subscriber<S>(
@@ -139,6 +145,7 @@ pub async fn serve_subscriber<S>(
     backfill: Arc<dyn Backfill>,
     cursor: Option<u64>,
     cfg: SessionConfig,
+    peer: Option<Peer>,
 ) -> SessionEnd
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -152,13 +159,14 @@ where
         },
         ring,
         backfill,
+        registration: None,
         next: 0,
         batch_frames: 0,
         batch_bytes: 0,
     };
-    let end = session.run(cursor, &metrics).await;
+    let end = session.run(cursor, peer, &mut metrics).await;
     tracing::debug!(reason = end.reason(), detail = ?end, "subscriber session ended");
-    metrics.ended(end.reason());
+    metrics.ended(&end);
     end
 }
 
@@ -168,6 +176,8 @@ struct Session<S> {
     ring: Ring,
     backfill: Arc<dyn Backfill>,
     cfg: SessionConfig,
+    /// The session's listing, if it has a registry; unlists it on drop.
+    registration: Option<Registration>,
     /// The next seq to queue.
     next: u64,
     /// Firehose frames / payload bytes in the batch being written.
@@ -183,9 +193,25 @@ enum Woke {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
-    async fn run(mut self, cursor: Option<u64>, metrics: &SessionMetrics) -> SessionEnd {
+    async fn run(
+        mut self,
+        cursor: Option<u64>,
+        peer: Option<Peer>,
+        metrics: &mut SessionMetrics,
+    ) -> SessionEnd {
         if let Err(end) = self.start(cursor).await {
             return end;
+        }
+        // A future cursor is already closing: nothing to list.
+        if let Some(Peer {
+            registry,
+            remote,
+            user_agent,
+        }) = peer.filter(|_| !self.conn.is_closing())
+        {
+            // Everything before `next` is what the client already has.
+            let delivered = self.next.saturating_sub(1);
+            self.registration = Some(registry.register(remote, user_agent, cursor, delivered));
         }
         let too_slow = self.cfg.too_slow_after;
         let ping_every = self.cfg.ping_interval;
@@ -200,7 +226,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         loop {
             if self.conn.out.is_empty() {
                 writing = false;
-                metrics.delivered(self.batch_frames, self.batch_bytes);
+                if self.batch_frames > 0 {
+                    self.batch_written(metrics);
+                }
                 self.batch_frames = 0;
                 self.batch_bytes = 0;
                 if let Some(end) = self.conn.take_closing() {
@@ -274,6 +302,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 }
             }
         }
+    }
+
+    /// The batch is fully written: everything before `next` is delivered.
+    fn batch_written(&self, metrics: &mut SessionMetrics) {
+        let delivered = self.next.saturating_sub(1);
+        if let Some(registration) = &self.registration {
+            registration.set_delivered(delivered);
+        }
+        metrics.delivered(self.batch_frames, self.batch_bytes);
+        metrics.observe_lag(|| self.ring.head().saturating_sub(delivered));
     }
 
     /// Maps an I/O event to the end of the session, if it is one.

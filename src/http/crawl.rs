@@ -1,9 +1,17 @@
 //! `com.atproto.sync.requestCrawl`: a PDS asks to be crawled.
 //!
-//! Here: hostname syntax, the private-address rule, and a `describeServer`
-//! probe; then the host is subscribed (or re-activated if known). Bans, the
-//! SSRF guard on resolved addresses, allowlists and budgets belong to the
-//! control plane.
+//! The checks, in order, each with its own answer:
+//! 1. hostname syntax (`InvalidRequest`);
+//! 2. domain bans and blocked hosts (`HostBanned`);
+//! 3. the SSRF guard: no loopback/private/reserved address, literally or
+//!    after DNS resolution, unless private hosts are allowed (`InvalidRequest`);
+//! 4. in allowlist mode, an unlisted new host is recorded as pending for the
+//!    operator (`InvalidRequest` saying so);
+//! 5. a `describeServer` probe, which also refuses relays (loop guard);
+//! 6. the daily cap on new hosts (`RateLimitExceeded`, 429).
+//!
+//! A host the relay already knows skips 4 and 6: asking again re-activates
+//! an idle or offline host instead of erroring.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -30,6 +38,13 @@ pub async fn request_crawl(
     let Json(req) =
         body.map_err(|e| XrpcError::invalid(format!("expected JSON {{\"hostname\": ...}}: {e}")))?;
     let hostname = normalize_hostname(&req.hostname)?;
+    let known = app.hosts.get(&hostname);
+    if let Some(ban) = app.hosts.policy().ban_of(&hostname) {
+        return Err(banned(format!("{hostname} is under this relay's ban of {ban}")));
+    }
+    if known.as_ref().is_some_and(|h| h.status() == "banned") {
+        return Err(banned(format!("{hostname} is blocked by this relay's operator")));
+    }
     let private = is_private_host(&hostname);
     if private && !app.allow_private_hosts {
         return Err(XrpcError::invalid(format!(
@@ -38,6 +53,17 @@ pub async fn request_crawl(
     }
     if !app.allow_private_hosts {
         refuse_private_resolution(&hostname).await?;
+    }
+    let now = app.hosts.clock().now_micros();
+    if known.is_none() && !app.hosts.policy().admits(&hostname) {
+        app.hosts
+            .policy()
+            .record_pending(&hostname, now)
+            .map_err(XrpcError::internal)?;
+        tracing::info!(%hostname, "requestCrawl from an unlisted host recorded as pending");
+        return Err(XrpcError::invalid(format!(
+            "this relay crawls only allowlisted hosts; the request for {hostname} is recorded for the operator to review"
+        )));
     }
     let scheme = if private { "http" } else { "https" };
     let url = format!("{scheme}://{hostname}/xrpc/com.atproto.server.describeServer");
@@ -70,9 +96,27 @@ pub async fn request_crawl(
             )));
         }
     }
+    if known.is_none()
+        && !app
+            .hosts
+            .policy()
+            .count_new_host(now)
+            .map_err(XrpcError::internal)?
+    {
+        return Err(XrpcError::named(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RateLimitExceeded",
+            "this relay has admitted its new hosts for today; ask again tomorrow (UTC)",
+        ));
+    }
     let started = app.crawlers.ensure(&hostname);
-    tracing::info!(%hostname, started, "requestCrawl accepted");
+    tracing::info!(%hostname, started, known = known.is_some(), "requestCrawl accepted");
     Ok(StatusCode::OK.into_response())
+}
+
+/// `HostBanned` (400, the lexicon's error for refused hosts).
+fn banned(message: String) -> XrpcError {
+    XrpcError::named(StatusCode::BAD_REQUEST, "HostBanned", message)
 }
 
 /// The SSRF guard after DNS: every address the name resolves to must be
@@ -106,7 +150,7 @@ async fn refuse_private_resolution(hostname: &str) -> Result<(), XrpcError> {
 
 /// Lower-cases and checks `host[:port]`: no scheme, path or userinfo; the host
 /// a DNS name with at least two labels, `localhost`, or an IP address.
-fn normalize_hostname(raw: &str) -> Result<String, XrpcError> {
+pub fn normalize_hostname(raw: &str) -> Result<String, XrpcError> {
     let h = raw.trim().to_ascii_lowercase();
     if h.is_empty() || h.contains("://") || h.contains('/') || h.contains('@') || h.contains('?') {
         return Err(XrpcError::invalid(

@@ -1,6 +1,7 @@
 //! The relay's HTTP surface: XRPC routing, the firehose websocket, sync
 //! queries, `requestCrawl`, health.
 
+mod admin;
 mod crawl;
 mod error;
 mod hosts;
@@ -32,6 +33,12 @@ pub struct AppState {
     pub session: SessionConfig,
     pub crawlers: Crawlers,
     pub hosts: Hosts,
+    /// The verifier pool (operator takedowns go through the DID's shard).
+    pub pool: crate::relay::pool::Pool,
+    /// The admin API's password; `None` disables `/admin`.
+    pub admin_password: Option<crate::config::Secret>,
+    /// Live subscriber sessions (admin listing, lag metrics).
+    pub subscribers: crate::fanout::Subscribers,
     pub allow_private_hosts: bool,
     /// For `describeServer` probes.
     pub http: reqwest::Client,
@@ -45,6 +52,7 @@ pub struct AppState {
 /// The relay's routes.
 pub fn router(app: AppState) -> Router {
     Router::new()
+        .merge(admin::routes(app.clone()))
         .route(
             "/xrpc/com.atproto.sync.subscribeRepos",
             get(subscribe::subscribe_repos),

@@ -3,17 +3,25 @@
 //! it without a websocket library copying each frame per subscriber.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
 use super::error::XrpcError;
 use super::AppState;
-use crate::fanout::{accept_key, serve_subscriber};
+use crate::fanout::{accept_key, serve_subscriber, Peer, MAX_USER_AGENT_BYTES};
 
-/// Upgrades and hands the connection to a subscriber session.
+/// Upgrades and hands the connection to a subscriber session, listed in
+/// `app.subscribers` with the peer's address and `User-Agent` while it runs.
+///
+/// The address is `ConnectInfo<SocketAddr>` (the server runs with
+/// `into_make_service_with_connect_info`), read from the request's extensions
+/// rather than as an extractor: served without it (a test harness, another
+/// embedding) the session is listed with no address instead of the firehose
+/// answering 500.
 pub async fn subscribe_repos(
     State(app): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -47,6 +55,14 @@ pub async fn subscribe_repos(
             }
         },
     };
+    let peer = Peer {
+        registry: app.subscribers.clone(),
+        remote: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| *addr),
+        user_agent: user_agent(headers),
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (ring, backfill, cfg) = (app.ring.clone(), app.backfill.clone(), app.session.clone());
     let mut shutdown = app.shutdown.clone();
@@ -56,7 +72,14 @@ pub async fn subscribe_repos(
         let _guard = guard;
         match on_upgrade.await {
             Ok(upgraded) => {
-                let session = serve_subscriber(TokioIo::new(upgraded), ring, backfill, cursor, cfg);
+                let session = serve_subscriber(
+                    TokioIo::new(upgraded),
+                    ring,
+                    backfill,
+                    cursor,
+                    cfg,
+                    Some(peer),
+                );
                 tokio::select! {
                     end = session => tracing::debug!(?end, "subscriber session ended"),
                     // Dropping the session closes the socket.
@@ -76,6 +99,15 @@ pub async fn subscribe_repos(
     res
 }
 
+/// The `User-Agent`, cut to [`MAX_USER_AGENT_BYTES`] before it is copied
+/// (non-UTF-8 bytes replaced; the registry cuts again at a character
+/// boundary).
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get(header::USER_AGENT)?.as_bytes();
+    let raw = &raw[..raw.len().min(MAX_USER_AGENT_BYTES)];
+    Some(String::from_utf8_lossy(raw).into_owned())
+}
+
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let has = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
@@ -85,4 +117,23 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         })
     };
     has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agent_is_cut_and_lossy() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(user_agent(&headers), None);
+        headers.insert(header::USER_AGENT, HeaderValue::from_static("goat/1.0"));
+        assert_eq!(user_agent(&headers).as_deref(), Some("goat/1.0"));
+        let long = "a".repeat(1000);
+        headers.insert(header::USER_AGENT, HeaderValue::from_str(&long).unwrap());
+        assert_eq!(user_agent(&headers).unwrap().len(), MAX_USER_AGENT_BYTES);
+        let odd = HeaderValue::from_bytes(b"bot \xff").unwrap();
+        headers.insert(header::USER_AGENT, odd);
+        assert_eq!(user_agent(&headers).as_deref(), Some("bot \u{fffd}"));
+    }
 }

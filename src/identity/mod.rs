@@ -12,6 +12,9 @@
 //!
 //! Handles are reported as claimed by the document, not verified.
 //!
+//! Metrics are `atrelay_identity_*` ([`telemetry`]); call [`describe`] once
+//! after installing the exporter to attach their help text.
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), atrelay::identity::ResolveError> {
 //! use atrelay::identity::{Resolver, ResolverConfig};
@@ -38,4 +41,5 @@ pub use error::ResolveError;
 pub use fetch::MAX_DOCUMENT_BYTES;
 pub use plc::{plc_document_url, validate_plc_did, DEFAULT_PLC_URL};
 pub use resolver::{Resolver, ResolverConfig, MAX_RESOLVABLE_DID_LEN};
+pub use telemetry::describe_metrics as describe;
 pub use web::did_web_url;

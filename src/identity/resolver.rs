@@ -322,6 +322,7 @@ async fn run_flight(
     metrics::histogram!(telemetry::RESOLVE_SECONDS, "method" => method.label())
         .record(started.elapsed().as_secs_f64());
     if let Err(e) = &outcome {
+        metrics::counter!(telemetry::RESOLVE_ERRORS, "kind" => e.label()).increment(1);
         tracing::debug!(did, error = %e, "DID resolution failed");
     }
 

@@ -13,6 +13,12 @@ pub const SINGLEFLIGHT_JOINS: &str = "atrelay_identity_singleflight_joins_total"
 /// Counter, label `outcome` (`ok`, `not_found`, `tombstoned`, `invalid`,
 /// `transient`) and `method` (`plc`, `web`): completed document fetches.
 pub const RESOLUTIONS: &str = "atrelay_identity_resolutions_total";
+/// Counter, label `kind` ([`ResolveError::label`](super::ResolveError::label):
+/// `not_found`, `tombstoned`, `invalid`, `transient`): document fetches that
+/// failed. Counted once per fetch, not per waiting caller, so a burst for one
+/// dead DID counts once; DIDs refused before any fetch are in
+/// [`INVALID_DIDS`] instead.
+pub const RESOLVE_ERRORS: &str = "atrelay_identity_resolve_errors_total";
 /// Histogram, label `method`: seconds per document fetch, parse included.
 pub const RESOLVE_SECONDS: &str = "atrelay_identity_resolve_seconds";
 /// Gauge: document fetches in flight right now.
@@ -34,6 +40,7 @@ pub fn describe_metrics() {
         "identity cache misses that joined a fetch already in flight"
     );
     metrics::describe_counter!(RESOLUTIONS, "DID document fetches by method and outcome");
+    metrics::describe_counter!(RESOLVE_ERRORS, "DID document fetches that failed, by kind");
     metrics::describe_histogram!(
         RESOLVE_SECONDS,
         metrics::Unit::Seconds,

@@ -11,6 +11,12 @@
 //! - Reconnects forever with capped exponential backoff and jitter.
 //! - A `FutureCursor` from upstream means the upstream lost data: the crawler
 //!   stops, marks the host `offline` and says so, instead of looping.
+//! - Each event is admitted by the host's budget first: the per-second pace
+//!   delays it; a spent hourly or daily budget ends the connection before the
+//!   event (it stays upstream, behind our cursor), marks the host
+//!   `throttled`, and reconnects from the cursor when the window resets.
+//! - The operator's global pause ends every connection the same way until
+//!   crawling resumes; a blocked (banned) host's crawler is stopped.
 //!
 //! Broken framing (an unreadable header or seq) drops the connection, as the
 //! event-stream spec makes it fatal, and the reconnect backoff bounds what a
@@ -31,6 +37,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::hosts::{HostEntry, Hosts};
 use super::pool::Pool;
 use super::verifier::Inbound;
+use crate::control::Admit;
 use crate::identity::{Identity, Resolver};
 use crate::repo::verify::now_micros;
 use crate::wire::frame::{decode_header, peek_seq, Body, ErrorFrame, Event, EventKind};
@@ -61,11 +68,14 @@ struct Inner {
     pool: Pool,
     resolver: Resolver,
     running: DashMap<String, tokio::task::JoinHandle<()>>,
+    /// The operator's global pause (initially the stored setting).
+    paused: tokio::sync::watch::Sender<bool>,
 }
 
 impl Crawlers {
     /// A crawler manager feeding `pool`.
     pub fn new(cfg: CrawlerConfig, hosts: Hosts, pool: Pool, resolver: Resolver) -> Crawlers {
+        let paused = tokio::sync::watch::Sender::new(hosts.policy().paused());
         Crawlers {
             inner: Arc::new(Inner {
                 cfg,
@@ -73,12 +83,14 @@ impl Crawlers {
                 pool,
                 resolver,
                 running: DashMap::new(),
+                paused,
             }),
         }
     }
 
-    /// Starts crawling `hostname` unless a crawler for it is already running.
-    /// Returns whether one was started.
+    /// Starts crawling `hostname` unless a crawler for it is already running
+    /// or the host is blocked or under a domain ban. Returns whether one was
+    /// started.
     pub fn ensure(&self, hostname: &str) -> bool {
         let hostname = hostname.to_ascii_lowercase();
         if let Some(task) = self.inner.running.get(&hostname) {
@@ -86,12 +98,46 @@ impl Crawlers {
                 return false;
             }
         }
-        let (host, _) = self.inner.hosts.get_or_create(&hostname, now_micros());
+        if let Some(ban) = self.inner.hosts.policy().ban_of(&hostname) {
+            tracing::info!(%hostname, %ban, "not crawling a host under a domain ban");
+            return false;
+        }
+        let (host, _) = self
+            .inner
+            .hosts
+            .get_or_create(&hostname, self.inner.hosts.clock().now_micros());
+        if host.status() == "banned" {
+            return false;
+        }
         host.set_status("active");
         let inner = self.inner.clone();
         let task = tokio::spawn(async move { crawl(inner, host).await });
         self.inner.running.insert(hostname, task);
         true
+    }
+
+    /// Stops `hostname`'s crawler, if one runs, and waits for it to end.
+    /// Events it already dispatched still finish.
+    pub async fn stop(&self, hostname: &str) -> bool {
+        match self.inner.running.remove(hostname) {
+            Some((_, task)) => {
+                task.abort();
+                let _ = task.await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Pauses (`true`) or resumes all crawling. Connections end at once and
+    /// resume from their cursors.
+    pub fn set_paused(&self, paused: bool) {
+        self.inner.paused.send_replace(paused);
+    }
+
+    /// Whether crawling is paused.
+    pub fn paused(&self) -> bool {
+        *self.inner.paused.borrow()
     }
 
     /// Hosts with a running crawler.
@@ -123,6 +169,26 @@ enum End {
     Reconnect(String),
     /// The upstream reported `FutureCursor`: stop.
     FutureCursor,
+    /// A budget window is spent: reconnect when it resets.
+    Throttled,
+    /// The operator paused crawling.
+    Paused,
+}
+
+/// Counts the upstream connection while it lives.
+struct Connected;
+
+impl Connected {
+    fn new() -> Connected {
+        metrics::gauge!("atrelay_crawler_connections").increment(1.0);
+        Connected
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        metrics::gauge!("atrelay_crawler_connections").decrement(1.0);
+    }
 }
 
 async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
@@ -130,7 +196,13 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
     // finished before a restart); the upstream must send only later ones.
     let mut last_seq = host.watermark();
     let mut failures: u32 = 0;
+    let mut paused = inner.paused.subscribe();
     loop {
+        if *paused.borrow_and_update() {
+            tracing::info!(host = %host.hostname, "crawling paused by the operator");
+            let _ = paused.wait_for(|p| !*p).await;
+        }
+        wait_out_budget(&inner, &host).await;
         let url = subscribe_url(&host.hostname, last_seq, inner.cfg.allow_private);
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_FRAME))
@@ -148,7 +220,10 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
                 // A fresh connection counts as activity until `idle_after`.
                 host.last_event_micros
                     .store(now_micros(), std::sync::atomic::Ordering::Relaxed);
-                match read(&inner, &host, ws, &mut last_seq).await {
+                let connected = Connected::new();
+                let end = read(&inner, &host, ws, &mut last_seq, &mut paused).await;
+                drop(connected);
+                match end {
                     End::FutureCursor => {
                         tracing::error!(host = %host.hostname, cursor = last_seq,
                             "upstream answered FutureCursor: it has lost events we already hold; crawler stopped, operator action needed");
@@ -159,6 +234,8 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
                     End::Reconnect(why) => {
                         tracing::warn!(host = %host.hostname, reason = %why, "upstream connection ended");
                     }
+                    // Both wait at the top of the loop, then reconnect at once.
+                    End::Throttled | End::Paused => continue,
                 }
             }
             Ok(Err(e)) => {
@@ -181,11 +258,43 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn read(inner: &Inner, host: &Arc<HostEntry>, ws: Ws, last_seq: &mut u64) -> End {
+/// Waits while the host's hourly or daily budget is spent, as `throttled`.
+/// Re-checks at least every second, so an operator raising the budget
+/// resumes the host without waiting for the window.
+async fn wait_out_budget(inner: &Inner, host: &Arc<HostEntry>) {
+    let Some(until) = host.budget.throttled_until() else {
+        return;
+    };
+    let clock = inner.hosts.clock();
+    host.set_status("throttled");
+    let _ = inner.hosts.persist(host);
+    metrics::counter!("atrelay_crawler_throttled_total").increment(1);
+    tracing::warn!(host = %host.hostname, until_micros = until, usage = ?host.budget.usage(),
+        "host over its event budget: paused until the window resets");
+    while let Some(until) = host.budget.throttled_until() {
+        let step = clock.now_micros().saturating_add(1_000_000).min(until);
+        clock.sleep_until(step).await;
+    }
+    tracing::info!(host = %host.hostname, "budget window reset; resuming from the cursor");
+    host.set_status("active");
+}
+
+async fn read(
+    inner: &Inner,
+    host: &Arc<HostEntry>,
+    ws: Ws,
+    last_seq: &mut u64,
+    paused: &mut tokio::sync::watch::Receiver<bool>,
+) -> End {
     let (mut tx, mut rx) = ws.split();
     let mut pinged = false;
     loop {
-        let msg = match tokio::time::timeout(inner.cfg.idle_ping, rx.next()).await {
+        let next = tokio::select! {
+            biased;
+            _ = paused.wait_for(|p| *p) => return End::Paused,
+            next = tokio::time::timeout(inner.cfg.idle_ping, rx.next()) => next,
+        };
+        let msg = match next {
             Err(_) if pinged => return End::Reconnect("no traffic and no pong".into()),
             Err(_) => {
                 pinged = true;
@@ -252,6 +361,17 @@ async fn on_frame(
         metrics::counter!("atrelay_crawler_non_increasing_seq_total").increment(1);
         return None;
     }
+    metrics::counter!("atrelay_relay_events_received_total", "type" => kind_label(kind))
+        .increment(1);
+    // The budget comes before anything is dispatched: a refused event stays
+    // behind the cursor and comes again after the window resets.
+    loop {
+        match host.budget.admit() {
+            Admit::Go => break,
+            Admit::Pace(wait) => tokio::time::sleep(wait).await,
+            Admit::Throttled { .. } => return Some(End::Throttled),
+        }
+    }
     // The framing is sound and the seq readable: a body that does not decode
     // (bad CBOR, a limit exceeded) is one bad event, not a broken stream.
     // Drop it and move past its seq; dropping the connection instead would
@@ -297,6 +417,19 @@ async fn on_frame(
         return Some(End::Reconnect("verifier pool stopped".into()));
     }
     None
+}
+
+/// The metrics label of an event type.
+pub fn kind_label(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Commit => "commit",
+        EventKind::Sync => "sync",
+        EventKind::Identity => "identity",
+        EventKind::Account => "account",
+        EventKind::Info => "info",
+        EventKind::Error => "error",
+        EventKind::Unknown => "unknown",
+    }
 }
 
 fn malformed(what: &str) -> End {

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
 
-use crate::log::{EventLog, HostState};
+use crate::control::{Clock, HostBudget, Limits, Policy};
+use crate::log::{EventLog, HostState, LogError};
 
 /// One upstream host.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub struct HostEntry {
     /// Highest upstream seq seen (persisted through [`HostEntry::snapshot`]);
     /// atomic so dispatching an event takes only the progress lock.
     last_seq_seen: AtomicU64,
+    /// Event budgets and the account limit.
+    pub budget: HostBudget,
 }
 
 #[derive(Debug, Default)]
@@ -44,7 +47,7 @@ struct Progress {
 }
 
 impl HostEntry {
-    fn new(hostname: &str, state: HostState) -> HostEntry {
+    fn new(hostname: &str, state: HostState, budget: HostBudget) -> HostEntry {
         let watermark = state.cursor;
         let last_seq_seen = AtomicU64::new(state.last_seq_seen);
         HostEntry {
@@ -58,7 +61,34 @@ impl HostEntry {
             chain_breaks: AtomicU64::new(0),
             last_event_micros: AtomicU64::new(0),
             last_seq_seen,
+            budget,
         }
+    }
+
+    /// Takes an account slot for a newly seen account: false when the host
+    /// already has its limit (`limit` 0 = none).
+    pub fn try_take_account(&self, limit: u64) -> bool {
+        let mut s = lock(&self.state);
+        if limit > 0 && s.account_count >= limit {
+            return false;
+        }
+        s.account_count += 1;
+        true
+    }
+
+    /// The account count.
+    pub fn account_count(&self) -> u64 {
+        lock(&self.state).account_count
+    }
+
+    /// Restarts the upstream cursor at `cursor` (0: live), forgetting what is
+    /// in flight. Only while no crawler runs for the host.
+    pub fn reset_cursor(&self, cursor: u64) {
+        let mut p = lock(&self.progress);
+        p.inflight.clear();
+        p.watermark = cursor;
+        self.last_seq_seen.store(cursor, Ordering::Relaxed);
+        lock(&self.state).cursor = cursor;
     }
 
     /// Registers an upstream seq about to be dispatched. Seqs must increase
@@ -108,9 +138,24 @@ impl HostEntry {
         s
     }
 
-    /// Sets the host's status (`active`, `idle`, `offline`, ...).
+    /// Sets the host's status (`active`, `idle`, `offline`, ...). A
+    /// `banned` host keeps that status until [`HostEntry::unban`]: a crawler
+    /// stopping late cannot un-ban it.
     pub fn set_status(&self, status: &str) {
-        lock(&self.state).status = status.to_owned();
+        let mut s = lock(&self.state);
+        if s.status != "banned" {
+            s.status = status.to_owned();
+        }
+    }
+
+    /// Marks the host banned (blocked by the operator).
+    pub fn ban(&self) {
+        lock(&self.state).status = "banned".to_owned();
+    }
+
+    /// Lifts a ban: the host is `active` again.
+    pub fn unban(&self) {
+        lock(&self.state).status = "active".to_owned();
     }
 
     /// The host's status.
@@ -135,16 +180,51 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Clone)]
 pub struct Hosts {
     map: Arc<DashMap<String, Arc<HostEntry>>>,
+    log: EventLog,
+    policy: Policy,
+    clock: Clock,
 }
 
 impl Hosts {
-    /// Loads the persisted hosts.
-    pub fn load(log: &EventLog) -> Result<Hosts, crate::log::LogError> {
+    /// Loads the persisted hosts; their budgets follow `policy`'s limits.
+    pub fn load(log: &EventLog, policy: Policy, clock: Clock) -> Result<Hosts, LogError> {
         let map = DashMap::new();
         for (name, state) in log.list_hosts()? {
-            map.insert(name.clone(), Arc::new(HostEntry::new(&name, state)));
+            let budget = HostBudget::new(policy.limits(&name), clock.clone());
+            map.insert(name.clone(), Arc::new(HostEntry::new(&name, state, budget)));
         }
-        Ok(Hosts { map: Arc::new(map) })
+        Ok(Hosts {
+            map: Arc::new(map),
+            log: log.clone(),
+            policy,
+            clock,
+        })
+    }
+
+    /// The crawl policy the hosts' limits come from.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The clock budgets read.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Re-reads `hostname`'s limits from the policy (after an override
+    /// changed); returns them.
+    pub fn refresh_limits(&self, hostname: &str) -> Limits {
+        let limits = self.policy.limits(hostname);
+        if let Some(h) = self.get(hostname) {
+            h.budget.set_limits(limits);
+        }
+        limits
+    }
+
+    /// Writes a host's state now (administrative changes), rather than with
+    /// its next events.
+    pub fn persist(&self, host: &HostEntry) -> Result<(), LogError> {
+        self.log.put_host(&host.hostname, &host.snapshot())
     }
 
     /// The host, created (status `active`, first seen now) if new; the flag
@@ -156,16 +236,8 @@ impl Hosts {
             .entry(hostname.to_owned())
             .or_insert_with(|| {
                 created = true;
-                Arc::new(HostEntry::new(
-                    hostname,
-                    HostState {
-                        status: "active".into(),
-                        cursor: 0,
-                        account_count: 0,
-                        first_seen_micros: now_micros,
-                        last_seq_seen: 0,
-                    },
-                ))
+                let budget = HostBudget::new(self.policy.limits(hostname), self.clock.clone());
+                Arc::new(HostEntry::new(hostname, HostState::new(now_micros), budget))
             })
             .clone();
         (entry, created)
@@ -178,13 +250,16 @@ impl Hosts {
 
     /// Marks connected hosts `idle` after `idle_after` without events and
     /// `active` again once events flow, and publishes how many hosts are in
-    /// each status (a bounded label set). Run periodically.
+    /// each status (a bounded label set) and the budgets' aggregate use
+    /// (remaining hourly/daily events, hosts past 80% of a budget). Run
+    /// periodically.
     pub fn update_idle(&self, idle_after: std::time::Duration, now_micros: u64) {
         let mut counts: std::collections::BTreeMap<String, u64> =
             ["active", "idle", "offline", "throttled", "banned"]
                 .into_iter()
                 .map(|s| (s.to_owned(), 0))
                 .collect();
+        let (mut hour_left, mut day_left, mut near_limit, mut near) = (0u64, 0u64, 0u64, false);
         for host in self.all() {
             let last = host.last_event_micros.load(Ordering::Relaxed);
             let quiet = now_micros.saturating_sub(last) > idle_after.as_micros() as u64;
@@ -194,10 +269,24 @@ impl Hosts {
                 _ => {}
             }
             *counts.entry(host.status()).or_default() += 1;
+            let u = host.budget.usage();
+            if u.limits.per_hour > 0 {
+                hour_left += u.limits.per_hour.saturating_sub(u.hour_count);
+                near |= u.hour_count * 5 >= u.limits.per_hour * 4;
+            }
+            if u.limits.per_day > 0 {
+                day_left += u.limits.per_day.saturating_sub(u.day_count);
+                near |= u.day_count * 5 >= u.limits.per_day * 4;
+            }
+            near_limit += u64::from(std::mem::take(&mut near));
         }
         for (status, n) in counts {
             metrics::gauge!("atrelay_hosts", "status" => status).set(n as f64);
         }
+        // Aggregates only: a label per host would grow with the network.
+        metrics::gauge!("atrelay_budget_hour_remaining_events").set(hour_left as f64);
+        metrics::gauge!("atrelay_budget_day_remaining_events").set(day_left as f64);
+        metrics::gauge!("atrelay_budget_hosts_near_limit").set(near_limit as f64);
     }
 
     /// Every host.
@@ -220,6 +309,7 @@ mod tests {
                 first_seen_micros: 0,
                 last_seq_seen: cursor,
             },
+            HostBudget::new(Limits::default(), Clock::system()),
         )
     }
 

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::hosts::Hosts;
 use super::sequencer::ToSequence;
-use super::verifier::{AccountLookup, Decision, Inbound, Verifier};
+use super::verifier::{AccountLookup, AccountSlots, Decision, Inbound, Verifier};
 use crate::identity::Resolver;
 use crate::log::{AccountState, EventLog};
 use crate::repo::verify::now_micros;
@@ -30,6 +30,13 @@ pub enum ShardMsg {
     Retry(Inbound),
     /// Drop the cached state of a DID (an administrative change).
     Forget(String),
+    /// Set or clear the operator's status of a DID (takedown, reversal) and
+    /// emit the `#account` event; the reply says whether it was queued.
+    SetLocalStatus {
+        did: String,
+        status: Option<String>,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Sending side of the pool.
@@ -53,7 +60,8 @@ impl Pool {
         for i in 0..threads.max(1) {
             let (tx, rx) = mpsc::channel::<ShardMsg>(4096);
             let shard = Shard {
-                verifier: Verifier::new(LogLookup(log.clone()), lenient),
+                verifier: Verifier::new(LogLookup(log.clone()), lenient)
+                    .with_slots(Box::new(HostSlots(hosts.clone()))),
                 held: HashMap::new(),
                 self_tx: tx.downgrade(),
                 resolver: resolver.clone(),
@@ -80,6 +88,24 @@ impl Pool {
             .is_ok()
     }
 
+    /// Sets (`Some`) or clears the operator's status of `did` through its
+    /// shard, so the change is ordered with the DID's events, and emits the
+    /// `#account` event with the combined status.
+    pub async fn set_local_status(&self, did: &str, status: Option<&str>) -> Result<(), String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.shards[self.shard_of(did)]
+            .send(ShardMsg::SetLocalStatus {
+                did: did.to_owned(),
+                status: status.map(str::to_owned),
+                reply,
+            })
+            .await
+            .map_err(|_| "the relay is stopping".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the relay is stopping".to_owned())?
+    }
+
     /// Asks the DID's shard to reload its state from the log.
     pub async fn forget(&self, did: &str) {
         let _ = self.shards[self.shard_of(did)]
@@ -91,6 +117,30 @@ impl Pool {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         did.hash(&mut h);
         (h.finish() % self.shards.len() as u64) as usize
+    }
+}
+
+/// The account limit, counted on the hosts' entries.
+struct HostSlots(Hosts);
+
+impl AccountSlots for HostSlots {
+    fn has_room(&self, host: &str) -> bool {
+        self.0.get(host).map_or(true, |h| {
+            let limit = h.budget.limits().accounts;
+            limit == 0 || h.account_count() < limit
+        })
+    }
+
+    fn try_take(&self, host: &str) -> bool {
+        self.0
+            .get(host)
+            .map_or(true, |h| h.try_take_account(h.budget.limits().accounts))
+    }
+
+    fn adjust(&self, host: &str, delta: i64) {
+        if let Some(h) = self.0.get(host) {
+            h.add_accounts(delta);
+        }
     }
 }
 
@@ -151,13 +201,33 @@ impl Shard {
                     }
                 }
                 ShardMsg::Forget(did) => self.verifier.forget(&did),
+                ShardMsg::SetLocalStatus { did, status, reply } => {
+                    let result = self
+                        .verifier
+                        .set_local_status(&did, status.as_deref(), now_micros())
+                        .and_then(|accepted| {
+                            self.sequencer
+                                .send(ToSequence {
+                                    accepted,
+                                    host: None,
+                                    moved_from: None,
+                                    upstream_seq: 0,
+                                    received_micros: now_micros(),
+                                })
+                                .map_err(|_| "the sequencer stopped".to_owned())
+                        });
+                    let _ = reply.send(result);
+                }
             }
         }
     }
 
     fn handle(&mut self, ev: Inbound) {
         let host = self.hosts.get(&ev.host);
-        match self.verifier.decide(&ev, now_micros()) {
+        let started = std::time::Instant::now();
+        let decision = self.verifier.decide(&ev, now_micros());
+        metrics::histogram!("atrelay_relay_verify_seconds").record(started.elapsed().as_secs_f64());
+        match decision {
             Decision::Accept(accepted) => {
                 let Some(host) = host else { return };
                 let moved_from = accepted
@@ -166,7 +236,7 @@ impl Shard {
                     .and_then(|h| self.hosts.get(h));
                 let msg = ToSequence {
                     accepted,
-                    host,
+                    host: Some(host),
                     moved_from,
                     upstream_seq: ev.upstream_seq,
                     received_micros: ev.received_micros,

@@ -24,8 +24,11 @@ use crate::log::{AccountState, AppendBatch, EventLog, LogError, LogEvent};
 #[derive(Debug)]
 pub struct ToSequence {
     pub accepted: Box<Accepted>,
-    pub host: Arc<HostEntry>,
-    /// The host the account moved away from, if it migrated with this event.
+    /// The upstream it came from; `None` for events the relay itself emits
+    /// (an operator's takedown).
+    pub host: Option<Arc<HostEntry>>,
+    /// The host the account moved away from, if it migrated with this event
+    /// (its count changed; its state is written with this batch).
     pub moved_from: Option<Arc<HostEntry>>,
     pub upstream_seq: u64,
     pub received_micros: u64,
@@ -68,28 +71,25 @@ fn commit(log: &EventLog, ring: &Ring, batch: &mut Vec<ToSequence>) -> Result<()
         if let Some(state) = &item.accepted.account {
             accounts.insert(item.accepted.did.clone(), state.clone());
         }
-        if item.accepted.created {
-            item.host.add_accounts(1);
-        }
+        metrics::counter!("atrelay_relay_events_accepted_total", "type" => item.accepted.kind)
+            .increment(1);
         if let Some(old) = &item.moved_from {
-            old.add_accounts(-1);
-            item.host.add_accounts(1);
             hosts
                 .entry(old.hostname.clone())
                 .or_insert_with(|| old.clone());
         }
+        let Some(host) = &item.host else { continue };
         if item.accepted.chain_break {
-            item.host
-                .chain_breaks
+            host.chain_breaks
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             metrics::counter!("atrelay_relay_chain_breaks_total").increment(1);
         }
         hosts
-            .entry(item.host.hostname.clone())
-            .or_insert_with(|| item.host.clone());
+            .entry(host.hostname.clone())
+            .or_insert_with(|| host.clone());
         // These events are durable once the batch is; count them finished so
         // the cursor written below covers them.
-        item.host.finish(item.upstream_seq);
+        host.finish(item.upstream_seq);
     }
     let append = AppendBatch {
         events,

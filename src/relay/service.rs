@@ -12,6 +12,7 @@ use super::hosts::Hosts;
 use super::pool::Pool;
 use super::sequencer;
 use crate::config::RelayConfig;
+use crate::control::{Clock, Policy};
 use crate::fanout::{Backfill, Ring, SessionConfig};
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
@@ -32,6 +33,8 @@ pub enum StartError {
     },
     #[error("starting threads: {0}")]
     Threads(std::io::Error),
+    #[error("loading the crawl policy: {0}")]
+    Policy(#[from] crate::control::PolicyError),
 }
 
 /// A running relay.
@@ -80,6 +83,12 @@ impl Backfill for LogBackfill {
 impl Relay {
     /// Starts a relay on the current tokio runtime.
     pub async fn start(cfg: &RelayConfig) -> Result<Relay, StartError> {
+        Relay::start_with_clock(cfg, Clock::system()).await
+    }
+
+    /// Starts a relay whose budgets read `clock` (tests advance it to reset
+    /// budget windows without waiting).
+    pub async fn start_with_clock(cfg: &RelayConfig, clock: Clock) -> Result<Relay, StartError> {
         std::fs::create_dir_all(&cfg.server.data_dir).map_err(|err| StartError::DataDir {
             path: cfg.server.data_dir.display().to_string(),
             err,
@@ -107,7 +116,8 @@ impl Relay {
             timeout: Duration::from_secs(cfg.identity.timeout_secs),
             ..ResolverConfig::default()
         });
-        let hosts = Hosts::load(&log)?;
+        let policy = Policy::load(&log, cfg)?;
+        let hosts = Hosts::load(&log, policy.clone(), clock.clone())?;
 
         let (seq_tx, seq_rx) = crossbeam::channel::bounded(8192);
         let sequencer = {
@@ -143,7 +153,7 @@ impl Relay {
                 idle_ping: Duration::from_secs(30),
             },
             hosts.clone(),
-            pool,
+            pool.clone(),
             resolver.clone(),
         );
         for host in hosts.all() {
@@ -179,6 +189,9 @@ impl Relay {
             },
             crawlers: crawlers.clone(),
             hosts: hosts.clone(),
+            subscribers: crate::fanout::Subscribers::new(),
+            pool,
+            admin_password: cfg.admin_password.clone(),
             allow_private_hosts: cfg.crawl.allow_private_hosts,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -191,7 +204,11 @@ impl Relay {
         let server_guard = tasks_tx.clone();
         let server = tokio::spawn(async move {
             let _server_guard = server_guard;
-            let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+            let serve = axum::serve(
+                listener,
+                router(app).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             });
             if let Err(e) = serve.await {

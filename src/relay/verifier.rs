@@ -16,13 +16,20 @@
 //!   with history is dropped, unless lenient;
 //! - one forced identity refresh: a signature failure or host mismatch against
 //!   a cached document asks the caller to re-resolve once and retry
-//!   ([`Decision::Refresh`]) before the event is dropped.
+//!   ([`Decision::Refresh`]) before the event is dropped;
+//! - the account limit ([`AccountSlots`]): an account first seen on a host
+//!   that has its limit is not created and its events are dropped
+//!   (`account_throttled`) until a slot frees (an account deleted or moved
+//!   away) or the operator raises the limit; then its next event creates it;
+//! - operator statuses: a taken-down account's events are dropped
+//!   (`taken_down`), and [`Verifier::set_local_status`] produces the
+//!   `#account` event announcing a takedown or its reversal.
 //!
 //! Not here: resolving identities (the crawler does it before dispatch, holding
 //! the host's stream on transient failures), sequencing and persistence (the
 //! sequencer writes the returned state together with the event).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -33,6 +40,7 @@ use crate::log::AccountState;
 use crate::repo::commit::CommitError;
 use crate::repo::verify::{verify_commit, verify_sync, VerifyError, VerifyOptions};
 use crate::wire::frame::{Account, Event};
+use crate::wire::syntax::format_datetime_micros;
 
 /// An event as received from an upstream, with the identity the crawler
 /// resolved for it.
@@ -69,6 +77,8 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct Accepted {
     pub did: String,
+    /// The event type, as a metrics label.
+    pub kind: &'static str,
     pub frame: PendingFrame,
     /// New account state to persist with the event (`None`: unchanged).
     pub account: Option<AccountState>,
@@ -101,6 +111,10 @@ pub enum DropReason {
     Inversion,
     PrevDataMismatch,
     Storage,
+    /// A new account on a host at its account limit.
+    AccountThrottled,
+    /// The operator took the account down.
+    TakenDown,
 }
 
 impl DropReason {
@@ -125,6 +139,8 @@ impl DropReason {
             DropReason::Inversion => "inversion",
             DropReason::PrevDataMismatch => "prev_data_mismatch",
             DropReason::Storage => "storage",
+            DropReason::AccountThrottled => "account_throttled",
+            DropReason::TakenDown => "taken_down",
         }
     }
 
@@ -182,20 +198,111 @@ pub trait AccountLookup {
     fn load(&self, did: &str) -> Result<Option<AccountState>, String>;
 }
 
+/// The account limit: how many accounts each host may have.
+///
+/// Counted here, when an account is created, moves or is deleted, because
+/// the verifier threads are where those decisions are made; the sequencer
+/// only persists the counts with the events.
+pub trait AccountSlots: Send {
+    /// Whether `host` could take one more account now.
+    fn has_room(&self, host: &str) -> bool;
+    /// Takes a slot on `host` for a new account; false at the limit.
+    fn try_take(&self, host: &str) -> bool;
+    /// Changes `host`'s count (an account moved, was deleted or came back).
+    fn adjust(&self, host: &str, delta: i64);
+}
+
+/// No account limit (tests, tools).
+pub struct Unlimited;
+
+impl AccountSlots for Unlimited {
+    fn has_room(&self, _: &str) -> bool {
+        true
+    }
+    fn try_take(&self, _: &str) -> bool {
+        true
+    }
+    fn adjust(&self, _: &str, _: i64) {}
+}
+
 /// One verifier thread's state and policy.
 pub struct Verifier<L> {
     accounts: HashMap<String, Option<AccountState>>,
     lookup: L,
     lenient: bool,
+    slots: Box<dyn AccountSlots>,
+    /// DIDs refused a slot, for the throttled-accounts gauge.
+    throttled: HashSet<String>,
 }
 
 impl<L: AccountLookup> Verifier<L> {
-    /// A verifier reading persisted state through `lookup`.
+    /// A verifier reading persisted state through `lookup`, without an
+    /// account limit.
     pub fn new(lookup: L, lenient: bool) -> Verifier<L> {
         Verifier {
             accounts: HashMap::new(),
             lookup,
             lenient,
+            slots: Box::new(Unlimited),
+            throttled: HashSet::new(),
+        }
+    }
+
+    /// Enforces an account limit through `slots`.
+    pub fn with_slots(mut self, slots: Box<dyn AccountSlots>) -> Verifier<L> {
+        self.slots = slots;
+        self
+    }
+
+    /// Accounts currently refused a slot (this verifier's share).
+    pub fn throttled_accounts(&self) -> usize {
+        self.throttled.len()
+    }
+
+    /// Remembers `did` as refused a slot on `host`.
+    fn refuse_slot(&mut self, did: &str) -> Decision {
+        if self.throttled.insert(did.to_owned()) {
+            metrics::gauge!("atrelay_accounts_throttled").increment(1.0);
+        }
+        Decision::Drop(DropReason::AccountThrottled)
+    }
+
+    /// Takes a slot for a new account on `host`; refuses the event otherwise.
+    fn take_slot(&mut self, did: &str, host: &str) -> Result<(), Decision> {
+        if !self.slots.try_take(host) {
+            return Err(self.refuse_slot(did));
+        }
+        if self.throttled.remove(did) {
+            metrics::gauge!("atrelay_accounts_throttled").decrement(1.0);
+        }
+        Ok(())
+    }
+
+    /// Sets (`Some`) or clears the operator's status of `did` (a takedown and
+    /// its reversal) and returns the `#account` event announcing the combined
+    /// status, with the state to persist. An unknown DID gets a state (with no
+    /// host yet), so a takedown can precede the account's first event.
+    pub fn set_local_status(
+        &mut self,
+        did: &str,
+        status: Option<&str>,
+        now_micros: u64,
+    ) -> Result<Box<Accepted>, String> {
+        let mut state = self.state(did)?.unwrap_or_else(|| new_account(""));
+        state.local_status = status.map(str::to_owned);
+        self.accounts.insert(did.to_owned(), Some(state.clone()));
+        let time = format_datetime_micros(now_micros);
+        let combined = state.status().map(str::to_owned);
+        let event = Event::Account(Account {
+            seq: 0,
+            did,
+            time: &time,
+            active: combined.is_none(),
+            status: combined.as_deref(),
+        });
+        match accept(&event, Some(state), None) {
+            Decision::Accept(a) => Ok(a),
+            other => Err(format!("could not encode #account: {other:?}")),
         }
     }
 
@@ -246,10 +353,12 @@ impl<L: AccountLookup> Verifier<L> {
         if let Event::Account(a) = &event {
             return self.decide_account(ev, a, stored, moved_from);
         }
-        if let Some(s) = &stored {
-            if !s.is_active() {
-                return Decision::Drop(DropReason::Inactive);
-            }
+        match &stored {
+            Some(s) if s.local_status.is_some() => return Decision::Drop(DropReason::TakenDown),
+            Some(s) if !s.is_active() => return Decision::Drop(DropReason::Inactive),
+            // Refused before the costly checks; the slot is taken on accept.
+            None if !self.slots.has_room(&ev.host) => return self.refuse_slot(did),
+            _ => {}
         }
         let stored_rev = stored.as_ref().and_then(|s| s.rev.clone());
         let rev = match &event {
@@ -298,12 +407,21 @@ impl<L: AccountLookup> Verifier<L> {
             }
         }
 
+        let created = stored.is_none();
+        if created {
+            if let Err(refused) = self.take_slot(did, &ev.host) {
+                return refused;
+            }
+        }
+        if let Some(old) = &moved_from {
+            self.slots.adjust(old, -1);
+            self.slots.adjust(&ev.host, 1);
+        }
         let mut state = stored.clone().unwrap_or_else(|| new_account(&ev.host));
         state.host = ev.host.to_string();
         state.rev = Some(rev.to_owned());
         state.commit = Some(verified.commit);
         state.data = Some(verified.data);
-        let created = stored.is_none();
         self.accounts.insert(did.to_owned(), Some(state.clone()));
         match accept(&event, Some(state), moved_from) {
             Decision::Accept(mut a) => {
@@ -325,13 +443,36 @@ impl<L: AccountLookup> Verifier<L> {
         moved_from: Option<String>,
     ) -> Decision {
         let created = stored.is_none();
-        let mut state = stored.unwrap_or_else(|| new_account(&ev.host));
-        state.host = ev.host.to_string();
-        state.upstream_status = if a.active {
+        let upstream_status = if a.active {
             None
         } else {
             Some(a.status.unwrap_or("inactive").to_owned())
         };
+        // Deleted accounts hold no slot; any other status keeps its slot.
+        let deleted = |s: &Option<String>| s.as_deref() == Some("deleted");
+        let was_deleted = stored.as_ref().is_some_and(|s| deleted(&s.upstream_status));
+        let counted_before = stored.is_some() && !was_deleted;
+        let counted_after = !deleted(&upstream_status);
+        match (&moved_from, counted_before, counted_after) {
+            (None, false, true) => {
+                if let Err(refused) = self.take_slot(a.did, &ev.host) {
+                    return refused;
+                }
+            }
+            (None, true, false) => self.slots.adjust(&ev.host, -1),
+            (Some(old), before, after) => {
+                if before {
+                    self.slots.adjust(old, -1);
+                }
+                if after {
+                    self.slots.adjust(&ev.host, 1);
+                }
+            }
+            _ => {}
+        }
+        let mut state = stored.unwrap_or_else(|| new_account(&ev.host));
+        state.host = ev.host.to_string();
+        state.upstream_status = upstream_status;
         let local = state.local_status.clone();
         let mut out = a.clone();
         if let Some(local) = &local {
@@ -388,6 +529,13 @@ fn accept(event: &Event, account: Option<AccountState>, moved_from: Option<Strin
     match PendingFrame::new(event) {
         Some(frame) => Decision::Accept(Box::new(Accepted {
             did: did.to_owned(),
+            kind: match event {
+                Event::Commit(_) => "commit",
+                Event::Sync(_) => "sync",
+                Event::Identity(_) => "identity",
+                Event::Account(_) => "account",
+                _ => "other",
+            },
             frame,
             account,
             chain_break: false,

@@ -152,6 +152,40 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// Formats microseconds since the Unix epoch as the datetime form the
+/// firehose uses (`2024-01-02T03:04:05.678Z`, UTC, milliseconds), e.g. the
+/// `time` of events the relay itself emits.
+///
+/// ```
+/// use atrelay::wire::syntax::{format_datetime_micros, parse_datetime};
+/// let s = format_datetime_micros(1_700_000_000_123_456);
+/// assert_eq!(s, "2023-11-14T22:13:20.123Z");
+/// assert_eq!(parse_datetime(&s).unwrap(), 1_700_000_000_123_000);
+/// ```
+pub fn format_datetime_micros(micros: u64) -> String {
+    let secs = micros / 1_000_000;
+    let millis = (micros / 1_000) % 1_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), the inverse of
+    // `days_from_civil` above.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3_600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
 /// Checks datetime *shape* only (see the module documentation): accepts
 /// `1985-13-12T25:99:61Z`. Use [`parse_datetime`] for a full check.
 pub fn validate_datetime(s: &str) -> Result<(), SyntaxError> {
@@ -199,6 +233,22 @@ pub fn parse_datetime(s: &str) -> Result<i64, SyntaxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatting_round_trips_through_parsing() {
+        let mut micros: u64 = 0;
+        // Steps of about 3.7 days across 1970..2100, leap years included.
+        while micros < 4_102_444_800_000_000 {
+            let text = format_datetime_micros(micros);
+            assert_eq!(
+                parse_datetime(&text).unwrap() as u64,
+                micros / 1_000 * 1_000,
+                "{text}"
+            );
+            micros += 321_987_654_321;
+        }
+        assert_eq!(format_datetime_micros(951_782_400_000_000), "2000-02-29T00:00:00.000Z");
+    }
 
     #[test]
     fn known_instants() {

@@ -29,7 +29,7 @@ mod uri;
 pub use at_identifier::validate_at_identifier;
 pub use at_uri::{parse_at_uri, validate_at_uri, AtUriParts, MAX_AT_URI_LEN};
 pub use cid_string::{validate_cid_string, MAX_CID_STRING_LEN, MIN_CID_STRING_LEN};
-pub use datetime::{parse_datetime, validate_datetime, MAX_DATETIME_LEN};
+pub use datetime::{format_datetime_micros, parse_datetime, validate_datetime, MAX_DATETIME_LEN};
 pub use did::{validate_did, MAX_DID_LEN};
 pub use error::{SyntaxError, SyntaxKind};
 pub use handle::{

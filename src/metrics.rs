@@ -1,0 +1,179 @@
+//! The Prometheus exporter and the descriptions of the relay's metrics.
+//!
+//! Every metric is named `atrelay_*` and its labels come from small fixed
+//! sets (event type, drop reason, host status, session end reason, error
+//! kind): never a DID, a hostname or a client address, so the series count
+//! stays bounded however large the network. Per-host and per-subscriber
+//! detail is in the admin API instead.
+//!
+//! Histograms get explicit buckets so Grafana can compute quantiles across
+//! instances (`histogram_quantile`); without them the exporter would render
+//! per-process summaries.
+
+use std::net::SocketAddr;
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+/// Latency buckets in seconds: 50 µs to 10 s.
+const SECONDS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 10.0,
+];
+
+/// Count buckets (events per group commit, events of lag).
+const COUNTS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1_024.0, 4_096.0, 16_384.0, 65_536.0, 262_144.0, 1_048_576.0,
+];
+
+/// An exporter serving `/metrics` on `addr`, with the relay's buckets.
+pub fn exporter(addr: SocketAddr) -> PrometheusBuilder {
+    let builder = PrometheusBuilder::new().with_http_listener(addr);
+    let with = |b: PrometheusBuilder, suffix: &str, buckets: &[f64]| {
+        b.set_buckets_for_metric(Matcher::Suffix(suffix.to_owned()), buckets)
+            .expect("bucket lists are not empty")
+    };
+    // Buckets apply to histograms only: gauges ending in `_events` are
+    // unaffected.
+    let builder = with(builder, "_seconds", SECONDS);
+    with(builder, "_events", COUNTS)
+}
+
+/// Describes every metric (help text and unit) to the installed recorder.
+pub fn describe() {
+    crate::fanout::metrics::describe();
+    crate::identity::describe();
+    // Ingest.
+    describe_counter!(
+        "atrelay_crawler_frames_total",
+        "Frames read from upstream hosts"
+    );
+    describe_counter!(
+        "atrelay_relay_events_received_total",
+        "Upstream events read, by type, before verification"
+    );
+    describe_counter!(
+        "atrelay_relay_events_accepted_total",
+        "Events accepted and sequenced, by type"
+    );
+    describe_counter!(
+        "atrelay_relay_events_dropped_total",
+        "Events dropped, by reason (invalid, throttled account, taken down, ...)"
+    );
+    describe_counter!(
+        "atrelay_relay_events_ignored_total",
+        "Events consumed without forwarding (duplicates, stale #sync, #info), by reason"
+    );
+    describe_counter!(
+        "atrelay_relay_events_sequenced_total",
+        "Events written to the log"
+    );
+    describe_counter!(
+        "atrelay_relay_chain_breaks_total",
+        "Verified commits that do not continue their account's stored chain"
+    );
+    describe_histogram!(
+        "atrelay_relay_verify_seconds",
+        Unit::Seconds,
+        "Time to decide one event (decode, signature, MST inversion)"
+    );
+    describe_histogram!(
+        "atrelay_relay_group_commit_seconds",
+        Unit::Seconds,
+        "Time to write and publish one group commit"
+    );
+    describe_histogram!(
+        "atrelay_relay_group_commit_events",
+        "Events per group commit"
+    );
+    // Upstream connections.
+    describe_gauge!(
+        "atrelay_crawler_connections",
+        "Open upstream subscribeRepos connections"
+    );
+    describe_counter!(
+        "atrelay_crawler_reconnects_total",
+        "Upstream reconnection attempts"
+    );
+    describe_counter!(
+        "atrelay_crawler_malformed_frames_total",
+        "Upstream connections dropped for broken framing"
+    );
+    describe_counter!(
+        "atrelay_crawler_non_increasing_seq_total",
+        "Upstream frames skipped because their seq did not increase"
+    );
+    describe_counter!(
+        "atrelay_crawler_future_cursor_total",
+        "Upstreams that answered FutureCursor (their crawler stops)"
+    );
+    describe_counter!(
+        "atrelay_crawler_identity_retries_total",
+        "Identity lookups retried while holding a host's events"
+    );
+    describe_counter!(
+        "atrelay_crawler_throttled_total",
+        "Times a host was paused for spending an hourly or daily budget"
+    );
+    // Hosts, accounts and budgets.
+    describe_gauge!("atrelay_hosts", "Known hosts, by status");
+    describe_gauge!(
+        "atrelay_accounts_throttled",
+        "Accounts refused because their host is at its account limit"
+    );
+    describe_gauge!(
+        "atrelay_budget_hour_remaining_events",
+        "Events left in the current hour, summed over hosts with an hourly budget"
+    );
+    describe_gauge!(
+        "atrelay_budget_day_remaining_events",
+        "Events left today, summed over hosts with a daily budget"
+    );
+    describe_gauge!(
+        "atrelay_budget_hosts_near_limit",
+        "Hosts past 80% of their hourly or daily budget"
+    );
+    describe_counter!(
+        "atrelay_admin_auth_failures_total",
+        "Admin API requests refused for bad or missing credentials"
+    );
+    // The log.
+    describe_counter!(
+        "atrelay_log_append_batches_total",
+        "Batches appended to the log"
+    );
+    describe_counter!(
+        "atrelay_log_appended_events_total",
+        "Events appended to the log"
+    );
+    describe_counter!(
+        "atrelay_log_appended_frame_bytes_total",
+        Unit::Bytes,
+        "Frame bytes appended to the log"
+    );
+    describe_histogram!(
+        "atrelay_log_append_seconds",
+        Unit::Seconds,
+        "Time to write one batch durably (with fsync in fsync durability)"
+    );
+    describe_counter!(
+        "atrelay_log_read_events_total",
+        "Events read back from the log (replays, catch-up)"
+    );
+    describe_gauge!(
+        "atrelay_log_events_bytes",
+        Unit::Bytes,
+        "Approximate size of the retained events"
+    );
+    describe_gauge!("atrelay_log_last_seq", "Newest seq in the log (the head)");
+    describe_gauge!("atrelay_log_oldest_seq", "Oldest retained seq");
+    describe_counter!(
+        "atrelay_log_retention_removed_events_total",
+        "Events removed by retention"
+    );
+    describe_counter!(
+        "atrelay_log_retention_removed_bytes_total",
+        Unit::Bytes,
+        "Bytes removed by retention"
+    );
+}
