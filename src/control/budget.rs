@@ -228,7 +228,11 @@ mod tests {
             panic!("budget spent")
         };
         assert_eq!(window, "hour");
-        assert_eq!(until_micros % HOUR_MICROS, 0, "resets at the top of the hour");
+        assert_eq!(
+            until_micros % HOUR_MICROS,
+            0,
+            "resets at the top of the hour"
+        );
         assert!(until_micros > clock.now_micros());
         assert_eq!(b.usage().hour_count, 3, "refused events are not counted");
         clock.advance(Duration::from_micros(until_micros - clock.now_micros()));

@@ -63,8 +63,18 @@ mod tests {
     fn entries_normalize() {
         assert_eq!(normalize_domain("Example.COM.").unwrap(), "example.com");
         assert_eq!(normalize_domain("*.example.com").unwrap(), "example.com");
-        assert_eq!(normalize_domain("127.0.0.1:2583").unwrap(), "127.0.0.1:2583");
-        for bad in ["", "https://x.com", "x.com/a", "nodot", "x.com:0", "a@b.com"] {
+        assert_eq!(
+            normalize_domain("127.0.0.1:2583").unwrap(),
+            "127.0.0.1:2583"
+        );
+        for bad in [
+            "",
+            "https://x.com",
+            "x.com/a",
+            "nodot",
+            "x.com:0",
+            "a@b.com",
+        ] {
             assert!(normalize_domain(bad).is_err(), "{bad}");
         }
     }

@@ -128,7 +128,9 @@ impl Policy {
             None => DayCount::default(),
         };
         let normalized = |list: &[String]| -> Vec<String> {
-            list.iter().filter_map(|e| normalize_domain(e).ok()).collect()
+            list.iter()
+                .filter_map(|e| normalize_domain(e).ok())
+                .collect()
         };
         Ok(Policy {
             log: log.clone(),
@@ -406,17 +408,30 @@ mod tests {
         assert!(p.admits("a.example.com"));
         assert!(!p.admits("b.other.net"));
         let pending = p.pending();
-        assert_eq!(pending.len(), 1, "allowing example.com settled a.example.com");
+        assert_eq!(
+            pending.len(),
+            1,
+            "allowing example.com settled a.example.com"
+        );
         assert_eq!(pending[0].0, "b.other.net");
-        assert_eq!(p.ban_of("pds.evil.example").as_deref(), Some("evil.example"));
-        assert_eq!(p.ban_of("x.fixed.example").as_deref(), Some("fixed.example"));
+        assert_eq!(
+            p.ban_of("pds.evil.example").as_deref(),
+            Some("evil.example")
+        );
+        assert_eq!(
+            p.ban_of("x.fixed.example").as_deref(),
+            Some("fixed.example")
+        );
         assert_eq!(p.ban_of("example.com"), None);
         assert_eq!(p.limits("c.example.com").accounts, 7);
         assert_eq!(p.limits("c.example.com").per_hour, 2_507);
         assert!(!p.count_new_host(4).unwrap(), "the day's count persisted");
         assert!(p.count_new_host(86_400_000_000).unwrap(), "next day");
         assert!(p.unban("evil.example").unwrap());
-        assert!(!p.unban("fixed.example").unwrap(), "config bans are not stored");
+        assert!(
+            !p.unban("fixed.example").unwrap(),
+            "config bans are not stored"
+        );
         assert!(p.ban_of("fixed.example").is_some());
         p.set_limit_override("c.example.com", LimitOverride::default())
             .unwrap();
@@ -427,7 +442,10 @@ mod tests {
     fn bad_entries_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = Policy::load(&open(dir.path()), &RelayConfig::default()).unwrap();
-        assert!(matches!(p.allow("http://x.com"), Err(PolicyError::Invalid(_))));
+        assert!(matches!(
+            p.allow("http://x.com"),
+            Err(PolicyError::Invalid(_))
+        ));
         assert!(matches!(p.ban("nodot"), Err(PolicyError::Invalid(_))));
     }
 }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::error::XrpcError;
 use super::AppState;
-use crate::relay::crawler::{is_private_host, is_private_ip};
+use crate::relay::crawler::{host_part, is_private_host};
 use crate::wire::syntax::validate_handle;
 
 /// The request body.
@@ -40,10 +40,14 @@ pub async fn request_crawl(
     let hostname = normalize_hostname(&req.hostname)?;
     let known = app.hosts.get(&hostname);
     if let Some(ban) = app.hosts.policy().ban_of(&hostname) {
-        return Err(banned(format!("{hostname} is under this relay's ban of {ban}")));
+        return Err(banned(format!(
+            "{hostname} is under this relay's ban of {ban}"
+        )));
     }
     if known.as_ref().is_some_and(|h| h.status() == "banned") {
-        return Err(banned(format!("{hostname} is blocked by this relay's operator")));
+        return Err(banned(format!(
+            "{hostname} is blocked by this relay's operator"
+        )));
     }
     let private = is_private_host(&hostname);
     if private && !app.allow_private_hosts {
@@ -51,9 +55,16 @@ pub async fn request_crawl(
             "{hostname} is a local or private address; this relay does not crawl those"
         )));
     }
-    if !app.allow_private_hosts {
-        refuse_private_resolution(&hostname).await?;
-    }
+    let scheme = if private { "http" } else { "https" };
+    let addrs = app
+        .dns
+        .resolve_checked(
+            &hostname,
+            if private { 80 } else { 443 },
+            app.allow_private_hosts,
+        )
+        .await
+        .map_err(XrpcError::invalid)?;
     let now = app.hosts.clock().now_micros();
     if known.is_none() && !app.hosts.policy().admits(&hostname) {
         app.hosts
@@ -65,11 +76,22 @@ pub async fn request_crawl(
             "this relay crawls only allowlisted hosts; the request for {hostname} is recorded for the operator to review"
         )));
     }
-    let scheme = if private { "http" } else { "https" };
     let url = format!("{scheme}://{hostname}/xrpc/com.atproto.server.describeServer");
-    // The client follows no redirects, so a probe cannot be bounced to an
-    // internal address.
-    let probe = app.http.get(&url).send().await;
+    // The probe connects to the address just checked (no second lookup for
+    // DNS to answer differently) and follows no redirects, so it cannot be
+    // bounced to an internal address.
+    let host = host_part(&hostname);
+    let client = if host.parse::<std::net::IpAddr>().is_ok() {
+        app.http.clone()
+    } else {
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(host, addrs[0])
+            .build()
+            .map_err(XrpcError::internal)?
+    };
+    let probe = client.get(&url).send().await;
     if let Ok(r) = &probe {
         let server = r
             .headers()
@@ -119,35 +141,6 @@ fn banned(message: String) -> XrpcError {
     XrpcError::named(StatusCode::BAD_REQUEST, "HostBanned", message)
 }
 
-/// The SSRF guard after DNS: every address the name resolves to must be
-/// public, or the relay could be pointed at its own network.
-async fn refuse_private_resolution(hostname: &str) -> Result<(), XrpcError> {
-    let target = if hostname
-        .rsplit_once(':')
-        .is_some_and(|(h, _)| !h.contains(':'))
-    {
-        hostname.to_owned()
-    } else {
-        format!("{hostname}:443")
-    };
-    let addrs = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        tokio::net::lookup_host(target),
-    )
-    .await
-    .map_err(|_| XrpcError::invalid(format!("resolving {hostname} timed out")))?
-    .map_err(|e| XrpcError::invalid(format!("could not resolve {hostname}: {e}")))?;
-    for addr in addrs {
-        if is_private_ip(addr.ip()) {
-            return Err(XrpcError::invalid(format!(
-                "{hostname} resolves to {}, a local or private address; this relay does not crawl those",
-                addr.ip()
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Lower-cases and checks `host[:port]`: no scheme, path or userinfo; the host
 /// a DNS name with at least two labels, `localhost`, or an IP address.
 pub fn normalize_hostname(raw: &str) -> Result<String, XrpcError> {
@@ -157,9 +150,20 @@ pub fn normalize_hostname(raw: &str) -> Result<String, XrpcError> {
             "hostname must be a bare host[:port], without scheme or path",
         ));
     }
-    let (host, port) = match h.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => (host, Some(port)),
-        _ => (h.as_str(), None),
+    let (host, port) = match h.strip_prefix('[') {
+        // `[v6]:port`: the brackets only delimit the address.
+        Some(rest) => match rest.split_once("]:") {
+            Some((v6, port)) if v6.parse::<std::net::Ipv6Addr>().is_ok() => (v6, Some(port)),
+            _ => {
+                return Err(XrpcError::invalid(format!(
+                    "{raw:?} is not a valid hostname"
+                )))
+            }
+        },
+        None => match h.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => (host, Some(port)),
+            _ => (h.as_str(), None),
+        },
     };
     if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
         return Err(XrpcError::invalid("hostname has an invalid port"));
@@ -186,6 +190,8 @@ mod tests {
             "PDS.Example.com",
             "127.0.0.1:2583",
             "localhost:2583",
+            "::1",
+            "[::1]:2583",
         ] {
             assert!(normalize_hostname(ok).is_ok(), "{ok}");
         }
@@ -197,6 +203,8 @@ mod tests {
             "nodot",
             "pds.example.com:0",
             "pds.example.com:99999",
+            "[::1]",
+            "[nope]:80",
         ] {
             assert!(normalize_hostname(bad).is_err(), "{bad}");
         }

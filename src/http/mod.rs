@@ -40,6 +40,8 @@ pub struct AppState {
     /// Live subscriber sessions (admin listing, lag metrics).
     pub subscribers: crate::fanout::Subscribers,
     pub allow_private_hosts: bool,
+    /// Resolves hosts for `requestCrawl`'s checks and probe.
+    pub dns: crate::relay::dns::Dns,
     /// For `describeServer` probes.
     pub http: reqwest::Client,
     /// Flips to true when the relay stops: open subscriber sessions end.

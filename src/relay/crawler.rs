@@ -54,6 +54,8 @@ pub struct CrawlerConfig {
     pub max_backoff: Duration,
     /// Ping after this long without traffic; give up after the same again.
     pub idle_ping: Duration,
+    /// Resolves hosts for dialing (with the SSRF guard).
+    pub dns: super::dns::Dns,
 }
 
 /// Starts and tracks the crawler tasks.
@@ -209,11 +211,11 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
             .max_frame_size(Some(MAX_FRAME));
         let connected = tokio::time::timeout(
             Duration::from_secs(30),
-            tokio_tungstenite::connect_async_with_config(&url, Some(config), false),
+            dial(&inner.cfg, &host.hostname, &url, config),
         )
         .await;
         match connected {
-            Ok(Ok((ws, _))) => {
+            Ok(Ok(ws)) => {
                 tracing::info!(host = %host.hostname, cursor = last_seq, "subscribed");
                 failures = 0;
                 host.set_status("active");
@@ -257,6 +259,36 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Resolves the host once, applies the SSRF guard to the addresses, and
+/// connects to a checked one (so DNS cannot answer differently for the dial
+/// than for the check), then runs the websocket handshake over it.
+async fn dial(
+    cfg: &CrawlerConfig,
+    hostname: &str,
+    url: &str,
+    ws: WebSocketConfig,
+) -> Result<Ws, String> {
+    let default_port = if url.starts_with("wss://") { 443 } else { 80 };
+    let addrs = cfg
+        .dns
+        .resolve_checked(hostname, default_port, cfg.allow_private)
+        .await?;
+    let mut last_error = String::new();
+    for addr in addrs {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                return tokio_tungstenite::client_async_tls_with_config(url, tcp, Some(ws), None)
+                    .await
+                    .map(|(ws, _)| ws)
+                    .map_err(|e| e.to_string());
+            }
+            Err(e) => last_error = format!("{addr}: {e}"),
+        }
+    }
+    Err(last_error)
+}
 
 /// Waits while the host's hourly or daily budget is spent, as `throttled`.
 /// Re-checks at least every second, so an operator raising the budget

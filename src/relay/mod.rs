@@ -7,6 +7,7 @@
 //! ```
 
 pub mod crawler;
+pub mod dns;
 pub mod hosts;
 pub mod outbound;
 pub mod pool;
@@ -14,4 +15,4 @@ pub mod sequencer;
 pub mod service;
 pub mod verifier;
 
-pub use service::{Relay, StartError};
+pub use service::{Relay, StartError, StartOptions};

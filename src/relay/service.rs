@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::crawler::{CrawlerConfig, Crawlers};
+use super::dns::Dns;
 use super::hosts::Hosts;
 use super::pool::Pool;
 use super::sequencer;
@@ -35,6 +36,15 @@ pub enum StartError {
     Threads(std::io::Error),
     #[error("loading the crawl policy: {0}")]
     Policy(#[from] crate::control::PolicyError),
+}
+
+/// What tests may replace when starting a relay.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// The clock budgets read (tests advance it to reset budget windows).
+    pub clock: Clock,
+    /// Name resolution for upstream hosts (tests pin names to addresses).
+    pub dns: Dns,
 }
 
 /// A running relay.
@@ -83,12 +93,12 @@ impl Backfill for LogBackfill {
 impl Relay {
     /// Starts a relay on the current tokio runtime.
     pub async fn start(cfg: &RelayConfig) -> Result<Relay, StartError> {
-        Relay::start_with_clock(cfg, Clock::system()).await
+        Relay::start_with(cfg, StartOptions::default()).await
     }
 
-    /// Starts a relay whose budgets read `clock` (tests advance it to reset
-    /// budget windows without waiting).
-    pub async fn start_with_clock(cfg: &RelayConfig, clock: Clock) -> Result<Relay, StartError> {
+    /// Starts a relay with a test clock or DNS pins.
+    pub async fn start_with(cfg: &RelayConfig, opts: StartOptions) -> Result<Relay, StartError> {
+        let StartOptions { clock, dns } = opts;
         std::fs::create_dir_all(&cfg.server.data_dir).map_err(|err| StartError::DataDir {
             path: cfg.server.data_dir.display().to_string(),
             err,
@@ -151,6 +161,7 @@ impl Relay {
                 allow_private: cfg.crawl.allow_private_hosts,
                 max_backoff: Duration::from_secs(cfg.crawl.max_backoff_secs),
                 idle_ping: Duration::from_secs(30),
+                dns: dns.clone(),
             },
             hosts.clone(),
             pool.clone(),
@@ -193,6 +204,7 @@ impl Relay {
             pool,
             admin_password: cfg.admin_password.clone(),
             allow_private_hosts: cfg.crawl.allow_private_hosts,
+            dns,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .redirect(reqwest::redirect::Policy::none())

@@ -234,7 +234,17 @@ async fn host_listing_ssrf_and_loop_guards() {
         strict.server.data_dir = strict_dir.path().to_owned();
         strict.crawl.allow_private_hosts = false;
         strict.crawl.hosts.clear();
-        let strict_relay = Relay::start(&strict).await.unwrap();
+        // A public-looking name that resolves to loopback (pinned: no test
+        // machine's DNS can be made to answer that).
+        let dns = atrelay::relay::dns::Dns::with_overrides(std::collections::HashMap::from([(
+            "pds.sneaky.example.com".to_owned(),
+            vec!["127.0.0.1".parse().unwrap()],
+        )]));
+        let opts = atrelay::relay::StartOptions {
+            dns,
+            ..Default::default()
+        };
+        let strict_relay = Relay::start_with(&strict, opts).await.unwrap();
         let base = format!("http://{}", strict_relay.addr);
         for host in [
             net.pds.hostname(),
@@ -242,6 +252,9 @@ async fn host_listing_ssrf_and_loop_guards() {
             "10.1.2.3".to_owned(),
             "169.254.169.254".to_owned(),
             "192.168.1.1:8080".to_owned(),
+            "::1".to_owned(),
+            "[::1]:2583".to_owned(),
+            "pds.sneaky.example.com".to_owned(),
         ] {
             let r = client()
                 .post(format!("{base}/xrpc/com.atproto.sync.requestCrawl"))

@@ -161,7 +161,12 @@ pub struct TestPds {
 
 impl TestPds {
     pub async fn start() -> TestPds {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        TestPds::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// A PDS on a given address (a host coming back on its old port).
+    pub async fn start_on(addr: SocketAddr) -> TestPds {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let pds = TestPds {
             addr: listener.local_addr().unwrap(),
             events: Arc::default(),

@@ -6,13 +6,13 @@
 //! events are dropped (`taken_down`) and `getRepoStatus` reports it. The
 //! reversal emits `#account` with the upstream status again.
 
-use std::collections::HashMap;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::HashMap;
 
 use super::{body, ok, Peer};
 use crate::http::{AppState, XrpcError};

@@ -68,36 +68,23 @@ pub async fn set_mode(
     let req = body(b)?;
     let mode = CrawlMode::parse(&req.mode)
         .ok_or_else(|| XrpcError::invalid("mode must be \"open\" or \"allowlist\""))?;
-    app.hosts
-        .policy()
-        .set_mode(mode)
-        .map_err(policy_error)?;
+    app.hosts.policy().set_mode(mode).map_err(policy_error)?;
     tracing::info!(target: "atrelay::admin", peer = %c.0, ?mode, "admin: crawl mode set");
     Ok(ok(json!({ "mode": mode })))
 }
 
 /// Stops reading every host (their cursors hold) until resumed; survives a
 /// restart.
-pub async fn pause(
-    State(app): State<AppState>,
-    c: Peer,
-) -> Result<Response, XrpcError> {
+pub async fn pause(State(app): State<AppState>, c: Peer) -> Result<Response, XrpcError> {
     set_paused(&app, &c, true)
 }
 
 /// Resumes crawling after a pause.
-pub async fn resume(
-    State(app): State<AppState>,
-    c: Peer,
-) -> Result<Response, XrpcError> {
+pub async fn resume(State(app): State<AppState>, c: Peer) -> Result<Response, XrpcError> {
     set_paused(&app, &c, false)
 }
 
-fn set_paused(
-    app: &AppState,
-    c: &Peer,
-    paused: bool,
-) -> Result<Response, XrpcError> {
+fn set_paused(app: &AppState, c: &Peer, paused: bool) -> Result<Response, XrpcError> {
     app.hosts
         .policy()
         .set_paused(paused)
@@ -129,11 +116,7 @@ pub async fn disallow(
     b: Result<Json<EntryBody>, JsonRejection>,
 ) -> Result<Response, XrpcError> {
     let entry = body(b)?.entry;
-    let removed = app
-        .hosts
-        .policy()
-        .disallow(&entry)
-        .map_err(policy_error)?;
+    let removed = app.hosts.policy().disallow(&entry).map_err(policy_error)?;
     tracing::info!(target: "atrelay::admin", peer = %c.0, %entry, removed, "admin: allowlist entry removed");
     Ok(ok(json!({ "removed": removed })))
 }
@@ -171,10 +154,7 @@ pub async fn approve(
             format!("{hostname} is under the domain ban {ban}; remove the ban first"),
         ));
     }
-    app.hosts
-        .policy()
-        .allow(&hostname)
-        .map_err(policy_error)?;
+    app.hosts.policy().allow(&hostname).map_err(policy_error)?;
     let started = app.crawlers.ensure(&hostname);
     if let Some(h) = app.hosts.get(&hostname) {
         app.hosts.persist(&h).map_err(XrpcError::internal)?;
@@ -216,11 +196,7 @@ pub async fn unban(
     b: Result<Json<DomainBody>, JsonRejection>,
 ) -> Result<Response, XrpcError> {
     let domain = body(b)?.domain;
-    let removed = app
-        .hosts
-        .policy()
-        .unban(&domain)
-        .map_err(policy_error)?;
+    let removed = app.hosts.policy().unban(&domain).map_err(policy_error)?;
     let domain = crate::control::normalize_domain(&domain).map_err(XrpcError::invalid)?;
     let mut restarted = Vec::new();
     for host in app.hosts.all() {

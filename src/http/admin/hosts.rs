@@ -39,8 +39,7 @@ pub struct CursorBody {
 
 /// Every host with status, counters, limits and budget use.
 pub async fn list(State(app): State<AppState>) -> Response {
-    let running: std::collections::HashSet<String> =
-        app.crawlers.running().into_iter().collect();
+    let running: std::collections::HashSet<String> = app.crawlers.running().into_iter().collect();
     let mut hosts = app.hosts.all();
     hosts.sort_by_key(|h| (h.snapshot().first_seen_micros, h.hostname.to_string()));
     let list: Vec<_> = hosts
@@ -91,7 +90,11 @@ fn refuse_banned(app: &AppState, hostname: &str) -> Result<(), XrpcError> {
             format!("{hostname} is under the domain ban {ban}; remove the ban first"),
         ));
     }
-    if app.hosts.get(hostname).is_some_and(|h| h.status() == "banned") {
+    if app
+        .hosts
+        .get(hostname)
+        .is_some_and(|h| h.status() == "banned")
+    {
         return Err(XrpcError::named(
             axum::http::StatusCode::CONFLICT,
             "HostBanned",

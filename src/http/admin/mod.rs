@@ -22,7 +22,6 @@ use serde_json::json;
 
 use super::{AppState, XrpcError};
 
-
 /// The admin routes, all behind [`auth::require_admin`].
 pub fn routes(app: AppState) -> Router<AppState> {
     Router::new()

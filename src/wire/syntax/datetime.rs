@@ -247,7 +247,10 @@ mod tests {
             );
             micros += 321_987_654_321;
         }
-        assert_eq!(format_datetime_micros(951_782_400_000_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            format_datetime_micros(951_782_400_000_000),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]
