@@ -92,6 +92,10 @@ pub struct CrawlConfig {
     pub allow_private_hosts: bool,
     /// Longest wait between reconnection attempts, in seconds.
     pub max_backoff_secs: u64,
+    /// Longest wait between reconnection attempts once a host is `offline`
+    /// (three failures in a row), in seconds; a requestCrawl from the host
+    /// cuts it short.
+    pub offline_backoff_secs: u64,
     /// A connected host with no events for this long is reported `idle`, in
     /// seconds; its next event makes it `active` again.
     pub idle_after_secs: u64,
@@ -201,6 +205,7 @@ impl Default for CrawlConfig {
             hosts: Vec::new(),
             allow_private_hosts: false,
             max_backoff_secs: 60,
+            offline_backoff_secs: 600,
             idle_after_secs: 3600,
             mode: "open".into(),
             allowlist: Vec::new(),

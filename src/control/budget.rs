@@ -71,10 +71,18 @@ struct State {
     pacer: Option<Pacer>,
 }
 
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 struct Window {
     start_micros: u64,
     count: u64,
+}
+
+/// The hourly and daily windows' counts, persisted so a restart does not
+/// hand every host a fresh budget in the middle of a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Windows {
+    hour: Window,
+    day: Window,
 }
 
 impl Window {
@@ -155,6 +163,23 @@ impl HostBudget {
     pub fn throttled_until(&self) -> Option<u64> {
         let now = self.clock.now_micros();
         self.lock().throttled(now).map(|(until, _)| until)
+    }
+
+    /// The windows' counts, to persist.
+    pub fn windows(&self) -> Windows {
+        let s = self.lock();
+        Windows {
+            hour: s.hour,
+            day: s.day,
+        }
+    }
+
+    /// Restores persisted counts (windows that have ended since are reset
+    /// on the next decision).
+    pub fn restore(&self, w: Windows) {
+        let mut s = self.lock();
+        s.hour = w.hour;
+        s.day = w.day;
     }
 
     /// Current use, for display.
@@ -238,6 +263,24 @@ mod tests {
         clock.advance(Duration::from_micros(until_micros - clock.now_micros()));
         assert_eq!(b.throttled_until(), None);
         assert_eq!(b.admit(), Admit::Go);
+    }
+
+    #[test]
+    fn restored_windows_keep_their_counts_until_they_end() {
+        let clock = Clock::system();
+        let b = HostBudget::new(limits(2, 0), clock.clone());
+        b.admit();
+        b.admit();
+        let saved = b.windows();
+        let json = serde_json::to_string(&saved).unwrap();
+        let again = HostBudget::new(limits(2, 0), clock.clone());
+        again.restore(serde_json::from_str(&json).unwrap());
+        assert!(
+            again.throttled_until().is_some(),
+            "still spent after a restart"
+        );
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(again.admit(), Admit::Go);
     }
 
     #[test]

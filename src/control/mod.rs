@@ -15,7 +15,7 @@ mod domain;
 mod limits;
 mod policy;
 
-pub use budget::{Admit, HostBudget, Usage};
+pub use budget::{Admit, HostBudget, Usage, Windows};
 pub use clock::Clock;
 pub use domain::{covers, normalize_domain};
 pub use limits::{limits_for, LimitOverride, Limits};

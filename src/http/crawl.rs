@@ -24,6 +24,9 @@ use super::AppState;
 use crate::relay::crawler::{host_part, is_private_host};
 use crate::wire::syntax::validate_handle;
 
+/// How long the `describeServer` probe may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The request body.
 #[derive(Deserialize)]
 pub struct CrawlRequest {
@@ -85,13 +88,13 @@ pub async fn request_crawl(
         app.http.clone()
     } else {
         reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
+            .timeout(PROBE_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .resolve(host, addrs[0])
             .build()
             .map_err(XrpcError::internal)?
     };
-    let probe = client.get(&url).send().await;
+    let probe = client.get(&url).timeout(PROBE_TIMEOUT).send().await;
     if let Ok(r) = &probe {
         let server = r
             .headers()

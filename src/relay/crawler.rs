@@ -52,6 +52,8 @@ pub struct CrawlerConfig {
     pub allow_private: bool,
     /// Longest wait between reconnects.
     pub max_backoff: Duration,
+    /// Longest wait between reconnects once a host is `offline`.
+    pub offline_backoff: Duration,
     /// Ping after this long without traffic; give up after the same again.
     pub idle_ping: Duration,
     /// Resolves hosts for dialing (with the SSRF guard).
@@ -97,6 +99,10 @@ impl Crawlers {
         let hostname = hostname.to_ascii_lowercase();
         if let Some(task) = self.inner.running.get(&hostname) {
             if !task.is_finished() {
+                // Already crawled: cut a reconnect backoff short instead.
+                if let Some(host) = self.inner.hosts.get(&hostname) {
+                    host.wake.notify_one();
+                }
                 return false;
             }
         }
@@ -249,11 +255,21 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
                 tracing::warn!(host = %host.hostname, failures, "connect timed out");
             }
         }
-        if failures >= 3 {
+        // Offline hosts are never abandoned, only retried more slowly; a
+        // requestCrawl from the host wakes the crawler at once.
+        let cap = if failures >= 3 {
             host.set_status("offline");
-        }
+            inner.cfg.offline_backoff.max(inner.cfg.max_backoff)
+        } else {
+            inner.cfg.max_backoff
+        };
         metrics::counter!("atrelay_crawler_reconnects_total").increment(1);
-        tokio::time::sleep(backoff(failures, inner.cfg.max_backoff)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff(failures, cap)) => {}
+            _ = host.wake.notified() => {
+                tracing::info!(host = %host.hostname, "reconnecting now: the host asked to be crawled");
+            }
+        }
     }
 }
 
@@ -300,6 +316,7 @@ async fn wait_out_budget(inner: &Inner, host: &Arc<HostEntry>) {
     let clock = inner.hosts.clock();
     host.set_status("throttled");
     let _ = inner.hosts.persist(host);
+    let _ = inner.hosts.persist_budget(host);
     metrics::counter!("atrelay_crawler_throttled_total").increment(1);
     tracing::warn!(host = %host.hostname, until_micros = until, usage = ?host.budget.usage(),
         "host over its event budget: paused until the window resets");

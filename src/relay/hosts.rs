@@ -36,6 +36,9 @@ pub struct HostEntry {
     last_seq_seen: AtomicU64,
     /// Event budgets and the account limit.
     pub budget: HostBudget,
+    /// Wakes the host's crawler out of a reconnect backoff (the host asked
+    /// to be crawled again).
+    pub wake: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +65,7 @@ impl HostEntry {
             last_event_micros: AtomicU64::new(0),
             last_seq_seen,
             budget,
+            wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -176,6 +180,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Where a host's budget windows are saved (`meta`).
+const BUDGET_KEY: &str = "control/budget/";
+
 /// All known hosts.
 #[derive(Clone)]
 pub struct Hosts {
@@ -191,6 +198,14 @@ impl Hosts {
         let map = DashMap::new();
         for (name, state) in log.list_hosts()? {
             let budget = HostBudget::new(policy.limits(&name), clock.clone());
+            if let Some(saved) = log.get_meta(&format!("{BUDGET_KEY}{name}"))? {
+                match serde_json::from_slice(&saved) {
+                    Ok(w) => budget.restore(w),
+                    Err(e) => {
+                        tracing::warn!(host = %name, error = %e, "ignoring unreadable saved budget")
+                    }
+                }
+            }
             map.insert(name.clone(), Arc::new(HostEntry::new(&name, state, budget)));
         }
         Ok(Hosts {
@@ -219,6 +234,14 @@ impl Hosts {
             h.budget.set_limits(limits);
         }
         limits
+    }
+
+    /// Saves a host's budget windows (when it is throttled, and at stop), so
+    /// a restart does not reset a spent budget.
+    pub fn persist_budget(&self, host: &HostEntry) -> Result<(), LogError> {
+        let value = serde_json::to_vec(&host.budget.windows()).unwrap_or_default();
+        self.log
+            .put_meta(&format!("{BUDGET_KEY}{}", host.hostname), &value)
     }
 
     /// Writes a host's state now (administrative changes), rather than with

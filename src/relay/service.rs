@@ -160,6 +160,7 @@ impl Relay {
             CrawlerConfig {
                 allow_private: cfg.crawl.allow_private_hosts,
                 max_backoff: Duration::from_secs(cfg.crawl.max_backoff_secs),
+                offline_backoff: Duration::from_secs(cfg.crawl.offline_backoff_secs),
                 idle_ping: Duration::from_secs(30),
                 dns: dns.clone(),
             },
@@ -264,6 +265,11 @@ impl Relay {
             });
         }
         tracing::info!(%addr, last_seq = log.last_seq(), "relay listening");
+        if cfg.admin_password.is_some() {
+            tracing::info!("admin API enabled at /admin (HTTP Basic, user admin)");
+        } else {
+            tracing::warn!("admin API disabled: set ATRELAY_ADMIN_PASSWORD to enable /admin");
+        }
         Ok(Relay {
             addr,
             log,
@@ -290,6 +296,7 @@ impl Relay {
     pub async fn stop(self) {
         let Relay {
             crawlers,
+            hosts,
             shutdown,
             server,
             sequencer,
@@ -298,6 +305,11 @@ impl Relay {
             ..
         } = self;
         crawlers.shutdown().await;
+        for host in hosts.all() {
+            if let Err(e) = hosts.persist_budget(&host) {
+                tracing::warn!(host = %host.hostname, error = %e, "could not save the budget");
+            }
+        }
         let _ = shutdown.send(true);
         drop(tasks_tx);
         let wait_tasks = async { while tasks_rx.recv().await.is_some() {} };

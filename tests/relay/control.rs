@@ -196,12 +196,15 @@ async fn account_limit_throttles_new_accounts_until_a_slot_opens() {
         let mut c = net.account();
         let mut d = net.account();
 
+        // Verifier threads decide different DIDs in parallel, so which of
+        // several new accounts gets the last slot is a race: fill the slots
+        // first.
         net.pds.emit_commit(&a.post("a1"));
         net.pds.emit_commit(&b.post("b1"));
-        net.pds.emit_commit(&c.post("c1"));
-        net.pds.emit_commit(&c.post("c2"));
         let first = sub.take(2).await;
         assert_eq!(commits(&first).len(), 2);
+        net.pds.emit_commit(&c.post("c1"));
+        net.pds.emit_commit(&c.post("c2"));
         quiet(&mut sub, "c is beyond the account limit").await;
         assert_eq!(repo_status(&relay, &c.did).await["error"], "RepoNotFound");
         assert_eq!(relay.hosts.get(&host).unwrap().account_count(), 2);
@@ -513,6 +516,7 @@ async fn an_offline_host_is_picked_up_again_when_it_returns() {
         let mut cfg = config(&net);
         cfg.crawl.hosts = vec![addr.to_string()];
         cfg.crawl.max_backoff_secs = 1;
+        cfg.crawl.offline_backoff_secs = 1;
         let relay = Relay::start(&cfg).await.unwrap();
         let mut sub = Subscriber::connect(relay.addr, None).await;
         eventually("the host is marked offline", || {
@@ -531,6 +535,49 @@ async fn an_offline_host_is_picked_up_again_when_it_returns() {
         pds.emit_commit(&c1);
         assert_eq!(commits(&sub.take(1).await), [c1.commit.to_string()]);
         assert_eq!(host_status(&relay, &addr.to_string()), "active");
+        relay.stop().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_budget_stays_spent_across_a_restart() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let net = Net::start().await;
+        let mut cfg = config(&net);
+        cfg.budget.per_hour = 3;
+        let clock = Clock::system();
+        let hour = 3_600_000_000u64;
+        clock.advance(Duration::from_micros(
+            hour - clock.now_micros() % hour + 1_000_000,
+        ));
+        let opts = StartOptions {
+            clock: clock.clone(),
+            ..StartOptions::default()
+        };
+        let mut alice = net.account();
+        let mut upstream = Vec::new();
+        let mut got = {
+            let relay = Relay::start_with(&cfg, opts.clone()).await.unwrap();
+            let mut sub = Subscriber::connect(relay.addr, None).await;
+            for i in 0..5 {
+                let c = alice.post(&format!("{i}"));
+                net.pds.emit_commit(&c);
+                upstream.push(c.commit.to_string());
+            }
+            let got = sub.take(3).await;
+            quiet(&mut sub, "budget of 3 spent").await;
+            relay.stop().await;
+            got
+        };
+        let relay = Relay::start_with(&cfg, opts).await.unwrap();
+        let mut sub = Subscriber::connect(relay.addr, Some(3)).await;
+        quiet(&mut sub, "still spent after the restart").await;
+        assert_eq!(host_status(&relay, &net.pds.hostname()), "throttled");
+        clock.advance(Duration::from_secs(3600));
+        got.extend(sub.take(2).await);
+        assert_eq!(commits(&got), upstream);
         relay.stop().await;
     })
     .await

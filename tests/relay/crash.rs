@@ -5,47 +5,13 @@
 //! cursor; anything replayed twice is dropped by the rev check).
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use atrelay::wire::frame::Event;
 
+use crate::binary::RelayProcess;
 use crate::harness::Subscriber;
 use crate::pipeline::Net;
-
-/// Starts the real binary and returns it with its listen address, read from
-/// its "listening" line.
-fn spawn_relay(net: &Net) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_atrelay"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "",
-            "--allow-private-hosts",
-        ])
-        .arg("--data-dir")
-        .arg(net.dir.path())
-        .args(["--plc-url", &net.plc.url, "--crawl", &net.pds.hostname()])
-        .env("ATRELAY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start atrelay serve");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no listen address in {line:?}"));
-    (child, addr)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_ingest_loses_and_duplicates_nothing() {
@@ -62,16 +28,17 @@ async fn kill_9_mid_ingest_loses_and_duplicates_nothing() {
         }
         let total = commits.len();
 
-        let (mut child, addr) = spawn_relay(&net);
-        let mut sub = Subscriber::connect(addr, None).await;
+        let mut relay = RelayProcess::spawn(&net, false, &[]).await;
+        let mut sub = Subscriber::connect(relay.addr, None).await;
         // Kill early, while most of the 600 commits are still being ingested.
         let seen_before = sub.take(total / 10).await;
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
+        relay.child.0.kill().unwrap(); // SIGKILL
+        let status = relay.child.0.wait().unwrap();
         assert!(!status.success());
+        drop(relay);
 
-        let (mut child, addr) = spawn_relay(&net);
-        let mut replay = Subscriber::connect(addr, Some(0)).await;
+        let relay = RelayProcess::spawn(&net, false, &[]).await;
+        let mut replay = Subscriber::connect(relay.addr, Some(0)).await;
         let all = replay.take(total).await;
         // The live subscriber joined after ingest had begun, so what it saw
         // starts at some seq k: compare by seq, not by position.
@@ -104,8 +71,7 @@ async fn kill_9_mid_ingest_loses_and_duplicates_nothing() {
             replay.next(Duration::from_millis(500)).await.is_none(),
             "no extra frames"
         );
-        child.kill().unwrap();
-        let _ = child.wait();
+        drop(relay);
     })
     .await
     .expect("test timed out");

@@ -2,6 +2,8 @@
 //! 127.0.0.1, real RocksDB in a temp dir, real keys and signed commits, real
 //! subscribers. Every test is bounded in time.
 
+mod binary;
+mod control;
 mod crash;
 mod cursor;
 mod endpoints;
