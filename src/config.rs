@@ -215,6 +215,24 @@ impl Default for CrawlConfig {
     }
 }
 
+impl BudgetConfig {
+    /// No limits at all: benchmarks and load tests, where the relay itself
+    /// is what is measured.
+    pub fn unlimited() -> BudgetConfig {
+        BudgetConfig {
+            accounts: 0,
+            per_second: 0,
+            per_hour: 0,
+            per_hour_per_account: 0,
+            per_day: 0,
+            per_day_per_account: 0,
+            trusted_suffixes: Vec::new(),
+            trusted_accounts: 0,
+            trusted_per_second: 0,
+        }
+    }
+}
+
 impl Default for BudgetConfig {
     /// The current network's limits (digest §2.8).
     fn default() -> BudgetConfig {

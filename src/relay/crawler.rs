@@ -337,6 +337,7 @@ async fn read(
 ) -> End {
     let (mut tx, mut rx) = ws.split();
     let mut pinged = false;
+    let counters = FrameCounters::new();
     loop {
         let next = tokio::select! {
             biased;
@@ -359,7 +360,7 @@ async fn read(
         pinged = false;
         match msg {
             Message::Binary(frame) => {
-                if let Some(end) = on_frame(inner, host, frame, last_seq).await {
+                if let Some(end) = on_frame(inner, host, frame, last_seq, &counters).await {
                     return end;
                 }
             }
@@ -371,14 +372,56 @@ async fn read(
 }
 
 /// Handles one frame; `Some` ends the connection.
+/// Per-frame counters, resolved once per connection: a registry lookup per
+/// frame costs more than the increment.
+struct FrameCounters {
+    frames: metrics::Counter,
+    /// `atrelay_relay_events_received_total` by [`kind_label`], indexed as
+    /// in [`FrameCounters::received`].
+    received: [metrics::Counter; 7],
+}
+
+impl FrameCounters {
+    fn new() -> FrameCounters {
+        let received = [
+            EventKind::Commit,
+            EventKind::Sync,
+            EventKind::Identity,
+            EventKind::Account,
+            EventKind::Info,
+            EventKind::Error,
+            EventKind::Unknown,
+        ]
+        .map(|k| metrics::counter!("atrelay_relay_events_received_total", "type" => kind_label(k)));
+        FrameCounters {
+            frames: metrics::counter!("atrelay_crawler_frames_total"),
+            received,
+        }
+    }
+
+    fn received(&self, kind: EventKind) -> &metrics::Counter {
+        let i = match kind {
+            EventKind::Commit => 0,
+            EventKind::Sync => 1,
+            EventKind::Identity => 2,
+            EventKind::Account => 3,
+            EventKind::Info => 4,
+            EventKind::Error => 5,
+            EventKind::Unknown => 6,
+        };
+        &self.received[i]
+    }
+}
+
 async fn on_frame(
     inner: &Inner,
     host: &Arc<HostEntry>,
     frame: Bytes,
     last_seq: &mut u64,
+    counters: &FrameCounters,
 ) -> Option<End> {
     let received_micros = now_micros();
-    metrics::counter!("atrelay_crawler_frames_total").increment(1);
+    counters.frames.increment(1);
     host.last_event_micros
         .store(received_micros, std::sync::atomic::Ordering::Relaxed);
     let Ok((header, body)) = decode_header(&frame) else {
@@ -410,8 +453,7 @@ async fn on_frame(
         metrics::counter!("atrelay_crawler_non_increasing_seq_total").increment(1);
         return None;
     }
-    metrics::counter!("atrelay_relay_events_received_total", "type" => kind_label(kind))
-        .increment(1);
+    counters.received(kind).increment(1);
     // The budget comes before anything is dispatched: a refused event stays
     // behind the cursor and comes again after the window resets.
     loop {

@@ -62,6 +62,7 @@ impl Pool {
             let shard = Shard {
                 verifier: Verifier::new(LogLookup(log.clone()), lenient)
                     .with_slots(Box::new(HostSlots(hosts.clone()))),
+                verify_seconds: metrics::histogram!("atrelay_relay_verify_seconds"),
                 held: HashMap::new(),
                 self_tx: tx.downgrade(),
                 resolver: resolver.clone(),
@@ -155,6 +156,8 @@ impl AccountLookup for LogLookup {
 
 struct Shard {
     verifier: Verifier<LogLookup>,
+    /// `atrelay_relay_verify_seconds`, resolved once.
+    verify_seconds: metrics::Histogram,
     /// DIDs waiting for a refreshed identity, with the events queued behind.
     held: HashMap<String, VecDeque<Inbound>>,
     /// Weak, so the shard's own handle does not keep its channel open: when
@@ -226,7 +229,7 @@ impl Shard {
         let host = self.hosts.get(&ev.host);
         let started = std::time::Instant::now();
         let decision = self.verifier.decide(&ev, now_micros());
-        metrics::histogram!("atrelay_relay_verify_seconds").record(started.elapsed().as_secs_f64());
+        self.verify_seconds.record(started.elapsed().as_secs_f64());
         match decision {
             Decision::Accept(accepted) => {
                 let Some(host) = host else { return };

@@ -62,6 +62,8 @@ fn commit(log: &EventLog, ring: &Ring, batch: &mut Vec<ToSequence>) -> Result<()
     let mut events = Vec::with_capacity(batch.len());
     let mut accounts: HashMap<String, AccountState> = HashMap::new();
     let mut hosts: HashMap<Arc<str>, Arc<HostEntry>> = HashMap::new();
+    // Counted per batch: one registry lookup per type, not per event.
+    let mut accepted_by_kind: HashMap<&'static str, u64> = HashMap::new();
     for (seq, item) in (log.last_seq() + 1..).zip(batch.iter()) {
         events.push(LogEvent {
             seq,
@@ -71,8 +73,7 @@ fn commit(log: &EventLog, ring: &Ring, batch: &mut Vec<ToSequence>) -> Result<()
         if let Some(state) = &item.accepted.account {
             accounts.insert(item.accepted.did.clone(), state.clone());
         }
-        metrics::counter!("atrelay_relay_events_accepted_total", "type" => item.accepted.kind)
-            .increment(1);
+        *accepted_by_kind.entry(item.accepted.kind).or_default() += 1;
         if let Some(old) = &item.moved_from {
             hosts
                 .entry(old.hostname.clone())
@@ -102,6 +103,9 @@ fn commit(log: &EventLog, ring: &Ring, batch: &mut Vec<ToSequence>) -> Result<()
     log.append(&append)?;
     ring.publish_batch(append.events.into_iter().map(|e| (e.seq, e.frame)));
     metrics::counter!("atrelay_relay_events_sequenced_total").increment(batch.len() as u64);
+    for (kind, n) in accepted_by_kind {
+        metrics::counter!("atrelay_relay_events_accepted_total", "type" => kind).increment(n);
+    }
     metrics::histogram!("atrelay_relay_group_commit_seconds")
         .record(started.elapsed().as_secs_f64());
     metrics::histogram!("atrelay_relay_group_commit_events").record(batch.len() as f64);

@@ -14,10 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use atrelay::crypto::{Curve, PrivateKey};
 use serde_json::Value;
 
-use crate::harness::{Subscriber, TestAccount};
+use crate::harness::Subscriber;
 use crate::pipeline::Net;
 
 /// Kills (SIGKILL) and reaps the child on drop, panics included.
@@ -444,11 +443,7 @@ async fn metrics_scrape_parses_and_moves_with_traffic() {
             net.pds.emit_commit(&bob.post(&format!("bob {i}")));
         }
         // Signed by a key that is not alice's, on top of her real head.
-        let mut mallory = TestAccount::new();
-        mallory.did = alice.did.clone();
-        mallory.head = alice.head.clone();
-        mallory.store = alice.store.clone();
-        mallory.key = PrivateKey::generate(Curve::K256);
+        let mut mallory = alice.impostor();
         net.pds.emit_commit(&mallory.post("forged"));
         // Same DID, so verified after the forgery: seeing it means the
         // forgery was decided.

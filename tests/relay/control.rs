@@ -29,12 +29,7 @@ fn config(net: &Net) -> RelayConfig {
     let mut cfg = net.config();
     cfg.admin_password = Some(Secret(PASSWORD.into()));
     cfg.crawl.idle_after_secs = 1;
-    cfg.budget.accounts = 0;
-    cfg.budget.per_second = 0;
-    cfg.budget.per_hour = 0;
-    cfg.budget.per_hour_per_account = 0;
-    cfg.budget.per_day = 0;
-    cfg.budget.per_day_per_account = 0;
+    cfg.budget = atrelay::config::BudgetConfig::unlimited();
     cfg
 }
 
@@ -119,6 +114,21 @@ fn commits(frames: &[bytes::Bytes]) -> Vec<String> {
         .collect()
 }
 
+/// A clock just past the top of an hour (so real time cannot roll a budget
+/// window during a test), and start options using it.
+fn just_past_the_hour() -> (Clock, StartOptions) {
+    let clock = Clock::system();
+    let hour = 3_600_000_000u64;
+    clock.advance(Duration::from_micros(
+        hour - clock.now_micros() % hour + 1_000_000,
+    ));
+    let opts = StartOptions {
+        clock: clock.clone(),
+        ..StartOptions::default()
+    };
+    (clock, opts)
+}
+
 /// Asserts nothing arrives for a while.
 async fn quiet(sub: &mut Subscriber, why: &str) {
     if let Some(f) = sub.next(Duration::from_millis(1200)).await {
@@ -132,17 +142,7 @@ async fn hourly_budget_pauses_the_host_and_resumes_at_the_window_reset() {
         let net = Net::start().await;
         let mut cfg = config(&net);
         cfg.budget.per_hour = 5;
-        // Start just past the top of an hour, so real time cannot roll the
-        // window during the test.
-        let clock = Clock::system();
-        let hour = 3_600_000_000u64;
-        clock.advance(Duration::from_micros(
-            hour - clock.now_micros() % hour + 1_000_000,
-        ));
-        let opts = StartOptions {
-            clock: clock.clone(),
-            ..StartOptions::default()
-        };
+        let (clock, opts) = just_past_the_hour();
         let relay = Relay::start_with(&cfg, opts).await.unwrap();
         let mut sub = Subscriber::connect(relay.addr, None).await;
         let mut alice = net.account();
@@ -547,15 +547,7 @@ async fn a_spent_budget_stays_spent_across_a_restart() {
         let net = Net::start().await;
         let mut cfg = config(&net);
         cfg.budget.per_hour = 3;
-        let clock = Clock::system();
-        let hour = 3_600_000_000u64;
-        clock.advance(Duration::from_micros(
-            hour - clock.now_micros() % hour + 1_000_000,
-        ));
-        let opts = StartOptions {
-            clock: clock.clone(),
-            ..StartOptions::default()
-        };
+        let (clock, opts) = just_past_the_hour();
         let mut alice = net.account();
         let mut upstream = Vec::new();
         let mut got = {

@@ -124,6 +124,16 @@ impl TestAccount {
         }
     }
 
+    /// A forger: the same DID, head and blocks, but a key the DID document
+    /// does not name, so its commits fail signature verification.
+    pub fn impostor(&self) -> TestAccount {
+        let mut mallory = TestAccount::new();
+        mallory.did = self.did.clone();
+        mallory.head = self.head.clone();
+        mallory.store = self.store.clone();
+        mallory
+    }
+
     /// Commits `writes` and advances the repo.
     pub fn commit(&mut self, writes: Vec<RecordWrite>) -> BuiltCommit {
         let built = self

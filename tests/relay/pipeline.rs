@@ -100,7 +100,6 @@ async fn verified_events_reach_subscribers_in_order() {
 /// valid events around it still arrive, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_events_are_dropped_and_the_stream_continues() {
-    use atrelay::crypto::{Curve, PrivateKey};
     use atrelay::wire::car::{Car, CarLimits, CarWriter};
 
     tokio::time::timeout(Duration::from_secs(90), async {
@@ -115,11 +114,7 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
         valid.push(c.commit);
 
         // 1. Forged: signed by a key that is not the DID's.
-        let mut mallory = TestAccount::new();
-        mallory.did = alice.did.clone();
-        mallory.head = alice.head.clone();
-        mallory.store = alice.store.clone();
-        mallory.key = PrivateKey::generate(Curve::K256);
+        let mut mallory = alice.impostor();
         net.pds.emit_commit(&mallory.post("forged"));
 
         // 2. Tampered op: a create claiming another record's CID.

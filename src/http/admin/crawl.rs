@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{body, ok, Peer};
+use super::{body, ok, refuse_banned, HostBody, Peer};
 use crate::control::{covers, CrawlMode, PolicyError};
 use crate::http::crawl::normalize_hostname;
 use crate::http::{AppState, XrpcError};
@@ -29,12 +29,6 @@ pub struct EntryBody {
 #[serde(deny_unknown_fields)]
 pub struct DomainBody {
     domain: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostBody {
-    hostname: String,
 }
 
 fn policy_error(e: PolicyError) -> XrpcError {
@@ -147,13 +141,7 @@ pub async fn approve(
     b: Result<Json<HostBody>, JsonRejection>,
 ) -> Result<Response, XrpcError> {
     let hostname = normalize_hostname(&body(b)?.hostname)?;
-    if let Some(ban) = app.hosts.policy().ban_of(&hostname) {
-        return Err(XrpcError::named(
-            axum::http::StatusCode::CONFLICT,
-            "HostBanned",
-            format!("{hostname} is under the domain ban {ban}; remove the ban first"),
-        ));
-    }
+    refuse_banned(&app, &hostname)?;
     app.hosts.policy().allow(&hostname).map_err(policy_error)?;
     let started = app.crawlers.ensure(&hostname);
     if let Some(h) = app.hosts.get(&hostname) {

@@ -8,16 +8,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{body, ok, Peer};
+use super::{body, ok, refuse_banned, HostBody, Peer};
 use crate::control::LimitOverride;
 use crate::http::crawl::normalize_hostname;
 use crate::http::{AppState, XrpcError};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostBody {
-    hostname: String,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,28 +74,6 @@ pub async fn add(
     }
     tracing::info!(target: "atrelay::admin", peer = %c.0, %hostname, started, "admin: host added");
     Ok(ok(json!({ "hostname": hostname, "started": started })))
-}
-
-fn refuse_banned(app: &AppState, hostname: &str) -> Result<(), XrpcError> {
-    if let Some(ban) = app.hosts.policy().ban_of(hostname) {
-        return Err(XrpcError::named(
-            axum::http::StatusCode::CONFLICT,
-            "HostBanned",
-            format!("{hostname} is under the domain ban {ban}; remove the ban first"),
-        ));
-    }
-    if app
-        .hosts
-        .get(hostname)
-        .is_some_and(|h| h.status() == "banned")
-    {
-        return Err(XrpcError::named(
-            axum::http::StatusCode::CONFLICT,
-            "HostBanned",
-            format!("{hostname} is blocked; unblock it first"),
-        ));
-    }
-    Ok(())
 }
 
 /// Stops crawling a host and refuses it from now on (status `banned`).

@@ -87,6 +87,34 @@ async fn subscribers(State(app): State<AppState>) -> Response {
     Json(json!({ "head": head, "count": list.len(), "subscribers": list })).into_response()
 }
 
+/// `{"hostname": ...}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostBody {
+    hostname: String,
+}
+
+/// 409 `HostBanned` when a ban or block covers `hostname`: operations that
+/// would crawl it ask the operator to lift that first.
+fn refuse_banned(app: &AppState, hostname: &str) -> Result<(), XrpcError> {
+    let why = if let Some(ban) = app.hosts.policy().ban_of(hostname) {
+        format!("{hostname} is under the domain ban {ban}; remove the ban first")
+    } else if app
+        .hosts
+        .get(hostname)
+        .is_some_and(|h| h.status() == "banned")
+    {
+        format!("{hostname} is blocked; unblock it first")
+    } else {
+        return Ok(());
+    };
+    Err(XrpcError::named(
+        axum::http::StatusCode::CONFLICT,
+        "HostBanned",
+        why,
+    ))
+}
+
 /// A JSON body, or `InvalidRequest` naming what was wrong with it.
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, XrpcError> {
     b.map(|Json(t)| t)
