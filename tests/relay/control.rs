@@ -461,6 +461,15 @@ async fn admin_changes_survive_a_restart() {
             .await;
             sub.take(1).await;
             admin_post(&relay, "/admin/crawl/pause", json!({})).await;
+            // Replay the upstream from seq 1: a1 and b1 come again and are
+            // dropped as duplicates by the rev check.
+            let reset = admin_post(
+                &relay,
+                "/admin/hosts/reset-cursor",
+                json!({ "hostname": host, "cursor": 1 }),
+            )
+            .await;
+            assert_eq!(reset["cursor"], 1);
             relay.stop().await;
         }
 
@@ -487,6 +496,7 @@ async fn admin_changes_survive_a_restart() {
         assert_eq!(pds["budget"]["limits"]["accounts"], 7);
         assert_eq!(pds["budget"]["limits"]["per_hour"], 99);
         assert_eq!(pds["accountCount"], 2);
+        assert_eq!(pds["cursor"], 1, "the reset cursor was persisted");
         assert_eq!(repo_status(&relay, &alice.did).await["status"], "takendown");
 
         // Paused across the restart: nothing is read until resumed, then
@@ -570,6 +580,30 @@ async fn a_spent_budget_stays_spent_across_a_restart() {
         clock.advance(Duration::from_secs(3600));
         got.extend(sub.take(2).await);
         assert_eq!(commits(&got), upstream);
+        relay.stop().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_hosts_per_day_are_capped_but_known_hosts_may_ask_again() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let net = Net::start().await;
+        let second = TestPds::start().await;
+        let mut cfg = config(&net);
+        cfg.crawl.hosts.clear();
+        cfg.crawl.new_hosts_per_day = 1;
+        let relay = Relay::start(&cfg).await.unwrap();
+        assert_eq!(request_crawl(&relay, &net.pds.hostname()).await.0, 200);
+        let (status, body) = request_crawl(&relay, &second.hostname()).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (429, Some("RateLimitExceeded"))
+        );
+        assert_eq!(relay.crawlers.running(), [net.pds.hostname()]);
+        // The admitted host asking again is not a new host.
+        assert_eq!(request_crawl(&relay, &net.pds.hostname()).await.0, 200);
         relay.stop().await;
     })
     .await
