@@ -58,9 +58,10 @@ pub async fn list(State(app): State<AppState>) -> Response {
     Json(json!({ "paused": app.crawlers.paused(), "hosts": list })).into_response()
 }
 
-/// Crawls a host now, bypassing the public checks (allowlist, probe, daily
-/// cap, private addresses). Domain bans and blocks still hold: lift them
-/// first.
+/// Crawls a host now, bypassing requestCrawl's admission checks (allowlist,
+/// probe, daily cap). Domain bans and blocks still hold (lift them first),
+/// and so does the SSRF guard on every dial unless private hosts are
+/// allowed: an operator's typo must not point the relay at its own network.
 pub async fn add(
     State(app): State<AppState>,
     c: Peer,
