@@ -33,11 +33,29 @@ pub struct CrawlRequest {
     pub hostname: String,
 }
 
+/// Burst and refill of `requestCrawl` calls per client address: generous
+/// for a PDS that asks now and then, tight for a script.
+pub fn crawl_request_quota() -> governor::Quota {
+    governor::Quota::per_minute(std::num::NonZeroU32::new(30).expect("non-zero"))
+        .allow_burst(std::num::NonZeroU32::new(20).expect("non-zero"))
+}
+
 /// Validates, probes and subscribes.
 pub async fn request_crawl(
     State(app): State<AppState>,
+    super::PeerAddr(peer): super::PeerAddr,
     body: Result<Json<CrawlRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, XrpcError> {
+    if let Some(addr) = peer {
+        if app.crawl_requests.check_key(&addr.ip()).is_err() {
+            metrics::counter!("atrelay_request_crawl_rate_limited_total").increment(1);
+            return Err(XrpcError::named(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RateLimitExceeded",
+                "too many requestCrawl calls from this address; try again in a minute",
+            ));
+        }
+    }
     let Json(req) =
         body.map_err(|e| XrpcError::invalid(format!("expected JSON {{\"hostname\": ...}}: {e}")))?;
     let hostname = normalize_hostname(&req.hostname)?;

@@ -8,6 +8,7 @@ mod hosts;
 mod subscribe;
 mod sync;
 
+pub use crawl::crawl_request_quota;
 pub use error::XrpcError;
 
 use std::sync::Arc;
@@ -42,6 +43,9 @@ pub struct AppState {
     pub allow_private_hosts: bool,
     /// Resolves hosts for `requestCrawl`'s checks and probe.
     pub dns: crate::relay::dns::Dns,
+    /// `requestCrawl` calls per client address: each may cost a DNS lookup,
+    /// a probe and a database write, so one client cannot make them in bulk.
+    pub crawl_requests: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// For `describeServer` probes.
     pub http: reqwest::Client,
     /// Flips to true when the relay stops: open subscriber sessions end.
@@ -49,6 +53,26 @@ pub struct AppState {
     /// Held by every session task; the relay's stop waits until all clones
     /// are gone, i.e. every task holding the log has ended.
     pub tasks: tokio::sync::mpsc::Sender<()>,
+}
+
+/// The client's address, when the server runs with connection info (it
+/// always does in the relay; a router served without it gets `None`).
+pub struct PeerAddr(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<PeerAddr, Self::Rejection> {
+        Ok(PeerAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
 }
 
 /// The relay's routes.

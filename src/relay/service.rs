@@ -187,6 +187,9 @@ impl Relay {
             addr: cfg.server.listen,
             err,
         })?;
+        let crawl_requests = Arc::new(governor::RateLimiter::keyed(
+            crate::http::crawl_request_quota(),
+        ));
         let app = AppState {
             log: log.clone(),
             ring: ring.clone(),
@@ -206,6 +209,7 @@ impl Relay {
             admin_password: cfg.admin_password.clone(),
             allow_private_hosts: cfg.crawl.allow_private_hosts,
             dns,
+            crawl_requests: crawl_requests.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .redirect(reqwest::redirect::Policy::none())
@@ -252,13 +256,22 @@ impl Relay {
         }
         {
             let hosts = hosts.clone();
+            let crawl_requests = crawl_requests.clone();
             let idle_after = Duration::from_secs(cfg.crawl.idle_after_secs);
             let every = (idle_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(10));
             let mut stop = shutdown.subscribe();
+            // The hosts hold the log (for administrative writes): `stop`
+            // waits for this task like the others.
+            let guard = tasks_tx.clone();
             tokio::spawn(async move {
+                let _guard = guard;
                 loop {
                     tokio::select! {
-                        _ = tokio::time::sleep(every) => hosts.update_idle(idle_after, now_micros()),
+                        _ = tokio::time::sleep(every) => {
+                            hosts.update_idle(idle_after, now_micros());
+                            // Forget clients whose limit has refilled.
+                            crawl_requests.retain_recent();
+                        }
                         _ = stop.wait_for(|s| *s) => return,
                     }
                 }

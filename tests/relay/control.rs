@@ -609,3 +609,26 @@ async fn new_hosts_per_day_are_capped_but_known_hosts_may_ask_again() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_request_crawls_in_bulk() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let net = Net::start().await;
+        let mut cfg = config(&net);
+        cfg.crawl.hosts.clear();
+        let relay = Relay::start(&cfg).await.unwrap();
+        let mut statuses = Vec::new();
+        for i in 0..25 {
+            // Refused by syntax, cheaply: what counts is the limiter.
+            statuses.push(request_crawl(&relay, &format!("not a host {i}")).await.0);
+        }
+        let limited = statuses.iter().filter(|s| **s == 429).count();
+        assert_eq!(statuses[..20], [400; 20], "the burst is served");
+        assert!(limited >= 4, "then the client is limited: {statuses:?}");
+        let (status, body) = request_crawl(&relay, "pds.example.com").await;
+        assert_eq!((status, body["error"].as_str()), (429, Some("RateLimitExceeded")));
+        relay.stop().await;
+    })
+    .await
+    .unwrap();
+}

@@ -12,9 +12,7 @@ mod crawl;
 mod hosts;
 
 use axum::extract::rejection::JsonRejection;
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -130,15 +128,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &S,
     ) -> Result<Peer, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.to_string())
-                .unwrap_or_default(),
-        ))
+        let super::PeerAddr(addr) = super::PeerAddr::from_request_parts(parts, state).await?;
+        Ok(Peer(addr.map(|a| a.to_string()).unwrap_or_default()))
     }
 }
 
