@@ -626,7 +626,10 @@ async fn one_client_cannot_request_crawls_in_bulk() {
         assert_eq!(statuses[..20], [400; 20], "the burst is served");
         assert!(limited >= 4, "then the client is limited: {statuses:?}");
         let (status, body) = request_crawl(&relay, "pds.example.com").await;
-        assert_eq!((status, body["error"].as_str()), (429, Some("RateLimitExceeded")));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (429, Some("RateLimitExceeded"))
+        );
         relay.stop().await;
     })
     .await
