@@ -23,6 +23,8 @@ pub mod http;
 pub mod identity;
 pub mod log;
 pub mod metrics;
+pub mod pds;
+pub mod plc;
 pub mod relay;
 pub mod repo;
 pub mod wire;

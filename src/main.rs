@@ -40,6 +40,9 @@ enum Command {
     /// Run the relay: crawl PDS hosts, verify every event, log it and serve
     /// the firehose (com.atproto.sync.subscribeRepos) and sync endpoints.
     Serve(cli::serve::ServeArgs),
+    /// Run a minimal PLC directory (did:plc registry) for local networks and
+    /// tests, with its own database.
+    Plc(cli::plc::PlcArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Verify(args) => cli::verify::run(args),
         Command::Serve(args) => cli::serve::run(args),
+        Command::Plc(args) => cli::plc::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

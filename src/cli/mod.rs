@@ -7,6 +7,7 @@
 //! the library's public API only.
 
 pub mod car_view;
+pub mod daemon;
 pub mod error;
 pub mod event;
 pub mod event_json;
@@ -14,5 +15,6 @@ pub mod input;
 pub mod inspect;
 pub mod keygen;
 pub mod output;
+pub mod plc;
 pub mod serve;
 pub mod verify;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::daemon::{announce, fail, init_logging, runtime, wait_for_signal};
 use super::error::CliError;
 use atrelay::config::RelayConfig;
 use atrelay::relay::Relay;
@@ -64,21 +65,8 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     cfg.crawl.hosts.extend(args.crawl.iter().cloned());
     cfg.validate().map_err(|e| fail("configuration", e))?;
 
-    // Logs go to stderr; stdout carries only the "listening" line, which
-    // scripts and tests wait for.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ATRELAY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("atrelay-io")
-        .build()
-        .map_err(|e| fail("starting the runtime", e))?;
+    init_logging();
+    let runtime = runtime("atrelay-io")?;
     runtime.block_on(async move {
         if !cfg.server.metrics_listen.is_empty() {
             let addr: SocketAddr = cfg
@@ -94,44 +82,14 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         let relay = Relay::start(&cfg)
             .await
             .map_err(|e| fail("starting the relay", e))?;
-        println!(
+        announce(&format!(
             "atrelay relay listening on http://{addr} (firehose: ws://{addr}/xrpc/com.atproto.sync.subscribeRepos)",
             addr = relay.addr
-        );
-        // Flushed at once so a supervisor (or test) piping stdout sees it.
-        use std::io::Write as _;
-        let _ = std::io::stdout().flush();
+        ));
 
         wait_for_signal().await;
         tracing::info!("shutting down");
         relay.stop().await;
         Ok(())
     })
-}
-
-fn fail(what: &str, e: impl std::fmt::Display) -> CliError {
-    CliError::new(e.to_string()).context(what)
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
