@@ -277,39 +277,19 @@ impl RelayConfig {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<RelayConfig, ConfigError> {
-        let mut table =
-            toml::Table::try_from(RelayConfig::default()).map_err(|e| ConfigError::Parse {
-                path: PathBuf::from("<defaults>"),
-                err: e.to_string(),
-            })?;
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-                path: path.to_owned(),
-                err,
-            })?;
-            let overlay: toml::Table =
-                text.parse()
-                    .map_err(|e: toml::de::Error| ConfigError::Parse {
-                        path: path.to_owned(),
-                        err: e.to_string(),
-                    })?;
-            merge(&mut table, overlay, path)?;
-        }
         let mut admin_password = None;
-        for (var, value) in env {
-            if var == ADMIN_PASSWORD_VAR {
-                admin_password = (!value.is_empty()).then_some(Secret(value));
-                continue;
-            }
-            apply_env(&mut table, &var, &value)?;
-        }
-        let mut cfg: RelayConfig =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    path: file.map_or_else(|| PathBuf::from("<environment>"), Path::to_owned),
-                    err: e.to_string(),
-                })?;
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(var, value)| {
+                if var == ADMIN_PASSWORD_VAR {
+                    admin_password = (!value.is_empty()).then(|| Secret(value.clone()));
+                    return false;
+                }
+                // PDS mode's variables are the PDS config's business.
+                !var.starts_with(PDS_ENV_PREFIX)
+            })
+            .collect();
+        let mut cfg: RelayConfig = load_layers(RelayConfig::default(), file, env, "ATRELAY_")?;
         cfg.admin_password = admin_password;
         cfg.validate()?;
         Ok(cfg)
@@ -394,6 +374,46 @@ impl RelayConfig {
     }
 }
 
+/// Prefix of PDS mode's environment variables (`ATRELAY_PDS_<SECTION>_<KEY>`).
+pub const PDS_ENV_PREFIX: &str = "ATRELAY_PDS_";
+
+/// `defaults`, overlaid by the TOML `file` (if given), then by
+/// `<prefix><SECTION>_<KEY>` variables from `env`: the layering every
+/// atrelay config shares. Unknown keys in either layer are errors.
+pub fn load_layers<T: Serialize + serde::de::DeserializeOwned>(
+    defaults: T,
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    prefix: &str,
+) -> Result<T, ConfigError> {
+    let mut table = toml::Table::try_from(defaults).map_err(|e| ConfigError::Parse {
+        path: PathBuf::from("<defaults>"),
+        err: e.to_string(),
+    })?;
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.to_owned(),
+            err,
+        })?;
+        let overlay: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: path.to_owned(),
+                    err: e.to_string(),
+                })?;
+        merge(&mut table, overlay, path)?;
+    }
+    for (var, value) in env {
+        apply_env(&mut table, prefix, &var, &value)?;
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: file.map_or_else(|| PathBuf::from("<environment>"), Path::to_owned),
+            err: e.to_string(),
+        })
+}
+
 /// Overlays `overlay` onto `base`, refusing keys the defaults do not have.
 fn merge(base: &mut toml::Table, overlay: toml::Table, path: &Path) -> Result<(), ConfigError> {
     for (section, value) in overlay {
@@ -432,8 +452,13 @@ pub const ADMIN_PASSWORD_VAR: &str = "ATRELAY_ADMIN_PASSWORD";
 /// Applies one `ATRELAY_<SECTION>_<KEY>` variable, typed by the default's type.
 /// Lists are comma-separated. Other `ATRELAY_*` names are errors (a typo should
 /// not be silently ignored); unrelated variables are skipped.
-fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
-    let Some(name) = var.strip_prefix("ATRELAY_") else {
+fn apply_env(
+    table: &mut toml::Table,
+    prefix: &str,
+    var: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let Some(name) = var.strip_prefix(prefix) else {
         return Ok(());
     };
     if NOT_CONFIG.contains(&var) {
