@@ -10,6 +10,7 @@ mod sync;
 
 pub use crawl::crawl_request_quota;
 pub use error::XrpcError;
+pub use subscribe::{serve_firehose, Firehose};
 
 use std::sync::Arc;
 
@@ -53,6 +54,20 @@ pub struct AppState {
     /// Held by every session task; the relay's stop waits until all clones
     /// are gone, i.e. every task holding the log has ended.
     pub tasks: tokio::sync::mpsc::Sender<()>,
+}
+
+impl AppState {
+    /// The relay's firehose, for the `subscribeRepos` route.
+    pub fn firehose(&self) -> Firehose {
+        Firehose {
+            ring: self.ring.clone(),
+            backfill: self.backfill.clone(),
+            session: self.session.clone(),
+            subscribers: self.subscribers.clone(),
+            shutdown: self.shutdown.clone(),
+            tasks: self.tasks.clone(),
+        }
+    }
 }
 
 /// The client's address, when the server runs with connection info (it

@@ -25,8 +25,28 @@ use crate::fanout::{accept_key, serve_subscriber, Peer, MAX_USER_AGENT_BYTES};
 pub async fn subscribe_repos(
     State(app): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
-    mut req: Request,
+    req: Request,
 ) -> Response {
+    serve_firehose(app.firehose(), params, req)
+}
+
+/// What a `subscribeRepos` endpoint streams from and is bounded by: the
+/// relay's and PDS mode's firehoses are the same code over their own ring
+/// and log.
+#[derive(Clone)]
+pub struct Firehose {
+    pub ring: crate::fanout::Ring,
+    pub backfill: std::sync::Arc<dyn crate::fanout::Backfill>,
+    pub session: crate::fanout::SessionConfig,
+    pub subscribers: crate::fanout::Subscribers,
+    /// Flips to true when the server stops: sessions end.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Held by every session; the server's stop waits until all are gone.
+    pub tasks: tokio::sync::mpsc::Sender<()>,
+}
+
+/// Answers a `subscribeRepos` upgrade request from `fh`.
+pub fn serve_firehose(fh: Firehose, params: HashMap<String, String>, mut req: Request) -> Response {
     let headers = req.headers();
     if !is_websocket_upgrade(headers) {
         return XrpcError::named(
@@ -56,7 +76,7 @@ pub async fn subscribe_repos(
         },
     };
     let peer = Peer {
-        registry: app.subscribers.clone(),
+        registry: fh.subscribers.clone(),
         remote: req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -64,10 +84,16 @@ pub async fn subscribe_repos(
         user_agent: user_agent(headers),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let (ring, backfill, cfg) = (app.ring.clone(), app.backfill.clone(), app.session.clone());
-    let mut shutdown = app.shutdown.clone();
-    // Held until the session ends: the relay's stop waits for every guard.
-    let guard = app.tasks.clone();
+    let Firehose {
+        ring,
+        backfill,
+        session: cfg,
+        mut shutdown,
+        tasks: guard,
+        ..
+    } = fh;
+    // `guard` is held until the session ends: the server's stop waits for
+    // every guard.
     tokio::spawn(async move {
         let _guard = guard;
         match on_upgrade.await {

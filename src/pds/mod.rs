@@ -5,8 +5,12 @@
 //! - [`SessionTokens`] (`session_token.rs`): HS256 access/refresh JWTs.
 //! - [`writes`]: checking and encoding a client's record writes.
 //! - [`config`]: `config/pds.toml`, `ATRELAY_PDS_*`.
+//! - [`events`]: the firehose source (sequence, persist, publish).
+//! - [`crawl_notifier`]: asking relays to crawl this PDS.
 
 pub mod config;
+pub mod crawl_notifier;
+pub mod events;
 mod session_token;
 pub mod writes;
 

@@ -33,7 +33,9 @@ impl PendingFrame {
     /// `None` for events without a seq (`#info`, errors, unknown).
     pub fn new(event: &Event) -> Option<PendingFrame> {
         let mut with_placeholder = event.clone();
-        set_seq(&mut with_placeholder, PLACEHOLDER_SEQ as i64)?;
+        if !with_placeholder.set_seq(PLACEHOLDER_SEQ as i64) {
+            return None;
+        }
         let mut bytes = Vec::with_capacity(256);
         with_placeholder.encode(&mut bytes);
         let at = bytes
@@ -64,17 +66,6 @@ impl PendingFrame {
     }
 }
 
-fn set_seq(event: &mut Event, seq: i64) -> Option<()> {
-    match event {
-        Event::Commit(c) => c.seq = seq,
-        Event::Sync(s) => s.seq = seq,
-        Event::Identity(i) => i.seq = seq,
-        Event::Account(a) => a.seq = seq,
-        _ => return None,
-    }
-    Some(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,7 +92,7 @@ mod tests {
             let pending = PendingFrame::new(&ev).unwrap();
             for seq in [1u64, 23, 24, 255, 256, 65_536, 1 << 40] {
                 let mut direct = ev.clone();
-                set_seq(&mut direct, seq as i64);
+                direct.set_seq(seq as i64);
                 let mut want = Vec::new();
                 direct.encode(&mut want);
                 assert_eq!(&pending.with_seq(seq)[..], &want[..], "seq {seq}");

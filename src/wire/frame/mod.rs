@@ -387,6 +387,19 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// Sets the sequence number (a sequencer assigning its own); `false`
+    /// for the kinds that have none.
+    pub fn set_seq(&mut self, seq: i64) -> bool {
+        match self {
+            Event::Commit(c) => c.seq = seq,
+            Event::Sync(s) => s.seq = seq,
+            Event::Identity(i) => i.seq = seq,
+            Event::Account(a) => a.seq = seq,
+            Event::Info(_) | Event::Error(_) | Event::Unknown { .. } => return false,
+        }
+        true
+    }
+
     /// The account the event is about (`#commit.repo` or `did`); `None` for
     /// `#info`, errors and unknown frames.
     pub fn did(&self) -> Option<&'a str> {
