@@ -7,11 +7,15 @@
 //! - [`config`]: `config/pds.toml`, `ATRELAY_PDS_*`.
 //! - [`events`]: the firehose source (sequence, persist, publish).
 //! - [`crawl_notifier`]: asking relays to crawl this PDS.
+//! - [`store`]: accounts, repo blocks and heads, records, blobs, refresh
+//!   tokens and server secrets (RocksDB + blob files); [`password`]: scrypt.
 
 pub mod config;
 pub mod crawl_notifier;
 pub mod events;
+pub mod password;
 mod session_token;
+pub mod store;
 pub mod writes;
 
 pub use session_token::{Claims, SessionTokens, TokenError, TokenKind};
