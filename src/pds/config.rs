@@ -187,6 +187,12 @@ impl PdsConfig {
         }
         let host = self.hostname();
         let host = crate::relay::crawler::host_part(&host);
+        // An address or `localhost` cannot end a handle (a handle's last
+        // label is a TLD that does not start with a digit): local networks
+        // use `.test`, as the reference PDS's development mode does.
+        if host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" {
+            return vec![".test".to_owned()];
+        }
         vec![format!(".{host}")]
     }
 }
@@ -207,7 +213,7 @@ mod tests {
         let cfg = PdsConfig::load(None, env(&[])).unwrap();
         assert_eq!(cfg, PdsConfig::default());
         assert_eq!(cfg.hostname(), "127.0.0.1:2583");
-        assert_eq!(cfg.user_domains(), [".127.0.0.1"]);
+        assert_eq!(cfg.user_domains(), [".test"], "no handle can end in an address");
         let cfg = PdsConfig::load(
             None,
             env(&[

@@ -15,6 +15,7 @@ pub mod crawl_notifier;
 pub mod events;
 pub mod password;
 mod session_token;
+pub mod service;
 pub mod store;
 pub mod writes;
 
