@@ -213,7 +213,11 @@ mod tests {
         let cfg = PdsConfig::load(None, env(&[])).unwrap();
         assert_eq!(cfg, PdsConfig::default());
         assert_eq!(cfg.hostname(), "127.0.0.1:2583");
-        assert_eq!(cfg.user_domains(), [".test"], "no handle can end in an address");
+        assert_eq!(
+            cfg.user_domains(),
+            [".test"],
+            "no handle can end in an address"
+        );
         let cfg = PdsConfig::load(
             None,
             env(&[

@@ -13,9 +13,11 @@
 pub mod config;
 pub mod crawl_notifier;
 pub mod events;
+pub mod http;
 pub mod password;
-mod session_token;
+pub mod server;
 pub mod service;
+mod session_token;
 pub mod store;
 pub mod writes;
 

@@ -388,7 +388,10 @@ impl Pds {
         if writes.len() > self.inner.cfg.limits.max_writes {
             return Err(PdsError::Invalid(
                 "InvalidRequest",
-                format!("at most {} writes per call", self.inner.cfg.limits.max_writes),
+                format!(
+                    "at most {} writes per call",
+                    self.inner.cfg.limits.max_writes
+                ),
             ));
         }
         let account = self.account(did)?;
@@ -517,7 +520,10 @@ impl Pds {
         if !ok {
             return Err(PdsError::Invalid(
                 "UnsupportedDomain",
-                format!("handles here are NAME{} (one label)", domains.join(" or NAME")),
+                format!(
+                    "handles here are NAME{} (one label)",
+                    domains.join(" or NAME")
+                ),
             ));
         }
         Ok(handle)

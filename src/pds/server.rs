@@ -1,0 +1,128 @@
+//! Running PDS mode: the HTTP server over [`Pds`], its firehose, and the
+//! crawl notifier, with a clean stop (as the relay's: every task holding the
+//! log is waited for, so the data directory can be reopened at once).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::crawl_notifier::CrawlNotifier;
+use super::http::{router, PdsState};
+use super::service::Pds;
+use crate::fanout::{Backfill, SessionConfig, Subscribers};
+use crate::http::Firehose;
+use crate::log::EventLog;
+
+/// A running PDS.
+pub struct PdsServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    pub pds: Pds,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    tasks_tx: tokio::sync::mpsc::Sender<()>,
+    tasks_rx: tokio::sync::mpsc::Receiver<()>,
+}
+
+/// The log as the firehose's catch-up source, holding a stop guard.
+struct LogBackfill {
+    log: EventLog,
+    _tasks: tokio::sync::mpsc::Sender<()>,
+}
+
+impl Backfill for LogBackfill {
+    fn read_from(
+        &self,
+        from_seq: u64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Bytes)>, String> {
+        self.log
+            .read_from(from_seq, max_events, max_bytes)
+            .map_err(|e| e.to_string())
+    }
+
+    fn oldest_seq(&self) -> Option<u64> {
+        self.log.oldest_seq()
+    }
+}
+
+impl PdsServer {
+    /// Serves `pds` on `listener` until [`PdsServer::stop`].
+    pub async fn start(pds: Pds, listener: tokio::net::TcpListener) -> std::io::Result<PdsServer> {
+        let addr = listener.local_addr()?;
+        let (shutdown, stop) = tokio::sync::watch::channel(false);
+        let (tasks_tx, tasks_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let firehose = Firehose {
+            ring: pds.ring().clone(),
+            backfill: Arc::new(LogBackfill {
+                log: pds.log().clone(),
+                _tasks: tasks_tx.clone(),
+            }),
+            session: SessionConfig::default(),
+            subscribers: Subscribers::new(),
+            shutdown: stop.clone(),
+            tasks: tasks_tx.clone(),
+        };
+        let app = router(PdsState {
+            pds: pds.clone(),
+            firehose,
+        });
+        let guard = tasks_tx.clone();
+        let mut server_stop = stop.clone();
+        let server = tokio::spawn(async move {
+            let _guard = guard;
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "PDS HTTP server stopped");
+            }
+        });
+        let cfg = pds.config();
+        let notifier = CrawlNotifier::new(
+            cfg.crawl.crawlers.clone(),
+            cfg.hostname(),
+            Duration::from_secs(cfg.crawl.request_interval_secs),
+        );
+        tokio::spawn(notifier.run(pds.last_seq(), stop));
+        tracing::info!(%addr, did = pds.service_did(), "PDS listening");
+        Ok(PdsServer {
+            addr,
+            pds,
+            shutdown,
+            server,
+            tasks_tx,
+            tasks_rx,
+        })
+    }
+
+    /// Stops serving and waits until every task holding the log is gone.
+    pub async fn stop(self) {
+        let PdsServer {
+            shutdown,
+            server,
+            tasks_tx,
+            mut tasks_rx,
+            pds,
+            ..
+        } = self;
+        let _ = shutdown.send(true);
+        drop(tasks_tx);
+        let wait = async { while tasks_rx.recv().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .is_err()
+        {
+            tracing::warn!("PDS sessions did not end within 10 s; aborting the server");
+            server.abort();
+        }
+        drop(pds);
+    }
+}
