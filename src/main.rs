@@ -43,6 +43,10 @@ enum Command {
     /// Run a minimal PLC directory (did:plc registry) for local networks and
     /// tests, with its own database.
     Plc(cli::plc::PlcArgs),
+    /// Run PDS mode: host accounts and their signed repos, register their
+    /// did:plc identities, serve the repo, sync and account XRPC endpoints
+    /// and the PDS's own firehose, and ask relays to crawl it.
+    Pds(cli::pds::PdsArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cli::verify::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Plc(args) => cli::plc::run(args),
+        Command::Pds(args) => cli::pds::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

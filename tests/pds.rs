@@ -63,7 +63,8 @@ fn events(pds: &Pds) -> Vec<(String, Option<String>)> {
                             lenient: false,
                             now_micros: now_micros(),
                         };
-                        verify_commit(c, &key, &opts).expect("each #commit verifies with inversion");
+                        verify_commit(c, &key, &opts)
+                            .expect("each #commit verifies with inversion");
                     }
                     format!("commit:{}", c.ops.len())
                 }
@@ -81,11 +82,17 @@ async fn account_lifecycle_writes_and_events() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let net = start().await;
         let pds = &net.pds;
-        let alice = pds.create_account("Alice.test", None, "hunter22").await.unwrap();
+        let alice = pds
+            .create_account("Alice.test", None, "hunter22")
+            .await
+            .unwrap();
         assert_eq!(alice.handle, "alice.test");
         assert!(alice.did.starts_with("did:plc:"));
         assert_eq!(pds.authenticate(&alice.access_jwt).unwrap(), alice.did);
-        assert!(pds.authenticate(&alice.refresh_jwt).is_err(), "refresh is not access");
+        assert!(
+            pds.authenticate(&alice.refresh_jwt).is_err(),
+            "refresh is not access"
+        );
 
         // Bad handles and taken ones.
         for (handle, name) in [
@@ -98,7 +105,10 @@ async fn account_lifecycle_writes_and_events() {
             assert_eq!(e.name(), name, "{handle}: {e}");
         }
         assert_eq!(
-            pds.create_account("bob.test", None, "").await.unwrap_err().name(),
+            pds.create_account("bob.test", None, "")
+                .await
+                .unwrap_err()
+                .name(),
             "InvalidPassword"
         );
 
@@ -117,7 +127,10 @@ async fn account_lifecycle_writes_and_events() {
 
         // Writes: create, put (update), delete; swaps.
         let did = alice.did.clone();
-        let out = pds.write(&did, vec![post("one"), post("two")], None).await.unwrap();
+        let out = pds
+            .write(&did, vec![post("one"), post("two")], None)
+            .await
+            .unwrap();
         let (uri, cid) = out.results[0].clone().unwrap();
         let rkey = uri.rsplit('/').next().unwrap().to_owned();
         let profile = |name: &str| -> SwappedWrite {
@@ -128,13 +141,18 @@ async fn account_lifecycle_writes_and_events() {
             }
             .into()
         };
-        pds.write(&did, vec![profile("A")], Some(out.commit)).await.unwrap();
+        pds.write(&did, vec![profile("A")], Some(out.commit))
+            .await
+            .unwrap();
         let stale = pds.write(&did, vec![profile("B")], Some(out.commit)).await;
         assert_eq!(stale.unwrap_err().name(), "InvalidSwap");
         let mut swapped = profile("C");
         swapped.swap_record = Some(None);
         assert_eq!(
-            pds.write(&did, vec![swapped], None).await.unwrap_err().name(),
+            pds.write(&did, vec![swapped], None)
+                .await
+                .unwrap_err()
+                .name(),
             "InvalidSwap",
             "the profile exists"
         );
@@ -146,7 +164,10 @@ async fn account_lifecycle_writes_and_events() {
         del.swap_record = Some(Some(cid));
         pds.write(&did, vec![del.clone()], None).await.unwrap();
         assert_eq!(
-            pds.write(&did, vec![del.clone()], None).await.unwrap_err().name(),
+            pds.write(&did, vec![del.clone()], None)
+                .await
+                .unwrap_err()
+                .name(),
             "InvalidSwap",
             "the swap names a record that is gone"
         );
@@ -161,7 +182,10 @@ async fn account_lifecycle_writes_and_events() {
         pds.update_handle(&did, "alice2.test").await.unwrap();
         pds.set_status(&did, Some("deactivated")).await.unwrap();
         assert_eq!(
-            pds.write(&did, vec![post("x")], None).await.unwrap_err().name(),
+            pds.write(&did, vec![post("x")], None)
+                .await
+                .unwrap_err()
+                .name(),
             "RepoDeactivated"
         );
         pds.set_status(&did, None).await.unwrap();

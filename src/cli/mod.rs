@@ -15,6 +15,7 @@ pub mod input;
 pub mod inspect;
 pub mod keygen;
 pub mod output;
+pub mod pds;
 pub mod plc;
 pub mod serve;
 pub mod verify;

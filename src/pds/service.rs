@@ -69,7 +69,11 @@ impl PdsError {
             PdsError::Write(w) => w.name(),
             PdsError::Auth(_) => "AuthenticationRequired",
             PdsError::AccountNotFound(_) => "RepoNotFound",
-            PdsError::AccountInactive(_) => "RepoDeactivated",
+            PdsError::AccountInactive(status) => match status.as_str() {
+                "takendown" => "RepoTakendown",
+                "suspended" => "RepoSuspended",
+                _ => "RepoDeactivated",
+            },
             PdsError::Plc(_) => "UpstreamFailure",
             PdsError::Store(StoreError::HandleTaken) => "HandleNotAvailable",
             PdsError::Store(StoreError::EmailTaken) => "InvalidRequest",
@@ -134,6 +138,13 @@ struct Inner {
     tids: TidClock,
     repo_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     password_cost: PasswordCost,
+    /// Password hashing takes ~0.45 s and 128 MiB at the standard cost: at
+    /// most two run at once, which also slows down guessing.
+    hash_slots: tokio::sync::Semaphore,
+    /// A hash (at the configured cost) to verify against when the account
+    /// is unknown, so a login takes as long whether the account exists or
+    /// not.
+    dummy_hash: std::sync::OnceLock<String>,
     last_seq: watch::Sender<u64>,
 }
 
@@ -161,7 +172,12 @@ impl Pds {
         } else {
             "https"
         };
-        let service_did = format!("did:web:{}", host);
+        // did:web encodes a port as `%3A` (digest §6.1), so two PDSes on
+        // one host have distinct DIDs.
+        let service_did = match hostname.strip_prefix(&host) {
+            Some(port) if port.starts_with(':') => format!("did:web:{host}%3A{}", &port[1..]),
+            _ => format!("did:web:{host}"),
+        };
         let last_seq = watch::Sender::new(log.last_seq());
         Ok(Pds {
             inner: Arc::new(Inner {
@@ -178,6 +194,8 @@ impl Pds {
                 tids: TidClock::new(),
                 repo_locks: DashMap::new(),
                 password_cost,
+                hash_slots: tokio::sync::Semaphore::new(2),
+                dummy_hash: std::sync::OnceLock::new(),
                 last_seq,
             }),
         })
@@ -296,16 +314,14 @@ impl Pds {
             Some(did) => self.inner.store.account(&did)?,
             None => None,
         };
-        // Verify against a dummy hash when the account is unknown, so the
-        // answer takes as long either way.
-        let hash = account
-            .as_ref()
-            .map(|a| a.password_hash.clone())
-            .unwrap_or_else(|| {
-                hash_password_with("unknown-account", PasswordCost::FAST_INSECURE)
-                    .unwrap_or_default()
-            });
+        // Verify against a dummy hash of the same cost when the account is
+        // unknown, so the answer takes as long either way.
+        let hash = match account.as_ref() {
+            Some(a) => a.password_hash.clone(),
+            None => self.dummy_hash().await,
+        };
         let password = password.to_owned();
+        let _slot = self.inner.hash_slots.acquire().await;
         let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
             .await
             .unwrap_or(false);
@@ -341,6 +357,12 @@ impl Pds {
             ));
         }
         let account = self.account(&claims.sub)?;
+        if account.status.as_deref() == Some("takendown") {
+            return Err(PdsError::Invalid(
+                "AccountTakedown",
+                "this account has been taken down".into(),
+            ));
+        }
         let session = self.issue_session(&account.did, &account.handle)?;
         Ok((session, account))
     }
@@ -419,6 +441,22 @@ impl Pds {
             .or_default()
             .clone();
         let _held = lock.lock().await;
+        // Store reads, the signature, the synced write and the log append
+        // block: off the async runtime, still under the repo's lock.
+        let this = self.clone();
+        let did = did.to_owned();
+        tokio::task::spawn_blocking(move || this.commit_locked(&did, prepared, swap_commit))
+            .await
+            .map_err(|e| PdsError::Internal(format!("commit task: {e}")))?
+    }
+
+    /// The part of [`Pds::commit`] that runs with the repo's lock held.
+    fn commit_locked(
+        &self,
+        did: &str,
+        prepared: Vec<(super::writes::PreparedWrite, Option<Option<Cid>>)>,
+        swap_commit: Option<Cid>,
+    ) -> Result<WriteOutcome, PdsError> {
         let store = &self.inner.store;
         let head = store.repo_head(did)?;
         check_swap_commit(swap_commit, head.commit)?;
@@ -529,9 +567,22 @@ impl Pds {
         Ok(handle)
     }
 
+    /// The unknown-account hash, made once.
+    async fn dummy_hash(&self) -> String {
+        if let Some(h) = self.inner.dummy_hash.get() {
+            return h.clone();
+        }
+        let made = self
+            .hash(&format!("{:x}", rand::random::<u128>()))
+            .await
+            .unwrap_or_default();
+        self.inner.dummy_hash.get_or_init(|| made).clone()
+    }
+
     async fn hash(&self, password: &str) -> Result<String, PdsError> {
         let password = password.to_owned();
         let cost = self.inner.password_cost;
+        let _slot = self.inner.hash_slots.acquire().await;
         tokio::task::spawn_blocking(move || hash_password_with(&password, cost))
             .await
             .map_err(|e| PdsError::Internal(e.to_string()))?

@@ -8,7 +8,8 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 use super::PdsState;
 use crate::http::XrpcError;
@@ -42,22 +43,36 @@ fn bearer(parts: &Parts) -> Result<String, XrpcError> {
     Ok(token.trim().to_owned())
 }
 
-impl FromRequestParts<PdsState> for AccessDid {
-    type Rejection = XrpcError;
+/// A 401 with the `WWW-Authenticate` challenge XRPC clients expect (§9).
+fn challenge(e: XrpcError) -> Response {
+    let mut res = e.into_response();
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"atrelay pds\""),
+    );
+    res
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &PdsState) -> Result<Self, XrpcError> {
-        let token = bearer(parts)?;
+impl FromRequestParts<PdsState> for AccessDid {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &PdsState) -> Result<Self, Response> {
+        let token = bearer(parts).map_err(challenge)?;
         state.pds.authenticate(&token).map(AccessDid).map_err(|e| {
             let name = e.name();
-            XrpcError::named(StatusCode::UNAUTHORIZED, name, e.to_string())
+            challenge(XrpcError::named(
+                StatusCode::UNAUTHORIZED,
+                name,
+                e.to_string(),
+            ))
         })
     }
 }
 
 impl FromRequestParts<PdsState> for RefreshToken {
-    type Rejection = XrpcError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, _: &PdsState) -> Result<Self, XrpcError> {
-        bearer(parts).map(RefreshToken)
+    async fn from_request_parts(parts: &mut Parts, _: &PdsState) -> Result<Self, Response> {
+        bearer(parts).map(RefreshToken).map_err(challenge)
     }
 }

@@ -9,9 +9,14 @@
 //!
 //! Errors are XRPC JSON (`{error, message}`) through [`XrpcError`].
 
+pub mod access;
 pub mod auth;
+pub mod blobs;
+pub mod car_export;
 pub mod identity;
+pub mod params;
 pub mod repo;
+pub mod repo_read;
 pub mod server;
 pub mod sync;
 

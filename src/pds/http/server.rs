@@ -1,10 +1,463 @@
-//! `com.atproto.server.*` for PDS mode. (Routes are added by the PDS XRPC work.)
+//! `com.atproto.server.*` for PDS mode (digest §8.1): the server's
+//! description, accounts and sessions, plus the two things that belong to the
+//! server as a whole rather than to one account: the admin's
+//! `com.atproto.admin.deleteAccount` and the service's own `did:web`
+//! document (`/.well-known/did.json`).
+//!
+//! The handlers only translate: JSON in, a call on [`Pds`](crate::pds::service::Pds),
+//! JSON out. Three choices live here rather than in the core:
+//! - token problems on `refreshSession` / `deleteSession` answer 401 (as the
+//!   reference PDS does), so a client knows to log in again rather than to
+//!   fix its request;
+//! - a taken-down account cannot lift or overwrite its takedown through
+//!   `activateAccount` / `deactivateAccount` (its access tokens outlive the
+//!   takedown by up to two hours);
+//! - bodies tolerate unknown fields, because clients send the lexicon's
+//!   optional inputs (`inviteCode`, `verificationCode`, ...) that a minimal
+//!   PDS does not use.
 
-use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
-use super::PdsState;
+use super::auth::{AccessDid, RefreshToken};
+use super::{xrpc, PdsState};
+use crate::http::XrpcError;
+use crate::pds::config::PDS_ADMIN_PASSWORD_VAR;
+use crate::pds::service::{Pds, PdsError, Session};
+use crate::pds::store::AccountRecord;
+use crate::wire::syntax::{parse_datetime, validate_did};
 
 /// This namespace's routes.
 pub fn routes() -> Router<PdsState> {
     Router::new()
+        .route(
+            "/xrpc/com.atproto.server.describeServer",
+            get(describe_server),
+        )
+        .route(
+            "/xrpc/com.atproto.server.createAccount",
+            post(create_account),
+        )
+        .route(
+            "/xrpc/com.atproto.server.createSession",
+            post(create_session),
+        )
+        .route(
+            "/xrpc/com.atproto.server.refreshSession",
+            post(refresh_session),
+        )
+        .route(
+            "/xrpc/com.atproto.server.deleteSession",
+            post(delete_session),
+        )
+        .route("/xrpc/com.atproto.server.getSession", get(get_session))
+        .route(
+            "/xrpc/com.atproto.server.activateAccount",
+            post(activate_account),
+        )
+        .route(
+            "/xrpc/com.atproto.server.deactivateAccount",
+            post(deactivate_account),
+        )
+        .route(
+            "/xrpc/com.atproto.admin.deleteAccount",
+            post(admin_delete_account),
+        )
+        .route("/.well-known/did.json", get(did_document))
+}
+
+/// A JSON body, or 400 `InvalidRequest` saying what is wrong with it (bad
+/// syntax, a missing or mistyped field, a missing `Content-Type`).
+pub(super) fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, XrpcError> {
+    b.map(|Json(t)| t)
+        .map_err(|e| XrpcError::invalid(format!("bad JSON body: {}", e.body_text())))
+}
+
+/// Sends a handler's outcome: a JSON object, or an empty 200 for procedures
+/// without output. Every 401 carries `WWW-Authenticate` (digest §9), so
+/// clients and proxies see which scheme to retry with.
+pub(super) fn reply(result: Result<Option<Value>, XrpcError>) -> Response {
+    match result {
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => StatusCode::OK.into_response(),
+        Err(e) => {
+            let unauthorized = e.status == StatusCode::UNAUTHORIZED;
+            let mut res = e.into_response();
+            if unauthorized {
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            res
+        }
+    }
+}
+
+/// Refuses calls from a taken-down account: only an admin lifts a takedown.
+pub(super) fn not_taken_down(pds: &Pds, did: &str) -> Result<AccountRecord, XrpcError> {
+    let account = pds.account(did).map_err(xrpc)?;
+    if account.status.as_deref() == Some("takendown") {
+        return Err(XrpcError::named(
+            StatusCode::BAD_REQUEST,
+            "AccountTakedown",
+            "this account has been taken down",
+        ));
+    }
+    Ok(account)
+}
+
+/// A refresh-token failure: 401 for a bad, expired or revoked token (log in
+/// again), the usual mapping otherwise.
+fn session_error(e: PdsError) -> XrpcError {
+    match e.name() {
+        name @ ("InvalidToken" | "ExpiredToken") => {
+            XrpcError::named(StatusCode::UNAUTHORIZED, name, e.to_string())
+        }
+        _ => xrpc(e),
+    }
+}
+
+/// `{accessJwt, refreshJwt, handle, did}`, the part every login returns.
+fn session_json(s: &Session) -> Value {
+    json!({
+        "accessJwt": s.access_jwt,
+        "refreshJwt": s.refresh_jwt,
+        "handle": s.handle,
+        "did": s.did,
+    })
+}
+
+/// Adds what `createSession`, `refreshSession` and `getSession` say about
+/// the account: `email?`, `active`, `status?`.
+fn with_account(mut v: Value, account: &AccountRecord) -> Value {
+    if let Some(email) = &account.email {
+        v["email"] = json!(email);
+    }
+    v["active"] = json!(account.is_active());
+    if let Some(status) = &account.status {
+        v["status"] = json!(status);
+    }
+    v
+}
+
+async fn describe_server(State(st): State<PdsState>) -> Response {
+    reply(Ok(Some(json!({
+        "did": st.pds.service_did(),
+        "availableUserDomains": st.pds.config().user_domains(),
+        "inviteCodeRequired": false,
+        "links": {},
+    }))))
+}
+
+/// `createAccount` input. `did` and `plcOp` (importing an existing
+/// identity) are read only to refuse them clearly.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateAccountInput {
+    handle: String,
+    email: Option<String>,
+    password: Option<String>,
+    did: Option<String>,
+    plc_op: Option<Value>,
+}
+
+async fn create_account(
+    State(st): State<PdsState>,
+    input: Result<Json<CreateAccountInput>, JsonRejection>,
+) -> Response {
+    reply(
+        async {
+            let input = body(input)?;
+            if input.did.is_some() || input.plc_op.is_some() {
+                return Err(XrpcError::invalid(
+                    "importing an existing DID (did, plcOp) is not supported: omit them to get a new did:plc",
+                ));
+            }
+            let password = input
+                .password
+                .ok_or_else(|| XrpcError::invalid("password is required"))?;
+            let session = st
+                .pds
+                .create_account(&input.handle, input.email.as_deref(), &password)
+                .await
+                .map_err(xrpc)?;
+            tracing::info!(did = %session.did, handle = %session.handle, "account created");
+            Ok(Some(session_json(&session)))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct CreateSessionInput {
+    identifier: String,
+    password: String,
+}
+
+async fn create_session(
+    State(st): State<PdsState>,
+    input: Result<Json<CreateSessionInput>, JsonRejection>,
+) -> Response {
+    reply(
+        async {
+            let input = body(input)?;
+            let (session, account) = st
+                .pds
+                .create_session(&input.identifier, &input.password)
+                .await
+                .map_err(xrpc)?;
+            Ok(Some(with_account(session_json(&session), &account)))
+        }
+        .await,
+    )
+}
+
+async fn refresh_session(
+    State(st): State<PdsState>,
+    RefreshToken(token): RefreshToken,
+) -> Response {
+    reply(
+        st.pds
+            .refresh_session(&token)
+            .map(|(session, account)| Some(with_account(session_json(&session), &account)))
+            .map_err(session_error),
+    )
+}
+
+async fn delete_session(State(st): State<PdsState>, RefreshToken(token): RefreshToken) -> Response {
+    reply(
+        st.pds
+            .delete_session(&token)
+            .map(|()| None)
+            .map_err(session_error),
+    )
+}
+
+async fn get_session(State(st): State<PdsState>, AccessDid(did): AccessDid) -> Response {
+    reply(st.pds.account(&did).map_err(xrpc).map(|account| {
+        let v = json!({ "handle": account.handle, "did": account.did });
+        Some(with_account(v, &account))
+    }))
+}
+
+async fn activate_account(State(st): State<PdsState>, AccessDid(did): AccessDid) -> Response {
+    reply(
+        async {
+            not_taken_down(&st.pds, &did)?;
+            st.pds.set_status(&did, None).await.map_err(xrpc)?;
+            tracing::info!(%did, "account activated");
+            Ok(None)
+        }
+        .await,
+    )
+}
+
+/// `deactivateAccount` input. `deleteAfter` is checked but not acted on:
+/// this PDS keeps a deactivated account until an admin deletes it.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeactivateInput {
+    delete_after: Option<String>,
+}
+
+async fn deactivate_account(
+    State(st): State<PdsState>,
+    AccessDid(did): AccessDid,
+    raw: axum::body::Bytes,
+) -> Response {
+    reply(
+        async {
+            // The input is optional: clients send `{}`, nothing, or
+            // `{deleteAfter}`.
+            let input: DeactivateInput = if raw.iter().all(u8::is_ascii_whitespace) {
+                DeactivateInput::default()
+            } else {
+                serde_json::from_slice(&raw)
+                    .map_err(|e| XrpcError::invalid(format!("bad JSON body: {e}")))?
+            };
+            if let Some(when) = &input.delete_after {
+                parse_datetime(when)
+                    .map_err(|e| XrpcError::invalid(format!("deleteAfter: {e}")))?;
+            }
+            not_taken_down(&st.pds, &did)?;
+            st.pds
+                .set_status(&did, Some("deactivated"))
+                .await
+                .map_err(xrpc)?;
+            tracing::info!(%did, "account deactivated");
+            Ok(None)
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct AdminDeleteInput {
+    did: String,
+}
+
+/// Deletes an account for the operator. Credentials are checked before the
+/// body is looked at, so an unauthenticated caller learns nothing from it.
+async fn admin_delete_account(
+    State(st): State<PdsState>,
+    headers: HeaderMap,
+    input: Result<Json<AdminDeleteInput>, JsonRejection>,
+) -> Response {
+    if let Err(refused) = check_admin(&st.pds, &headers) {
+        return refused.into_response();
+    }
+    reply(
+        async {
+            let input = body(input)?;
+            validate_did(&input.did).map_err(|e| XrpcError::invalid(format!("did: {e}")))?;
+            st.pds.delete_account(&input.did).map_err(xrpc)?;
+            tracing::info!(target: "atrelay::admin", did = %input.did, "account deleted by admin");
+            Ok(None)
+        }
+        .await,
+    )
+}
+
+/// Why an admin call was refused.
+enum AdminRefused {
+    /// No admin password configured: 404 `AdminDisabled`.
+    Disabled,
+    /// Missing or wrong credentials: 401 with a Basic challenge.
+    BadCredentials,
+}
+
+impl IntoResponse for AdminRefused {
+    fn into_response(self) -> Response {
+        match self {
+            AdminRefused::Disabled => XrpcError::named(
+                StatusCode::NOT_FOUND,
+                "AdminDisabled",
+                format!(
+                    "admin calls are disabled: start the PDS with {PDS_ADMIN_PASSWORD_VAR} set"
+                ),
+            )
+            .into_response(),
+            AdminRefused::BadCredentials => {
+                let mut res = XrpcError::named(
+                    StatusCode::UNAUTHORIZED,
+                    "AuthenticationRequired",
+                    "admin credentials required (HTTP Basic, user admin)",
+                )
+                .into_response();
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Basic realm=\"atrelay pds admin\", charset=\"UTF-8\"",
+                    ),
+                );
+                res
+            }
+        }
+    }
+}
+
+/// HTTP Basic `admin:<ATRELAY_PDS_ADMIN_PASSWORD>`. Without a configured
+/// password the admin calls answer 404 `AdminDisabled`: an admin API that
+/// cannot be secured is not served (as the relay's `/admin`).
+fn check_admin(pds: &Pds, headers: &HeaderMap) -> Result<(), AdminRefused> {
+    let Some(password) = pds.config().admin_password.as_ref() else {
+        return Err(AdminRefused::Disabled);
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(basic_credentials);
+    let ok = given.is_some_and(|(user, pass)| {
+        // Both compared, always, so a wrong user costs what a wrong password
+        // does.
+        let user_ok = digest_eq(user.as_bytes(), b"admin");
+        let pass_ok = digest_eq(pass.as_bytes(), password.0.as_bytes());
+        user_ok & pass_ok
+    });
+    if !ok {
+        tracing::warn!(target: "atrelay::admin", "PDS admin request refused: bad or missing credentials");
+        return Err(AdminRefused::BadCredentials);
+    }
+    Ok(())
+}
+
+/// `Basic base64(user:pass)` → `(user, pass)`.
+fn basic_credentials(value: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let (user, pass) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((user.to_owned(), pass.to_owned()))
+}
+
+/// Equality whose time depends on neither content nor length: both sides
+/// are hashed first, and the digests compared without an early exit.
+fn digest_eq(a: &[u8], b: &[u8]) -> bool {
+    let (ha, hb) = (Sha256::digest(a), Sha256::digest(b));
+    ha.iter()
+        .zip(hb.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// The service's `did:web` document: what a client resolving the PDS's own
+/// DID (the `aud` of its tokens, `describeServer`'s `did`) finds.
+async fn did_document(State(st): State<PdsState>) -> Response {
+    Json(did_web_document(st.pds.service_did(), st.pds.endpoint())).into_response()
+}
+
+fn did_web_document(did: &str, endpoint: &str) -> Value {
+    json!({
+        "@context": ["https://www.w3.org/ns/did/v1"],
+        "id": did,
+        "service": [{
+            "id": "#atproto_pds",
+            "type": "AtprotoPersonalDataServer",
+            "serviceEndpoint": endpoint,
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_parse_and_compare() {
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("admin:pw:with:colons")
+        );
+        assert_eq!(
+            basic_credentials(&header),
+            Some(("admin".into(), "pw:with:colons".into()))
+        );
+        assert_eq!(basic_credentials("Bearer abc"), None);
+        assert_eq!(basic_credentials("Basic !!!"), None);
+        assert!(digest_eq(b"abc", b"abc"));
+        assert!(!digest_eq(b"abc", b"abd"));
+        assert!(!digest_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn did_document_names_the_endpoint() {
+        let doc = did_web_document("did:web:pds.example.com", "https://pds.example.com");
+        assert_eq!(doc["id"], "did:web:pds.example.com");
+        assert_eq!(doc["service"][0]["id"], "#atproto_pds");
+        assert_eq!(
+            doc["service"][0]["serviceEndpoint"],
+            "https://pds.example.com"
+        );
+    }
 }
