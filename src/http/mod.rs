@@ -2,6 +2,7 @@
 //! queries, `requestCrawl`, health.
 
 mod admin;
+pub mod basic_auth;
 mod crawl;
 mod error;
 mod hosts;

@@ -22,10 +22,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::auth::{AccessDid, RefreshToken};
 use super::{xrpc, PdsState};
@@ -370,45 +368,12 @@ fn check_admin(pds: &Pds, headers: &HeaderMap) -> Result<(), AdminRefused> {
     let Some(password) = pds.config().admin_password.as_ref() else {
         return Err(AdminRefused::Disabled);
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(basic_credentials);
-    let ok = given.is_some_and(|(user, pass)| {
-        // Both compared, always, so a wrong user costs what a wrong password
-        // does.
-        let user_ok = digest_eq(user.as_bytes(), b"admin");
-        let pass_ok = digest_eq(pass.as_bytes(), password.0.as_bytes());
-        user_ok & pass_ok
-    });
+    let ok = crate::http::basic_auth::basic_auth_ok(headers, "admin", &password.0);
     if !ok {
         tracing::warn!(target: "atrelay::admin", "PDS admin request refused: bad or missing credentials");
         return Err(AdminRefused::BadCredentials);
     }
     Ok(())
-}
-
-/// `Basic base64(user:pass)` → `(user, pass)`.
-fn basic_credentials(value: &str) -> Option<(String, String)> {
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let (user, pass) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
-    Some((user.to_owned(), pass.to_owned()))
-}
-
-/// Equality whose time depends on neither content nor length: both sides
-/// are hashed first, and the digests compared without an early exit.
-fn digest_eq(a: &[u8], b: &[u8]) -> bool {
-    let (ha, hb) = (Sha256::digest(a), Sha256::digest(b));
-    ha.iter()
-        .zip(hb.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 /// The service's `did:web` document: what a client resolving the PDS's own
@@ -432,23 +397,6 @@ fn did_web_document(did: &str, endpoint: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn basic_credentials_parse_and_compare() {
-        let header = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("admin:pw:with:colons")
-        );
-        assert_eq!(
-            basic_credentials(&header),
-            Some(("admin".into(), "pw:with:colons".into()))
-        );
-        assert_eq!(basic_credentials("Bearer abc"), None);
-        assert_eq!(basic_credentials("Basic !!!"), None);
-        assert!(digest_eq(b"abc", b"abc"));
-        assert!(!digest_eq(b"abc", b"abd"));
-        assert!(!digest_eq(b"abc", b"abcd"));
-    }
 
     #[test]
     fn did_document_names_the_endpoint() {
