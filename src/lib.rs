@@ -18,6 +18,7 @@
 pub mod config;
 pub mod control;
 pub mod crypto;
+pub mod devnet;
 pub mod fanout;
 pub mod http;
 pub mod identity;

@@ -47,6 +47,11 @@ enum Command {
     /// did:plc identities, serve the repo, sync and account XRPC endpoints
     /// and the PDS's own firehose, and ask relays to crawl it.
     Pds(cli::pds::PdsArgs),
+    /// Run a whole local network in one process: a PLC directory, N PDSes
+    /// and a relay crawling them, with generated traffic (posts, likes,
+    /// follows, deletes, handle changes, deactivations), a live status line
+    /// and a summary on exit.
+    Devnet(cli::devnet::DevnetArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::run(args),
         Command::Plc(args) => cli::plc::run(args),
         Command::Pds(args) => cli::pds::run(args),
+        Command::Devnet(args) => cli::devnet::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

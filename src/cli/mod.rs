@@ -8,6 +8,7 @@
 
 pub mod car_view;
 pub mod daemon;
+pub mod devnet;
 pub mod error;
 pub mod event;
 pub mod event_json;

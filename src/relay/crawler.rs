@@ -1,6 +1,7 @@
 //! Crawlers: one task per upstream host, reading its `subscribeRepos`.
 //!
-//! - Resumes after the host's finished watermark (a new host starts live).
+//! - Resumes after the host's finished watermark; a new host is read from
+//!   the oldest event it retains (`cursor=0`), as the reference relay does.
 //! - Reads frames of up to 5 MB; pings when idle and reconnects when a ping
 //!   goes unanswered.
 //! - Drops frames whose seq does not increase.
@@ -577,9 +578,10 @@ pub fn subscribe_url(hostname: &str, cursor: u64, allow_private: bool) -> String
         "wss"
     };
     let mut url = format!("{scheme}://{hostname}/xrpc/com.atproto.sync.subscribeRepos");
-    if cursor > 0 {
-        url.push_str(&format!("?cursor={cursor}"));
-    }
+    // Always sent, 0 included: a host seen for the first time is read from
+    // the oldest event it retains, so the events that made it ask for a
+    // crawl (a new PDS's first accounts) are not lost to a live start.
+    url.push_str(&format!("?cursor={cursor}"));
     url
 }
 
@@ -649,7 +651,7 @@ mod tests {
     fn urls_and_schemes() {
         assert_eq!(
             subscribe_url("127.0.0.1:2583", 0, true),
-            "ws://127.0.0.1:2583/xrpc/com.atproto.sync.subscribeRepos"
+            "ws://127.0.0.1:2583/xrpc/com.atproto.sync.subscribeRepos?cursor=0"
         );
         assert_eq!(
             subscribe_url("127.0.0.1:2583", 42, false),

@@ -136,7 +136,8 @@ pub async fn set_limits(
     Ok(ok(json!({ "hostname": hostname, "limits": limits })))
 }
 
-/// Restarts a host's upstream cursor (default 0: from the live stream).
+/// Restarts a host's upstream cursor (default 0: from the oldest event the
+/// host retains).
 pub async fn reset_cursor(
     State(app): State<AppState>,
     c: Peer,

@@ -62,7 +62,7 @@ async fn index() -> Response {
             "/admin/hosts/block": {"hostname": "HOST"},
             "/admin/hosts/unblock": {"hostname": "HOST"},
             "/admin/hosts/limits": {"hostname": "HOST", "accounts": "N?", "per_second": "N?", "per_hour": "N?", "per_day": "N?"},
-            "/admin/hosts/reset-cursor": {"hostname": "HOST", "cursor": "N? (default 0: live)"},
+            "/admin/hosts/reset-cursor": {"hostname": "HOST", "cursor": "N? (default 0: the oldest event the host retains)"},
             "/admin/crawl/mode": {"mode": "open | allowlist"},
             "/admin/crawl/pause": {},
             "/admin/crawl/resume": {},
