@@ -3,22 +3,24 @@
 //! background traffic; tests drive it directly.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), atrelay::devnet::DevnetError> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use atrelay::devnet::{Devnet, DevnetConfig};
 //! let dir = std::env::temp_dir().join("my-devnet");
 //! let net = Devnet::start(DevnetConfig::new(&dir)).await?;
 //! println!("firehose: {}", net.firehose_url());
 //! let mut traffic = net.traffic(42);
 //! traffic.step().await?;
+//! drop(traffic); // it holds the PDSes open
 //! net.stop().await;
 //! # Ok(()) }
 //! ```
 //!
-//! The start order matters. A relay subscribes to a new host *live* (no
-//! cursor), so anything a PDS emits before the relay's connection exists is
-//! never crawled. [`Devnet::start`] therefore starts the relay with every PDS
-//! in its crawl list, waits until each crawler is connected, and only then
-//! creates the accounts.
+//! [`Devnet::start`] starts the relay with every PDS in its crawl list and
+//! waits until each crawler is connected before it creates the accounts and
+//! returns: when the URLs are printed, the network is live. (The relay reads
+//! a new host from `cursor=0`, so events emitted before the connection would
+//! not be lost either; the wait is what makes "started" mean "crawling", and
+//! keeps the devnet correct should a relay start new hosts live again.)
 
 pub mod progress;
 pub mod traffic;
@@ -139,15 +141,38 @@ impl Devnet {
         // Bind every PDS first: the relay needs their addresses to crawl
         // them, and the PDSes need the relay's URL for requestCrawl. A bound
         // listener queues the relay's connection until its server starts.
+        //
+        // A PDS's address is in its accounts' DID documents, and the relay
+        // checks events against them: a reused data directory must get its
+        // PDSes back on the same ports, so they are remembered.
+        let ports_file = dir.join("pds-ports");
+        let old_ports: Vec<u16> = std::fs::read_to_string(&ports_file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
         let mut listeners = Vec::with_capacity(cfg.pds_count);
-        for _ in 0..cfg.pds_count {
-            listeners.push(bind_loopback().await?);
+        for i in 0..cfg.pds_count {
+            let port = old_ports.get(i).copied().unwrap_or(0);
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .map_err(io(format!(
+                    "binding 127.0.0.1:{port} for PDS {i} (a reused data directory keeps its PDS ports)"
+                )))?;
+            listeners.push(listener);
         }
         let hostnames: Vec<String> = listeners
             .iter()
             .map(|l| l.local_addr().map(|a| a.to_string()))
             .collect::<Result<_, _>>()
             .map_err(io("reading a PDS address".into()))?;
+        let ports: String = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| format!("{}\n", a.port()))
+            .collect();
+        std::fs::write(&ports_file, ports)
+            .map_err(io(format!("writing {}", ports_file.display())))?;
 
         let admin_password = cfg
             .admin_password
@@ -164,6 +189,13 @@ impl Devnet {
         relay_cfg.admin_password = Some(Secret(admin_password.clone()));
         let started_micros = now_micros();
         let relay = Relay::start(&relay_cfg).await?;
+        // Hosts a reused relay remembers but this devnet no longer runs
+        // (fewer `--pds` than last time) would be retried forever.
+        for host in relay.crawlers.running() {
+            if !hostnames.contains(&host) {
+                relay.crawlers.stop(&host).await;
+            }
+        }
         let relay_url = format!("http://{}", relay.addr);
 
         let mut pds = Vec::with_capacity(cfg.pds_count);
@@ -220,8 +252,22 @@ impl Devnet {
                     did: s.did,
                     handle: s.handle,
                 }),
-                // The data directory was given and already holds the account.
-                Err(e) if e.name() == "HandleNotAvailable" => {}
+                // A reused data directory already holds the account: keep
+                // driving it.
+                Err(e) if e.name() == "HandleNotAvailable" => {
+                    let server = &net.pds[index].pds;
+                    if let Ok(Some(did)) = server.store().did_for_handle(&handle) {
+                        let active = server.account(&did).is_ok_and(|a| a.status.is_none());
+                        if !active {
+                            let _ = server.set_status(&did, None).await;
+                        }
+                        net.accounts.push(DevAccount {
+                            pds: index,
+                            did,
+                            handle,
+                        });
+                    }
+                }
                 Err(err) => {
                     net.stop().await;
                     return Err(DevnetError::Pds { index, err });
@@ -234,8 +280,8 @@ impl Devnet {
     /// Waits until the relay's crawler for each host has completed its
     /// websocket handshake (a fresh connection stamps the host's
     /// `last_event_micros`), then a short settle: the PDS registers the
-    /// subscription just after the handshake, and an event emitted in that
-    /// gap would be missed by the live start.
+    /// subscription just after the handshake, and with a live start an event
+    /// emitted in that gap would be missed.
     async fn wait_connected(
         &self,
         hostnames: &[String],

@@ -354,21 +354,30 @@ impl Traffic {
     }
 
     /// A new handle: the account's original name with a counter, so it
-    /// stays unique across the network.
+    /// stays unique across the network. A reused data directory may hold the
+    /// next name already (from an earlier run): the counter then moves on.
     async fn rename(&mut self, who: usize) -> Result<(), PdsError> {
-        let state = &mut self.accounts[who];
-        state.renames += 1;
-        let base = state
-            .account
-            .handle
-            .split(['.', '-'])
-            .next()
-            .unwrap_or("user");
-        let handle = format!("{base}-{}.test", state.renames);
         let (pds, did) = self.target(who);
-        pds.update_handle(&did, &handle).await?;
-        self.accounts[who].account.handle = handle;
-        Ok(())
+        let mut tries = 0;
+        loop {
+            let state = &mut self.accounts[who];
+            state.renames += 1;
+            let base = state
+                .account
+                .handle
+                .split(['.', '-'])
+                .next()
+                .unwrap_or("user");
+            let handle = format!("{base}-{}.test", state.renames);
+            match pds.update_handle(&did, &handle).await {
+                Ok(()) => {
+                    self.accounts[who].account.handle = handle;
+                    return Ok(());
+                }
+                Err(e) if e.name() == "HandleNotAvailable" && tries < 8 => tries += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Creates a record under a fresh TID and remembers it for deletes.
