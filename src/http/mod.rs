@@ -11,7 +11,7 @@ mod sync;
 
 pub use crawl::crawl_request_quota;
 pub use error::XrpcError;
-pub use subscribe::{serve_firehose, Firehose};
+pub use subscribe::{serve_firehose, Firehose, LogBackfill};
 
 use std::sync::Arc;
 

@@ -45,6 +45,39 @@ pub struct Firehose {
     pub tasks: tokio::sync::mpsc::Sender<()>,
 }
 
+/// The event log as a firehose's catch-up source, for the relay and PDS
+/// mode alike. It carries a "tasks" guard: sessions share it, and a dropped
+/// session's log read may still be running on the blocking pool holding a
+/// clone, so the server's stop waits for it too.
+pub struct LogBackfill {
+    log: crate::log::EventLog,
+    _tasks: tokio::sync::mpsc::Sender<()>,
+}
+
+impl LogBackfill {
+    /// Reads `log`, holding `tasks` (the server's stop guard) while alive.
+    pub fn new(log: crate::log::EventLog, tasks: tokio::sync::mpsc::Sender<()>) -> LogBackfill {
+        LogBackfill { log, _tasks: tasks }
+    }
+}
+
+impl crate::fanout::Backfill for LogBackfill {
+    fn read_from(
+        &self,
+        from_seq: u64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, bytes::Bytes)>, String> {
+        self.log
+            .read_from(from_seq, max_events, max_bytes)
+            .map_err(|e| e.to_string())
+    }
+
+    fn oldest_seq(&self) -> Option<u64> {
+        self.log.oldest_seq()
+    }
+}
+
 /// Answers a `subscribeRepos` upgrade request from `fh`.
 pub fn serve_firehose(fh: Firehose, params: HashMap<String, String>, mut req: Request) -> Response {
     let headers = req.headers();

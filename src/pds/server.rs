@@ -6,14 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::crawl_notifier::CrawlNotifier;
 use super::http::{router, PdsState};
 use super::service::Pds;
-use crate::fanout::{Backfill, SessionConfig, Subscribers};
+use crate::fanout::{SessionConfig, Subscribers};
 use crate::http::Firehose;
-use crate::log::EventLog;
 
 /// A running PDS.
 pub struct PdsServer {
@@ -26,29 +23,6 @@ pub struct PdsServer {
     tasks_rx: tokio::sync::mpsc::Receiver<()>,
 }
 
-/// The log as the firehose's catch-up source, holding a stop guard.
-struct LogBackfill {
-    log: EventLog,
-    _tasks: tokio::sync::mpsc::Sender<()>,
-}
-
-impl Backfill for LogBackfill {
-    fn read_from(
-        &self,
-        from_seq: u64,
-        max_events: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<(u64, Bytes)>, String> {
-        self.log
-            .read_from(from_seq, max_events, max_bytes)
-            .map_err(|e| e.to_string())
-    }
-
-    fn oldest_seq(&self) -> Option<u64> {
-        self.log.oldest_seq()
-    }
-}
-
 impl PdsServer {
     /// Serves `pds` on `listener` until [`PdsServer::stop`].
     pub async fn start(pds: Pds, listener: tokio::net::TcpListener) -> std::io::Result<PdsServer> {
@@ -57,10 +31,10 @@ impl PdsServer {
         let (tasks_tx, tasks_rx) = tokio::sync::mpsc::channel::<()>(1);
         let firehose = Firehose {
             ring: pds.ring().clone(),
-            backfill: Arc::new(LogBackfill {
-                log: pds.log().clone(),
-                _tasks: tasks_tx.clone(),
-            }),
+            backfill: Arc::new(crate::http::LogBackfill::new(
+                pds.log().clone(),
+                tasks_tx.clone(),
+            )),
             session: SessionConfig::default(),
             subscribers: Subscribers::new(),
             shutdown: stop.clone(),

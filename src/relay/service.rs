@@ -5,8 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::crawler::{CrawlerConfig, Crawlers};
 use super::dns::Dns;
 use super::hosts::Hosts;
@@ -14,7 +12,7 @@ use super::pool::Pool;
 use super::sequencer;
 use crate::config::RelayConfig;
 use crate::control::{Clock, Policy};
-use crate::fanout::{Backfill, Ring, SessionConfig};
+use crate::fanout::{Ring, SessionConfig};
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
 use crate::log::{Durability, EventLog, LogOptions};
@@ -63,31 +61,6 @@ pub struct Relay {
     /// the log holds a sender; `stop` drops its own and waits for the rest.
     tasks_tx: tokio::sync::mpsc::Sender<()>,
     tasks_rx: tokio::sync::mpsc::Receiver<()>,
-}
-
-/// The log as the fan-out's catch-up source. It carries a "tasks" guard:
-/// sessions share it, and a dropped session's log read may still be running
-/// on the blocking pool holding a clone, so `stop` waits for it too.
-struct LogBackfill {
-    log: EventLog,
-    _tasks: tokio::sync::mpsc::Sender<()>,
-}
-
-impl Backfill for LogBackfill {
-    fn read_from(
-        &self,
-        from_seq: u64,
-        max_events: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<(u64, Bytes)>, String> {
-        self.log
-            .read_from(from_seq, max_events, max_bytes)
-            .map_err(|e| e.to_string())
-    }
-
-    fn oldest_seq(&self) -> Option<u64> {
-        self.log.oldest_seq()
-    }
 }
 
 impl Relay {
@@ -193,10 +166,7 @@ impl Relay {
         let app = AppState {
             log: log.clone(),
             ring: ring.clone(),
-            backfill: Arc::new(LogBackfill {
-                log: log.clone(),
-                _tasks: tasks_tx.clone(),
-            }),
+            backfill: Arc::new(crate::http::LogBackfill::new(log.clone(), tasks_tx.clone())),
             session: SessionConfig {
                 too_slow_after: Duration::from_secs(cfg.fanout.too_slow_secs),
                 ping_interval: Duration::from_secs(cfg.fanout.ping_secs),
