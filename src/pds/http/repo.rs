@@ -193,11 +193,16 @@ async fn create_record(
         .write(&did, vec![write.into()], swap_commit)
         .await
         .map_err(xrpc)?;
-    let (uri, cid) = single_result(&outcome)?;
+    record_written(&outcome)
+}
+
+/// `{uri, cid, commit, validationStatus}` for a one-record write.
+fn record_written(outcome: &WriteOutcome) -> Result<Response, XrpcError> {
+    let (uri, cid) = single_result(outcome)?;
     Ok(Json(json!({
         "uri": uri,
         "cid": cid,
-        "commit": commit_meta(&outcome),
+        "commit": commit_meta(outcome),
         "validationStatus": "unknown",
     }))
     .into_response())
@@ -230,14 +235,7 @@ async fn put_record(
         .write(&did, vec![write], swap_commit)
         .await
         .map_err(xrpc)?;
-    let (uri, cid) = single_result(&outcome)?;
-    Ok(Json(json!({
-        "uri": uri,
-        "cid": cid,
-        "commit": commit_meta(&outcome),
-        "validationStatus": "unknown",
-    }))
-    .into_response())
+    record_written(&outcome)
 }
 
 /// `deleteRecord`: `{commit}`, or `{}` when there was nothing to delete.
