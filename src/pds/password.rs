@@ -103,6 +103,9 @@ pub fn hash_password_with(password: &str, cost: PasswordCost) -> Result<String, 
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
+/// Bytes of every hash this module writes (scrypt's default output).
+const OUTPUT_LEN: usize = 32;
+
 /// Whether `password` matches the PHC string `phc`. The final comparison is
 /// constant-time (the `password-hash` crate compares outputs with `subtle`).
 /// `false` for anything malformed: not scrypt, unparsable, or parameters
@@ -115,6 +118,12 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         return false;
     };
     if hash.algorithm != scrypt::ALG_ID {
+        return false;
+    }
+    // Only full-length outputs, as this module writes them: scrypt's output
+    // for a shorter length is a prefix of the longer one, so a truncated
+    // hash would otherwise still verify.
+    if hash.hash.map_or(true, |h| h.len() != OUTPUT_LEN) {
         return false;
     }
     let Ok(params) = Params::try_from(&hash) else {
