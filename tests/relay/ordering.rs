@@ -40,7 +40,30 @@ async fn per_did_order_across_hosts_and_shards() {
             }
         }
         let total: usize = expected.values().map(Vec::len).sum();
-        let frames = sub.take(total).await;
+        let mut frames = Vec::with_capacity(total);
+        while frames.len() < total {
+            match sub.next(Duration::from_secs(10)).await {
+                Some(f) => frames.push(f),
+                // Say where an event went missing before failing: each
+                // host's drop and chain-break counters and its cursor.
+                None => panic!(
+                    "got {} of {total} frames; hosts: {:?}",
+                    frames.len(),
+                    relay
+                        .hosts
+                        .all()
+                        .iter()
+                        .map(|h| (
+                            h.hostname.to_string(),
+                            h.dropped.load(std::sync::atomic::Ordering::Relaxed),
+                            h.chain_breaks.load(std::sync::atomic::Ordering::Relaxed),
+                            h.snapshot().cursor,
+                            h.in_flight(),
+                        ))
+                        .collect::<Vec<_>>()
+                ),
+            }
+        }
         let mut got: HashMap<String, Vec<String>> = HashMap::new();
         for (i, f) in frames.iter().enumerate() {
             let Event::Commit(c) = Event::decode(f).unwrap() else {
