@@ -277,18 +277,11 @@ impl RelayConfig {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<RelayConfig, ConfigError> {
-        let mut admin_password = None;
-        let env: Vec<(String, String)> = env
+        let (admin_password, env) = take_secret(env, ADMIN_PASSWORD_VAR);
+        // PDS mode's variables are the PDS config's business.
+        let env = env
             .into_iter()
-            .filter(|(var, value)| {
-                if var == ADMIN_PASSWORD_VAR {
-                    admin_password = (!value.is_empty()).then(|| Secret(value.clone()));
-                    return false;
-                }
-                // PDS mode's variables are the PDS config's business.
-                !var.starts_with(PDS_ENV_PREFIX)
-            })
-            .collect();
+            .filter(|(var, _)| !var.starts_with(PDS_ENV_PREFIX));
         let mut cfg: RelayConfig = load_layers(RelayConfig::default(), file, env, "ATRELAY_")?;
         cfg.admin_password = admin_password;
         cfg.validate()?;
@@ -372,6 +365,27 @@ impl RelayConfig {
             n => n,
         }
     }
+}
+
+/// Splits the secret `var` (empty: unset) from the other variables, so it
+/// never passes through the config layers (or their error messages).
+pub fn take_secret(
+    env: impl IntoIterator<Item = (String, String)>,
+    var: &str,
+) -> (Option<Secret>, Vec<(String, String)>) {
+    let mut secret = None;
+    let rest = env
+        .into_iter()
+        .filter_map(|(name, value)| {
+            if name == var {
+                secret = (!value.is_empty()).then_some(Secret(value));
+                None
+            } else {
+                Some((name, value))
+            }
+        })
+        .collect();
+    (secret, rest)
 }
 
 /// Prefix of PDS mode's environment variables (`ATRELAY_PDS_<SECTION>_<KEY>`).

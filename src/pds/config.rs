@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{load_layers, ConfigError, Secret, PDS_ENV_PREFIX};
+use crate::config::{load_layers, take_secret, ConfigError, Secret, PDS_ENV_PREFIX};
 use crate::control::normalize_domain;
 
 /// The admin password's variable (for `deleteAccount` and other admin calls).
@@ -118,17 +118,7 @@ impl PdsConfig {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<PdsConfig, ConfigError> {
-        let mut admin_password = None;
-        let env: Vec<(String, String)> = env
-            .into_iter()
-            .filter(|(var, value)| {
-                if var == PDS_ADMIN_PASSWORD_VAR {
-                    admin_password = (!value.is_empty()).then(|| Secret(value.clone()));
-                    return false;
-                }
-                true
-            })
-            .collect();
+        let (admin_password, env) = take_secret(env, PDS_ADMIN_PASSWORD_VAR);
         let mut cfg: PdsConfig = load_layers(PdsConfig::default(), file, env, PDS_ENV_PREFIX)?;
         cfg.admin_password = admin_password;
         cfg.validate()?;

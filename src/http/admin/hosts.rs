@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{body, ok, refuse_banned, HostBody, Peer};
+use super::{body, crawl_now, ok, refuse_banned, HostBody, Peer};
 use crate::control::LimitOverride;
 use crate::http::crawl::normalize_hostname;
 use crate::http::{AppState, XrpcError};
@@ -69,10 +69,7 @@ pub async fn add(
 ) -> Result<Response, XrpcError> {
     let hostname = normalize_hostname(&body(b)?.hostname)?;
     refuse_banned(&app, &hostname)?;
-    let started = app.crawlers.ensure(&hostname);
-    if let Some(h) = app.hosts.get(&hostname) {
-        app.hosts.persist(&h).map_err(XrpcError::internal)?;
-    }
+    let started = crawl_now(&app, &hostname)?;
     tracing::info!(target: "atrelay::admin", peer = %c.0, %hostname, started, "admin: host added");
     Ok(ok(json!({ "hostname": hostname, "started": started })))
 }

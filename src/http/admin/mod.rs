@@ -113,6 +113,16 @@ fn refuse_banned(app: &AppState, hostname: &str) -> Result<(), XrpcError> {
     ))
 }
 
+/// Crawls `hostname` (if not already) and stores its entry; whether a
+/// crawler was started.
+fn crawl_now(app: &AppState, hostname: &str) -> Result<bool, XrpcError> {
+    let started = app.crawlers.ensure(hostname);
+    if let Some(h) = app.hosts.get(hostname) {
+        app.hosts.persist(&h).map_err(XrpcError::internal)?;
+    }
+    Ok(started)
+}
+
 /// A JSON body, or `InvalidRequest` naming what was wrong with it.
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, XrpcError> {
     b.map(|Json(t)| t)
