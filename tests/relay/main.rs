@@ -8,6 +8,7 @@ mod crash;
 mod cursor;
 mod endpoints;
 mod harness;
+mod loadtest;
 mod ordering;
 mod outage;
 mod pipeline;

@@ -1,0 +1,303 @@
+//! The relay under test: the real `atrelay` binary, started with a config
+//! generated for the scenario in a fresh data directory, watched through
+//! `/proc` (CPU, RSS) and its Prometheus endpoint, and stopped with SIGTERM.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::scenario::RelaySettings;
+
+/// Linux reports process CPU in clock ticks of 1/100 s on every architecture
+/// the relay targets (`getconf CLK_TCK`).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// A running relay process.
+pub struct RelayProcess {
+    child: Child,
+    pub listen: SocketAddr,
+    pub metrics: SocketAddr,
+    admin_password: String,
+    pub log_path: PathBuf,
+    http: reqwest::blocking::Client,
+}
+
+fn free_port() -> std::io::Result<SocketAddr> {
+    TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// The config file for `settings`, crawling `hosts` and resolving DIDs at
+/// `plc_url`.
+pub fn config_toml(
+    settings: &RelaySettings,
+    listen: SocketAddr,
+    metrics: SocketAddr,
+    data_dir: &Path,
+    plc_url: &str,
+    hosts: &[String],
+) -> String {
+    let hosts: Vec<String> = hosts.iter().map(|h| format!("{h:?}")).collect();
+    let budget = match settings.budget.as_str() {
+        // Measure the relay, not the hosts' budgets.
+        "unlimited" => "[budget]\naccounts = 0\nper_second = 0\nper_hour = 0\nper_hour_per_account = 0\nper_day = 0\nper_day_per_account = 0\n".to_owned(),
+        "early-access" => {
+            let profile = include_str!("../../../config/budget-early-access.toml");
+            profile
+                .split_once("[budget]")
+                .map(|(_, b)| format!("[budget]{b}"))
+                .unwrap_or_default()
+        }
+        _ => String::new(),
+    };
+    format!(
+        "[server]\nlisten = \"{listen}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = {data:?}\n\n\
+         [identity]\nplc_url = \"{plc_url}\"\ncache_capacity = {cache}\n\n\
+         [crawl]\nallow_private_hosts = true\nnew_hosts_per_day = 0\nhosts = [{hosts}]\n\n\
+         [verify]\nworkers = {workers}\n\n[log]\ndurability = \"{durability}\"\n\n\
+         [fanout]\nring_capacity = {ring}\n\n{budget}",
+        data = data_dir.display().to_string(),
+        cache = settings.identity_cache_capacity,
+        hosts = hosts.join(", "),
+        workers = settings.verify_workers,
+        durability = settings.durability,
+        ring = settings.ring_capacity,
+    )
+}
+
+impl RelayProcess {
+    /// Writes the config into `dir`, starts `bin serve`, and waits (up to
+    /// 60 s) until it answers `/xrpc/_health`.
+    pub fn start(
+        bin: &Path,
+        dir: &Path,
+        settings: &RelaySettings,
+        plc_url: &str,
+        hosts: &[String],
+    ) -> Result<RelayProcess, String> {
+        let listen = free_port().map_err(|e| e.to_string())?;
+        let metrics = free_port().map_err(|e| e.to_string())?;
+        let data_dir = dir.join("relay-data");
+        let config = dir.join("relay.toml");
+        std::fs::write(
+            &config,
+            config_toml(settings, listen, metrics, &data_dir, plc_url, hosts),
+        )
+        .map_err(|e| format!("{}: {e}", config.display()))?;
+        let log_path = dir.join("relay.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let admin_password = format!("loadtest-{}", rand::random::<u64>());
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("ATRELAY_ADMIN_PASSWORD", &admin_password)
+            .env(
+                "ATRELAY_LOG",
+                std::env::var("ATRELAY_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        let mut relay = RelayProcess {
+            child,
+            listen,
+            metrics,
+            admin_password,
+            log_path,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| e.to_string())?,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = relay.child.try_wait() {
+                return Err(format!(
+                    "the relay exited at start ({status}); see {}",
+                    relay.log_path.display()
+                ));
+            }
+            let health = format!("http://{}/xrpc/_health", relay.listen);
+            if relay
+                .http
+                .get(&health)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(relay);
+            }
+            if Instant::now() > deadline {
+                relay.stop();
+                return Err("the relay did not answer /xrpc/_health within 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `ws://…/xrpc/com.atproto.sync.subscribeRepos`.
+    pub fn firehose_url(&self) -> String {
+        format!("ws://{}/xrpc/com.atproto.sync.subscribeRepos", self.listen)
+    }
+
+    /// Every sample of the Prometheus endpoint, keyed `name{labels}` as
+    /// exposed (labels sorted as the exporter writes them).
+    pub fn scrape(&self) -> Result<BTreeMap<String, f64>, String> {
+        let text = self
+            .http
+            .get(format!("http://{}/metrics", self.metrics))
+            .send()
+            .and_then(|r| r.text())
+            .map_err(|e| format!("scraping metrics: {e}"))?;
+        Ok(parse_exposition(&text))
+    }
+
+    /// The admin API's host list.
+    pub fn admin_hosts(&self) -> Result<serde_json::Value, String> {
+        self.http
+            .get(format!("http://{}/admin/hosts", self.listen))
+            .basic_auth("admin", Some(&self.admin_password))
+            .send()
+            .and_then(|r| r.json())
+            .map_err(|e| format!("admin hosts: {e}"))
+    }
+
+    /// SIGTERM, then SIGKILL after 20 s.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Parses Prometheus text exposition into `name{labels} → value`.
+pub fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if let Some((key, value)) = line.rsplit_once(' ') {
+            if let Ok(v) = value.parse::<f64>() {
+                out.insert(key.to_owned(), v);
+            }
+        }
+    }
+    out
+}
+
+/// Sum of every sample of `name` whose labels contain `label="value"`
+/// (all samples when `label` is empty).
+pub fn sum(metrics: &BTreeMap<String, f64>, name: &str, label: &str, value: &str) -> f64 {
+    let want = format!("{label}=\"{value}\"");
+    metrics
+        .iter()
+        .filter(|(k, _)| {
+            let (n, labels) = k.split_once('{').unwrap_or((k.as_str(), ""));
+            n == name && (label.is_empty() || labels.contains(&want))
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Every label value of `label` on `name`, with its sample.
+pub fn by_label(metrics: &BTreeMap<String, f64>, name: &str, label: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let prefix = format!("{label}=\"");
+    for (k, v) in metrics {
+        let Some((n, labels)) = k.split_once('{') else {
+            continue;
+        };
+        if n != name {
+            continue;
+        }
+        if let Some(rest) = labels
+            .split(',')
+            .find_map(|l| l.trim().strip_prefix(&prefix))
+        {
+            let value = rest.trim_end_matches('}').trim_end_matches('"');
+            *out.entry(value.to_owned()).or_default() += v;
+        }
+    }
+    out
+}
+
+/// CPU seconds (user + system) and resident bytes of process `pid`.
+pub fn proc_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Some(((utime + stime) / TICKS_PER_SECOND, rss_kb * 1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_sums_and_labels() {
+        let text = "# HELP a x\n# TYPE a counter\n\
+                    atrelay_relay_events_accepted_total{type=\"commit\"} 10\n\
+                    atrelay_relay_events_accepted_total{type=\"identity\"} 2\n\
+                    atrelay_relay_events_dropped_total{reason=\"bad_signature\"} 3\n\
+                    atrelay_log_last_seq 12\n";
+        let m = parse_exposition(text);
+        assert_eq!(sum(&m, "atrelay_relay_events_accepted_total", "", ""), 12.0);
+        assert_eq!(
+            sum(
+                &m,
+                "atrelay_relay_events_accepted_total",
+                "type",
+                "identity"
+            ),
+            2.0
+        );
+        assert_eq!(sum(&m, "atrelay_log_last_seq", "", ""), 12.0);
+        let drops = by_label(&m, "atrelay_relay_events_dropped_total", "reason");
+        assert_eq!(drops.get("bad_signature"), Some(&3.0));
+    }
+
+    #[test]
+    fn own_process_usage_is_readable() {
+        let (cpu, rss) = proc_usage(std::process::id()).unwrap();
+        assert!(cpu >= 0.0);
+        assert!(rss > 1_000_000);
+    }
+}

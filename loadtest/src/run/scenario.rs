@@ -1,0 +1,206 @@
+//! Scenario files (`loadtest/scenarios/*.toml`): what `run` starts, how it
+//! ramps, and what it must find at the end.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::fleet::FleetConfig;
+use crate::swarm::SwarmConfig;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub relay: RelaySettings,
+    #[serde(default)]
+    pub fleet: FleetConfig,
+    #[serde(default)]
+    pub swarm: SwarmConfig,
+    #[serde(default)]
+    pub prefill: Prefill,
+    pub ramp: Ramp,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// The relay under test: the real binary with a generated config.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelaySettings {
+    /// `unlimited` (measure the relay, not budgets), `network` or
+    /// `early-access` (the shipped profiles).
+    pub budget: String,
+    /// `fsync` or `buffered`.
+    pub durability: String,
+    /// Verifier threads; 0 = one per core.
+    pub verify_workers: usize,
+    pub ring_capacity: usize,
+    /// Identity cache entries (the RSS scenario sizes it).
+    pub identity_cache_capacity: usize,
+}
+
+impl Default for RelaySettings {
+    fn default() -> RelaySettings {
+        RelaySettings {
+            budget: "unlimited".into(),
+            durability: "fsync".into(),
+            verify_workers: 0,
+            ring_capacity: 65_536,
+            identity_cache_capacity: 1_000_000,
+        }
+    }
+}
+
+/// Events ingested at full speed before the swarm connects (the catch-up
+/// scenario's backlog), generated and sent in chunks so memory stays bounded.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Prefill {
+    pub events: usize,
+    /// Events per generated chunk; 0 = 100,000.
+    pub chunk: usize,
+}
+
+/// The offered-rate ramp.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ramp {
+    /// Offered rates in events/s, in order; 0 means "as fast as possible".
+    pub rates: Vec<f64>,
+    /// Seconds of emission per step.
+    pub step_seconds: f64,
+    /// A step keeps up when accepted ≥ this × offered …
+    #[serde(default = "default_accept_ratio")]
+    pub min_accept_ratio: f64,
+    /// … and p99 latency stays at or under this many milliseconds.
+    #[serde(default = "default_p99")]
+    pub max_p99_ms: f64,
+    /// Keep ramping after a step that did not keep up.
+    #[serde(default)]
+    pub continue_when_saturated: bool,
+}
+
+fn default_accept_ratio() -> f64 {
+    0.9
+}
+
+fn default_p99() -> f64 {
+    1_000.0
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// The whole run stops (and fails) after this many seconds.
+    pub timeout_secs: u64,
+    /// Longest wait for the relay to process a step after it was emitted.
+    pub drain_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            timeout_secs: 600,
+            drain_secs: 60,
+        }
+    }
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let s: Scenario = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        s.validate()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.fleet.validate()?;
+        if self.ramp.rates.is_empty() {
+            return Err("ramp.rates is empty".into());
+        }
+        if self.ramp.rates.iter().any(|r| !r.is_finite() || *r < 0.0) {
+            return Err("ramp.rates must be finite and ≥ 0".into());
+        }
+        if !(self.ramp.step_seconds > 0.0 && self.ramp.step_seconds <= 3_600.0) {
+            return Err("ramp.step_seconds must be within (0, 3600]".into());
+        }
+        if !["unlimited", "network", "early-access"].contains(&self.relay.budget.as_str()) {
+            return Err(format!(
+                "relay.budget must be unlimited, network or early-access, not {:?}",
+                self.relay.budget
+            ));
+        }
+        if !["fsync", "buffered"].contains(&self.relay.durability.as_str()) {
+            return Err("relay.durability must be fsync or buffered".into());
+        }
+        if self.swarm.check > self.swarm.subscribers {
+            return Err("swarm.check cannot exceed swarm.subscribers".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the relay must process every event: budgets may hold events
+    /// upstream (not a loss: they wait behind the host's cursor).
+    pub fn complete(&self) -> bool {
+        self.relay.budget == "unlimited"
+    }
+
+    /// Events emitted per step at `rate` (a max-speed step emits what the
+    /// step's largest finite neighbour would, or 20,000).
+    pub fn step_events(&self, rate: f64) -> usize {
+        let r = if rate > 0.0 {
+            rate
+        } else {
+            self.ramp
+                .rates
+                .iter()
+                .copied()
+                .fold(0.0, f64::max)
+                .max(20_000.0 / self.ramp.step_seconds)
+        };
+        ((r * self.ramp.step_seconds) as usize).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_scenarios_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("loadtest/scenarios");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 6, "{n} scenarios");
+    }
+
+    #[test]
+    fn bad_scenarios_are_refused_with_a_reason() {
+        let bad = r#"
+            name = "x"
+            [ramp]
+            rates = []
+            step_seconds = 1
+        "#;
+        let s: Scenario = toml::from_str(bad).unwrap();
+        assert!(s.validate().unwrap_err().contains("rates"));
+        let typo = "name = \"x\"\nsubscribers = 3\n[ramp]\nrates=[1]\nstep_seconds=1\n";
+        assert!(toml::from_str::<Scenario>(typo).is_err());
+        let budget =
+            "name = \"x\"\n[relay]\nbudget = \"lots\"\n[ramp]\nrates=[1]\nstep_seconds=1\n";
+        let s: Scenario = toml::from_str(budget).unwrap();
+        assert!(s.validate().unwrap_err().contains("budget"));
+    }
+}

@@ -1,0 +1,236 @@
+//! One subscriber: connect, read, check, reconnect from the last seq.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use atrelay::wire::frame::{decode_header, peek_seq, Event};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::emit_time;
+use crate::histogram::Histogram;
+
+/// Frame types counted, by header `t`.
+pub const TYPES: [&str; 6] = ["commit", "identity", "account", "sync", "info", "other"];
+
+fn type_index(t: Option<&str>) -> usize {
+    let t = t.unwrap_or("");
+    let t = t.rsplit('#').next().unwrap_or(t);
+    TYPES[..5].iter().position(|n| *n == t).unwrap_or(5)
+}
+
+/// What one subscriber saw. Counters are atomics so reports can be read
+/// while the subscriber runs.
+pub struct SubscriberStats {
+    /// Decodes every body: latency and per-repo rev order.
+    pub checker: bool,
+    pub connected: AtomicBool,
+    pub frames: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Last seq received; -1 before any.
+    pub last_seq: AtomicI64,
+    /// Seqs skipped (sum of the sizes of the holes).
+    pub gaps: AtomicU64,
+    /// Frames whose seq was not above the previous one.
+    pub duplicates: AtomicU64,
+    /// Commits or syncs whose rev was not above the repo's previous rev.
+    pub rev_violations: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub reconnects: AtomicU64,
+    /// `ConsumerTooSlow` error frames received.
+    pub too_slow: AtomicU64,
+    pub by_type: [AtomicU64; 6],
+    /// Emit → receive, µs (checkers only).
+    pub latency: Mutex<Histogram>,
+}
+
+impl SubscriberStats {
+    pub fn new(checker: bool) -> SubscriberStats {
+        SubscriberStats {
+            checker,
+            connected: AtomicBool::new(false),
+            frames: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            last_seq: AtomicI64::new(-1),
+            gaps: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            rev_violations: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            too_slow: AtomicU64::new(0),
+            by_type: Default::default(),
+            latency: Mutex::new(Histogram::new()),
+        }
+    }
+}
+
+/// Per-connection checking state that survives reconnects.
+struct Checker {
+    revs: HashMap<String, String>,
+}
+
+/// Reads until `stop`, reconnecting with the last seq as cursor.
+pub async fn run(
+    url: String,
+    cursor: Option<u64>,
+    max_rate: Option<f64>,
+    stats: Arc<SubscriberStats>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut checker = Checker {
+        revs: HashMap::new(),
+    };
+    let started = Instant::now();
+    let mut first = true;
+    while !stop.load(Ordering::Relaxed) {
+        let last = stats.last_seq.load(Ordering::Relaxed);
+        let from = if last >= 0 { Some(last as u64) } else { cursor };
+        let target = match from {
+            Some(c) => format!("{url}?cursor={c}"),
+            None => url.clone(),
+        };
+        let Ok((ws, _)) = tokio_tungstenite::connect_async(&target).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        if !first {
+            stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        first = false;
+        stats.connected.store(true, Ordering::Relaxed);
+        let (_tx, mut rx) = ws.split();
+        while let Some(Ok(msg)) = rx.next().await {
+            let Message::Binary(frame) = msg else {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+                continue;
+            };
+            handle(&frame, &stats, &mut checker);
+            if let Some(rate) = max_rate {
+                let n = stats.frames.load(Ordering::Relaxed) as f64;
+                let due = Duration::from_secs_f64(n / rate);
+                let elapsed = started.elapsed();
+                if due > elapsed + Duration::from_millis(2) {
+                    tokio::time::sleep(due - elapsed).await;
+                }
+            }
+        }
+        stats.connected.store(false, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
+    stats.frames.fetch_add(1, Ordering::Relaxed);
+    stats.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
+    let Ok((header, body)) = decode_header(frame) else {
+        stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    if header.op == -1 {
+        if let Ok(Event::Error(e)) = Event::decode_body(&header, body) {
+            if e.error == "ConsumerTooSlow" {
+                stats.too_slow.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        return;
+    }
+    stats.by_type[type_index(header.t)].fetch_add(1, Ordering::Relaxed);
+    match peek_seq(body) {
+        Ok(Some(seq)) => {
+            let last = stats.last_seq.load(Ordering::Relaxed);
+            if last >= 0 {
+                if seq > last + 1 {
+                    stats
+                        .gaps
+                        .fetch_add((seq - last - 1) as u64, Ordering::Relaxed);
+                } else if seq <= last {
+                    stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+            stats.last_seq.store(seq, Ordering::Relaxed);
+        }
+        Ok(None) => {}
+        Err(_) => {
+            stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    if !stats.checker {
+        return;
+    }
+    let now = emit_time::now_micros();
+    let event = match Event::decode_body(&header, body) {
+        Ok(e) => e,
+        Err(_) => {
+            stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    if let Some(sent) = event.time().and_then(emit_time::emitted_at) {
+        stats
+            .latency
+            .lock()
+            .expect("latency lock")
+            .record(now.saturating_sub(sent));
+    }
+    let rev = match &event {
+        Event::Commit(c) => Some((c.repo, c.rev)),
+        Event::Sync(s) => Some((s.did, s.rev)),
+        _ => None,
+    };
+    if let Some((did, rev)) = rev {
+        match checker.revs.get_mut(did) {
+            Some(prev) if rev <= prev.as_str() => {
+                stats.rev_violations.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(prev) => {
+                prev.clear();
+                prev.push_str(rev);
+            }
+            None => {
+                checker.revs.insert(did.to_owned(), rev.to_owned());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atrelay::wire::frame::{Event, Identity};
+
+    fn identity(seq: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        Event::Identity(Identity {
+            seq,
+            did: "did:plc:abcdefghijklmnopqrstuvwx",
+            time: "2026-11-25T00:00:00.000Z",
+            handle: None,
+        })
+        .encode(&mut out);
+        out
+    }
+
+    #[test]
+    fn gaps_and_repeats_are_counted() {
+        let stats = SubscriberStats::new(true);
+        let mut checker = Checker {
+            revs: HashMap::new(),
+        };
+        for seq in [1, 2, 3, 6, 6, 4, 7] {
+            handle(&identity(seq), &stats, &mut checker);
+        }
+        assert_eq!(stats.frames.load(Ordering::Relaxed), 7);
+        assert_eq!(stats.gaps.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.duplicates.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.last_seq.load(Ordering::Relaxed), 7);
+        assert_eq!(stats.by_type[1].load(Ordering::Relaxed), 7);
+        handle(b"\xff\x00", &stats, &mut checker);
+        assert_eq!(stats.decode_errors.load(Ordering::Relaxed), 1);
+    }
+}

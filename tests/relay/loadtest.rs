@@ -1,0 +1,220 @@
+//! The load generator against the real relay binary, as a load tester runs
+//! it: `atrelay-loadtest run` on the small smoke scenario must account for
+//! every event (accepted ones delivered to every subscriber once and in
+//! order, adversarial ones dropped or ignored under the right reason), and a
+//! firehose recorded with `record` must replay into a fresh relay, with the
+//! captured identities and re-signed, and arrive whole.
+//!
+//! Correctness only: no figure here is compared with a speed.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::binary::ChildGuard;
+
+fn loadtest() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atrelay-loadtest"));
+    cmd.env("ATRELAY_LOG", "warn");
+    cmd
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `atrelay serve` resolving DIDs at `plc_url`, admin API on `password`.
+fn relay(dir: &Path, plc_url: &str, password: &str) -> (ChildGuard, SocketAddr) {
+    let mut child = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_atrelay"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--allow-private-hosts"])
+            .args(["--metrics-listen", "", "--plc-url", plc_url])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("ATRELAY_LOG", "warn")
+            .env("ATRELAY_ADMIN_PASSWORD", password)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start atrelay serve"),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no listening line: {line:?}"));
+    (child, addr)
+}
+
+/// Runs a loadtest subcommand to completion (bounded) and returns stdout.
+fn finish(mut cmd: Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The JSON document at the end of a subcommand's output.
+fn summary(stdout: &str) -> Value {
+    let start = stdout.find("\n{").map_or(0, |i| i + 1);
+    serde_json::from_str(&stdout[start..]).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn run_smoke_scenario_accounts_for_every_event() {
+    let out = tempfile::tempdir().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("loadtest/scenarios/smoke.toml");
+    let mut cmd = loadtest();
+    cmd.arg("run")
+        .arg(&scenario)
+        .arg("--relay-bin")
+        .arg(env!("CARGO_BIN_EXE_atrelay"))
+        .arg("--out")
+        .arg(out.path())
+        .arg("--quiet");
+    let stdout = finish(cmd, "loadtest run smoke");
+    assert!(stdout.contains("result: PASS"), "{stdout}");
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["passed"], true, "{report:#}");
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.len() >= 9, "{checks:?}");
+    assert!(checks.iter().all(|c| c["ok"] == true), "{checks:#?}");
+    // The adversarial share ran, so the exact-drop checks compared something.
+    let dropped = report["relay_counts"]["dropped"].as_object().unwrap();
+    for reason in ["bad_signature", "inversion", "oversize"] {
+        assert!(
+            dropped.get(reason).is_some_and(|n| n.as_u64() > Some(0)),
+            "{dropped:?}"
+        );
+    }
+    assert!(report["relay_counts"]["ignored"]["duplicate"].as_u64() > Some(0));
+    let accepted: u64 = report["relay_counts"]["accepted"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(report["swarm"]["min_frames"].as_u64(), Some(accepted));
+    assert_eq!(report["swarm"]["subscribers"], 4);
+    assert_eq!(report["steps"].as_array().unwrap().len(), 3);
+    assert!(report["steps"][0]["latency_ms"]["samples"].as_u64() > Some(0));
+    assert!(!report["samples"].as_array().unwrap().is_empty());
+    let svg = std::fs::read_to_string(out.path().join("plot.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
+}
+
+#[test]
+fn record_then_replay_into_fresh_relays_arrives_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "loadtest-test-password";
+    let fleet_directory = free_port();
+    let (_a, relay_a) = relay(
+        &dir.path().join("a"),
+        &format!("http://{fleet_directory}"),
+        password,
+    );
+    let events = 150;
+
+    // Record relay A's firehose from the start, saving DID documents from
+    // the fleet's directory while the fleet runs.
+    let recording = dir.path().join("firehose.rec");
+    let mut record = loadtest();
+    record
+        .arg("record")
+        .arg("--from")
+        .arg(format!(
+            "ws://{relay_a}/xrpc/com.atproto.sync.subscribeRepos"
+        ))
+        .args(["--cursor", "0", "--events", &events.to_string()])
+        .args(["--seconds", "60", "--plc-url"])
+        .arg(format!("http://{fleet_directory}"))
+        .arg("--out")
+        .arg(&recording)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let recorder = record.spawn().unwrap();
+
+    let mut fleet = loadtest();
+    fleet
+        .arg("fleet")
+        .args([
+            "--hosts",
+            "2",
+            "--accounts",
+            "12",
+            "--rate",
+            "0",
+            "--seed",
+            "3",
+        ])
+        .args(["--events", &events.to_string(), "--linger-secs", "4"])
+        .arg("--directory-listen")
+        .arg(fleet_directory.to_string())
+        .arg("--relay")
+        .arg(format!("http://{relay_a}"))
+        .env("ATRELAY_ADMIN_PASSWORD", password);
+    let fleet_out = summary(&finish(fleet, "loadtest fleet"));
+    assert_eq!(fleet_out["events"], events);
+
+    let recorded = recorder.wait_with_output().unwrap();
+    assert!(recorded.status.success(), "{recorded:?}");
+    let recorded = summary(&String::from_utf8_lossy(&recorded.stdout));
+    assert_eq!(recorded["frames"], events, "{recorded}");
+    assert_eq!(recorded["docs"], 12, "{recorded}");
+
+    for (mode, sub) in [("captured", "b"), ("resign", "c")] {
+        let replay_directory = free_port();
+        let (_relay, addr) = relay(
+            &dir.path().join(sub),
+            &format!("http://{replay_directory}"),
+            password,
+        );
+        let mut replay = loadtest();
+        replay
+            .arg("replay")
+            .arg(&recording)
+            .args(["--hosts", "3", "--speed", "max", "--identity", mode])
+            .args(["--linger-secs", "30", "--directory-listen"])
+            .arg(replay_directory.to_string())
+            .arg("--relay")
+            .arg(format!("http://{addr}"))
+            .env("ATRELAY_ADMIN_PASSWORD", password);
+        // The replay serves until its linger ends; subscribe while it runs.
+        let mut replayer = replay.stdout(Stdio::piped()).spawn().unwrap();
+        let mut swarm = loadtest();
+        swarm
+            .arg("swarm")
+            .arg("--url")
+            .arg(format!("ws://{addr}/xrpc/com.atproto.sync.subscribeRepos"))
+            .args(["--subscribers", "2", "--check", "1", "--cursor", "0"])
+            .args(["--seconds", "8"]);
+        let got = summary(&finish(swarm, &format!("swarm on the {mode} replay")));
+        let _ = replayer.kill();
+        let _ = replayer.wait();
+        assert_eq!(
+            got["totals"]["min_frames"], events,
+            "{mode}: every recorded event accepted and delivered: {got:#}"
+        );
+        assert_eq!(got["totals"]["gaps"], 0, "{got}");
+        assert_eq!(got["totals"]["rev_violations"], 0, "{got}");
+    }
+}
