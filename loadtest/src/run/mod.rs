@@ -183,7 +183,7 @@ fn wait_for(
 ) -> Result<bool, String> {
     loop {
         let (done, _) = processed(relay)?;
-        let swarm_done = swarm.is_none_or(|(s, frames)| s.min_frames() >= frames);
+        let swarm_done = swarm.map_or(true, |(s, frames)| s.min_frames() >= frames);
         if done >= target && swarm_done {
             return Ok(true);
         }
