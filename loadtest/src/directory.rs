@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use atrelay::crypto::PublicKey;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,6 +18,8 @@ use axum::routing::get;
 use axum::Router;
 use dashmap::DashMap;
 use serde_json::{json, Value};
+
+pub use atrelay::identity::account_document as document;
 
 #[derive(Default)]
 struct Docs {
@@ -31,29 +32,6 @@ pub struct Directory {
     pub addr: SocketAddr,
     docs: Arc<Docs>,
     task: tokio::task::JoinHandle<()>,
-}
-
-/// The DID document a PDS account has: its Multikey and its PDS endpoint.
-pub fn document(did: &str, handle: &str, key: &PublicKey, pds_endpoint: &str) -> Value {
-    json!({
-        "@context": [
-            "https://www.w3.org/ns/did/v1",
-            "https://w3id.org/security/multikey/v1",
-        ],
-        "id": did,
-        "alsoKnownAs": [format!("at://{handle}")],
-        "verificationMethod": [{
-            "id": format!("{did}#atproto"),
-            "type": "Multikey",
-            "controller": did,
-            "publicKeyMultibase": key.to_multikey(),
-        }],
-        "service": [{
-            "id": "#atproto_pds",
-            "type": "AtprotoPersonalDataServer",
-            "serviceEndpoint": pds_endpoint,
-        }],
-    })
 }
 
 impl Directory {

@@ -85,6 +85,10 @@ struct FleetArgs {
     /// `--plc-url http://<this>`
     #[arg(long, default_value = "127.0.0.1:2590")]
     directory_listen: SocketAddr,
+    /// Register the accounts at this PLC directory (e.g. `atrelay plc`)
+    /// instead of the embedded one; start the relay with this `--plc-url`
+    #[arg(long)]
+    plc_url: Option<String>,
     /// A relay to ask to crawl every host (http://host:port); uses the admin
     /// API when ATRELAY_ADMIN_PASSWORD is set, requestCrawl otherwise
     #[arg(long)]
@@ -249,6 +253,7 @@ fn cmd_fleet(a: FleetArgs) -> Result<ExitCode, String> {
         seed: a.seed,
         threads: 0,
         account_order: fleet::AccountOrder::Skewed,
+        plc_url: a.plc_url.clone(),
         mix: Mix {
             adversarial_percent: a.adversarial_percent,
             attacks: Attack::ALL.to_vec(),
@@ -260,7 +265,7 @@ fn cmd_fleet(a: FleetArgs) -> Result<ExitCode, String> {
     let mut fleet = rt
         .block_on(Fleet::start(cfg, a.directory_listen))
         .map_err(|e| format!("starting the fleet: {e}"))?;
-    println!("directory: {}", fleet.directory.url());
+    println!("directory: {}", fleet.plc_url());
     for h in fleet.hostnames() {
         println!("host: {h}");
     }

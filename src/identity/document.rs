@@ -33,6 +33,44 @@ pub const PDS_SERVICE_TYPE: &str = "AtprotoPersonalDataServer";
 /// Longest `serviceEndpoint` considered (the PLC server caps endpoints at 512).
 const MAX_ENDPOINT_LEN: usize = 512;
 
+/// The document an atproto account has: its handle, its signing key as a
+/// Multikey, and its PDS. What a PLC directory serves for a `did:plc`, built
+/// in one place for the PDS's `describeRepo`, the load generator's directory
+/// and the tests' directories.
+///
+/// ```
+/// use atrelay::crypto::{Curve, PrivateKey};
+/// use atrelay::identity::{account_document, parse_document};
+/// let key = PrivateKey::generate(Curve::K256).public_key();
+/// let did = "did:plc:abcdefghijklmnopqrstuvwx";
+/// let doc = account_document(did, "alice.test", &key, "https://pds.example.com");
+/// let identity = parse_document(did, &doc).unwrap();
+/// assert_eq!(identity.handle.as_deref(), Some("alice.test"));
+/// assert_eq!(identity.pds_endpoint.as_deref(), Some("https://pds.example.com"));
+/// assert_eq!(identity.signing_key, Some(key));
+/// ```
+pub fn account_document(did: &str, handle: &str, key: &PublicKey, pds_endpoint: &str) -> Value {
+    serde_json::json!({
+        "@context": [
+            "https://www.w3.org/ns/did/v1",
+            "https://w3id.org/security/multikey/v1",
+        ],
+        "id": did,
+        "alsoKnownAs": [format!("at://{handle}")],
+        "verificationMethod": [{
+            "id": format!("{did}{KEY_FRAGMENT}"),
+            "type": MULTIKEY_TYPE,
+            "controller": did,
+            "publicKeyMultibase": key.to_multikey(),
+        }],
+        "service": [{
+            "id": PDS_FRAGMENT,
+            "type": PDS_SERVICE_TYPE,
+            "serviceEndpoint": pds_endpoint,
+        }],
+    })
+}
+
 /// What the relay needs to know about an account, taken from its DID document.
 ///
 /// Resolved once and shared (`Arc<Identity>`) by every verifier that checks the

@@ -36,7 +36,9 @@ mod resolver;
 pub mod telemetry;
 mod web;
 
-pub use document::{normalize_pds_endpoint, parse_document, Identity, PDS_SERVICE_TYPE};
+pub use document::{
+    account_document, normalize_pds_endpoint, parse_document, Identity, PDS_SERVICE_TYPE,
+};
 pub use error::ResolveError;
 pub use fetch::MAX_DOCUMENT_BYTES;
 pub use plc::{plc_document_url, validate_plc_did, DEFAULT_PLC_URL};

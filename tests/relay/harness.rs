@@ -79,22 +79,8 @@ impl TestPlc {
 
     /// [`TestPlc::register`] with only the public key.
     pub fn register_key(&self, did: &str, key: &atrelay::crypto::PublicKey, pds_endpoint: &str) {
-        let doc = serde_json::json!({
-            "@context": ["https://www.w3.org/ns/did/v1"],
-            "id": did,
-            "alsoKnownAs": [format!("at://{}.test", &did[8..16])],
-            "verificationMethod": [{
-                "id": format!("{did}#atproto"),
-                "type": "Multikey",
-                "controller": did,
-                "publicKeyMultibase": key.to_multikey(),
-            }],
-            "service": [{
-                "id": "#atproto_pds",
-                "type": "AtprotoPersonalDataServer",
-                "serviceEndpoint": pds_endpoint,
-            }],
-        });
+        let handle = format!("{}.test", &did[8..16]);
+        let doc = atrelay::identity::account_document(did, &handle, key, pds_endpoint);
         self.docs.lock().unwrap().insert(did.to_owned(), doc);
     }
 }

@@ -122,6 +122,64 @@ fn run_smoke_scenario_accounts_for_every_event() {
     assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
 }
 
+/// The fleet can register its accounts at a real PLC directory (`atrelay
+/// plc`, which checks every genesis operation) instead of its embedded one;
+/// the relay then resolves the DIDs PLC derived, and every event verifies.
+#[test]
+fn run_with_accounts_registered_at_atrelay_plc() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plc = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_atrelay"))
+            .args(["plc", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("plc"))
+            .env("ATRELAY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(plc.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let plc_url = line
+        .trim()
+        .strip_prefix("atrelay plc listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_owned();
+    let scenario = dir.path().join("plc.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"plc\"\n[fleet]\nhosts = 2\naccounts = 6\nplc_url = \"{plc_url}\"\n\
+             [swarm]\nsubscribers = 1\ncheck = 1\n\
+             [ramp]\nrates = [300]\nstep_seconds = 1\nmax_p99_ms = 60000\nmin_accept_ratio = 0\n\
+             [limits]\ntimeout_secs = 120\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = loadtest();
+    cmd.arg("run")
+        .arg(&scenario)
+        .arg("--relay-bin")
+        .arg(env!("CARGO_BIN_EXE_atrelay"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg("--quiet");
+    let stdout = finish(cmd, "loadtest run with atrelay plc");
+    assert!(stdout.contains("result: PASS"), "{stdout}");
+    // The DIDs are PLC's: its log names each of them.
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/report.json")).unwrap())
+            .unwrap();
+    assert!(report["swarm"]["min_frames"].as_u64() > Some(0), "{report}");
+    let export = reqwest::blocking::get(format!("{plc_url}/export?count=100"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(export.lines().count(), 6, "{export}");
+}
+
 #[test]
 fn record_then_replay_into_fresh_relays_arrives_whole() {
     let dir = tempfile::tempdir().unwrap();

@@ -83,6 +83,22 @@ impl SyntheticAccount {
         }
     }
 
+    /// The same account under `did` (a DID a PLC directory derived from the
+    /// account's genesis operation). Only before the first event.
+    pub fn with_did(mut self, did: String) -> SyntheticAccount {
+        debug_assert!(self.head.rev.is_none(), "renamed after its first commit");
+        self.store.clear();
+        self.head = RepoHead::empty(&did, &mut self.store);
+        self.did = did;
+        self
+    }
+
+    /// The key that signs this account's commits (and, when registered at a
+    /// PLC directory, its rotation key too).
+    pub fn private_key(&self) -> &PrivateKey {
+        &self.key
+    }
+
     pub fn public_key(&self) -> PublicKey {
         self.key.public_key()
     }

@@ -47,6 +47,11 @@ pub struct FleetConfig {
     /// the events, as on the network) or `round_robin` (every account in
     /// turn, so N events reach N accounts: the memory scenario).
     pub account_order: AccountOrder,
+    /// Register every account at this PLC directory (e.g. `atrelay plc`)
+    /// with a signed genesis operation, instead of serving documents from
+    /// the embedded directory. One synced write per account there: meant
+    /// for fleets of thousands, not millions.
+    pub plc_url: Option<String>,
     pub mix: Mix,
 }
 
@@ -66,6 +71,7 @@ impl Default for FleetConfig {
             seed: 1,
             threads: 0,
             account_order: AccountOrder::Skewed,
+            plc_url: None,
             mix: Mix::default(),
         }
     }
@@ -195,13 +201,19 @@ impl Fleet {
                 .flat_map(|h| h.join().expect("account derivation"))
                 .collect()
         });
-        for a in &accounts {
-            let host = &hosts[a.index as usize % hosts.len()];
-            directory.insert(
-                &a.did,
-                &document(&a.did, &a.handle, &a.public_key(), &host.endpoint()),
-            );
-        }
+        let accounts = match &cfg.plc_url {
+            None => {
+                for a in &accounts {
+                    let host = &hosts[a.index as usize % hosts.len()];
+                    directory.insert(
+                        &a.did,
+                        &document(&a.did, &a.handle, &a.public_key(), &host.endpoint()),
+                    );
+                }
+                accounts
+            }
+            Some(plc) => register(plc, accounts, &hosts).await?,
+        };
         Ok(Fleet {
             schedule: StdRng::seed_from_u64(cfg.seed ^ 0x5ced_u64),
             next_account: 0,
@@ -211,6 +223,14 @@ impl Fleet {
             accounts,
             tally: Tally::default(),
         })
+    }
+
+    /// Where the relay resolves the fleet's DIDs (`--plc-url`).
+    pub fn plc_url(&self) -> String {
+        self.cfg
+            .plc_url
+            .clone()
+            .unwrap_or_else(|| self.directory.url())
     }
 
     /// Hostnames (`127.0.0.1:port`) the relay should crawl.
@@ -353,6 +373,44 @@ impl Fleet {
             .map(|h| h.stream.sent.load(std::sync::atomic::Ordering::Relaxed))
             .sum()
     }
+}
+
+/// Registers every account at the PLC directory `plc` (its own key as the
+/// rotation key), 32 at a time; returns them under the DIDs PLC derived.
+async fn register(
+    plc: &str,
+    accounts: Vec<SyntheticAccount>,
+    hosts: &[Host],
+) -> std::io::Result<Vec<SyntheticAccount>> {
+    use futures_util::StreamExt;
+    let client = atrelay::plc::client::PlcClient::new(plc);
+    let client = &client;
+    let registered: Vec<Result<SyntheticAccount, String>> = futures_util::stream::iter(accounts)
+        .map(|a| async move {
+            let key = a.private_key();
+            let did_key = key.public_key().to_did_key();
+            let endpoint = hosts[a.index as usize % hosts.len()].endpoint();
+            let genesis = atrelay::plc::client::genesis_op(
+                &did_key,
+                &a.handle,
+                &endpoint,
+                std::slice::from_ref(&did_key),
+                key,
+            )
+            .map_err(|e| format!("genesis for account {}: {e}", a.index))?;
+            client
+                .submit(&genesis.did, &genesis.op)
+                .await
+                .map_err(|e| format!("registering {} at {plc}: {e}", genesis.did))?;
+            Ok(a.with_did(genesis.did))
+        })
+        .buffered(32)
+        .collect()
+        .await;
+    registered
+        .into_iter()
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(std::io::Error::other)
 }
 
 fn generator_threads(configured: usize) -> usize {

@@ -216,7 +216,7 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         &opts.relay_bin,
         &work,
         &s.relay,
-        &fleet.directory.url(),
+        &fleet.plc_url(),
         &fleet.hostnames(),
     )?;
     let sampler = Sampler::start(relay.pid(), started);

@@ -19,6 +19,7 @@ use super::access::{find_account, require_served};
 use super::params::{parse_cid, Params};
 use super::{xrpc, PdsState};
 use crate::http::XrpcError;
+use crate::identity::account_document;
 use crate::pds::service::Pds;
 use crate::pds::store::AccountRecord;
 use crate::wire::cbor::Value as Cbor;
@@ -156,25 +157,7 @@ pub async fn describe_repo(State(st): State<PdsState>, p: Params) -> Result<Resp
         .map_err(|e| XrpcError::internal(format!("stored signing key: {e}")))?
         .public_key();
     let did = &account.did;
-    let did_doc = json!({
-        "@context": [
-            "https://www.w3.org/ns/did/v1",
-            "https://w3id.org/security/multikey/v1",
-        ],
-        "id": did,
-        "alsoKnownAs": [format!("at://{}", account.handle)],
-        "verificationMethod": [{
-            "id": format!("{did}#atproto"),
-            "type": "Multikey",
-            "controller": did,
-            "publicKeyMultibase": key.to_multikey(),
-        }],
-        "service": [{
-            "id": "#atproto_pds",
-            "type": "AtprotoPersonalDataServer",
-            "serviceEndpoint": st.pds.endpoint(),
-        }],
-    });
+    let did_doc = account_document(did, &account.handle, &key, st.pds.endpoint());
     Ok(Json(json!({
         "handle": account.handle,
         "did": did,
