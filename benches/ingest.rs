@@ -39,6 +39,15 @@
 //! signature check alone (`PublicKey::verify` on each commit's unsigned bytes).
 //! Each is measured before and after the relay runs; the better is reported.
 //!
+//! Per thread group, context switches (voluntary + involuntary, from
+//! `/proc/self/task/*/status`) per event are reported too: each is a wake-up or
+//! a preemption, which batching between the stages is meant to save.
+//! Diagnostics: `INGEST_CEILINGS=0` skips the ceilings (for profiling runs,
+//! e.g. under callgrind, whose per-thread outputs would otherwise mix the
+//! ceiling threads with the relay's), and `INGEST_METRICS=1` installs a
+//! metrics recorder and prints the group-commit sizes (off by default: the
+//! relay's metrics cost CPU per event).
+//!
 //! Bounded: a relay run that has not accepted everything within
 //! `INGEST_TIMEOUT_SECS` (default 120) reports what it got, and the bench
 //! exits non-zero. Without `--bench` (as under `cargo test --all-targets`) it
@@ -54,24 +63,13 @@ mod common;
 mod harness;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atrelay::config::RelayConfig;
-use atrelay::crypto::{Curve, PrivateKey, PublicKey};
 use atrelay::relay::Relay;
-use atrelay::repo::builder::{RecordWrite, RepoHead};
-use atrelay::repo::commit::Commit;
-use atrelay::repo::verify::{verify_commit, VerifyOptions};
-use atrelay::wire::car::{Car, CarLimits};
-use atrelay::wire::frame::Event;
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use sha2::{Digest, Sha256};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::Message;
+use common::sys::{cores, loadavg, process_cpu};
+use common::upstream::Upstream;
+use common::workload::{generate, measure_ceilings, unsigned_commits, Ceilings, Shape, Workload};
 
 /// Workload and run parameters.
 #[derive(Debug)]
@@ -115,203 +113,14 @@ impl Params {
         self.accounts * self.per_account
     }
 
-    /// Accounts on host `h` (account `i` lives on host `i % hosts`).
-    fn on_host(&self, h: usize) -> usize {
-        (self.accounts - h).div_ceil(self.hosts)
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Workload generation
-
-struct Workload {
-    dids: Vec<String>,
-    keys: Vec<PublicKey>,
-    /// Per host: every frame in upstream order (upstream seq = index + 1).
-    streams: Vec<Arc<Vec<Bytes>>>,
-    /// Per host: how many leading frames are warm-up commits.
-    warm: Vec<usize>,
-    /// The timed frames with their account index, for the ceilings.
-    timed: Vec<(usize, Bytes)>,
-}
-
-/// A `did:plc` and a k256 key derived from the account index, so every run
-/// builds the same repos (see `DeterministicClock`).
-fn identity_for(i: usize) -> (String, PrivateKey) {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let h = Sha256::digest(format!("atrelay ingest bench did {i}"));
-    let did = format!(
-        "did:plc:{}",
-        h.iter()
-            .take(24)
-            .map(|b| ALPHABET[(b % 32) as usize] as char)
-            .collect::<String>()
-    );
-    let seed = Sha256::digest(format!("atrelay ingest bench key {i}"));
-    let key = PrivateKey::from_bytes(Curve::K256, &seed).expect("a valid scalar");
-    (did, key)
-}
-
-/// Account `i`'s frames: one warm-up commit, then `per_account` timed ones,
-/// each with its upstream seq on its host.
-fn build_account(p: &Params, i: usize) -> (String, PublicKey, Vec<Bytes>) {
-    let (did, key) = identity_for(i);
-    let clock = common::DeterministicClock::new();
-    let mut store = HashMap::new();
-    let mut head = RepoHead::empty(&did, &mut store);
-    let mut n = 0u64;
-    let mut post = |len: usize| {
-        n += 1;
-        RecordWrite::Create {
-            path: format!("app.bsky.feed.post/{}", clock.next()),
-            record: common::post_record(len, n),
-        }
-    };
-    // The existing repo, which the relay never sees built.
-    if p.records > 0 {
-        let writes = (0..p.records).map(|_| post(200)).collect();
-        let built = head.commit(&store, writes, &key, clock.next()).unwrap();
-        built.store_into(&mut store);
-        head = built.head;
-    }
-    let m = p.on_host(i % p.hosts);
-    let l = i / p.hosts;
-    let mut frames = Vec::with_capacity(1 + p.per_account);
-    for j in 0..=p.per_account {
-        let built = head
-            .commit(&store, vec![post(300)], &key, clock.next())
-            .unwrap();
-        built.store_into(&mut store);
-        head = built.head.clone();
-        let seq = if j == 0 { l + 1 } else { m * j + l + 1 };
-        let strings = built.frame_strings();
-        let mut frame = Vec::with_capacity(built.car.len() + 512);
-        Event::Commit(built.to_frame(&strings, seq as i64, common::TIME)).encode(&mut frame);
-        frames.push(Bytes::from(frame));
-    }
-    (did, key.public_key(), frames)
-}
-
-fn generate(p: &Params) -> Workload {
-    let threads = cores().min(p.accounts);
-    let mut built: Vec<Option<(String, PublicKey, Vec<Bytes>)>> =
-        (0..p.accounts).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                s.spawn(move || {
-                    (t..p.accounts)
-                        .step_by(threads)
-                        .map(|i| (i, build_account(p, i)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            for (i, a) in h.join().unwrap() {
-                built[i] = Some(a);
-            }
-        }
-    });
-    let mut streams: Vec<Vec<Bytes>> = (0..p.hosts)
-        .map(|h| vec![Bytes::new(); p.on_host(h) * (1 + p.per_account)])
-        .collect();
-    let mut dids = Vec::with_capacity(p.accounts);
-    let mut keys = Vec::with_capacity(p.accounts);
-    let mut per_account_frames = Vec::with_capacity(p.accounts);
-    for (i, a) in built.into_iter().enumerate() {
-        let (did, key, frames) = a.unwrap();
-        let (m, l) = (p.on_host(i % p.hosts), i / p.hosts);
-        for (j, f) in frames.iter().enumerate() {
-            streams[i % p.hosts][m * j + l] = f.clone();
-        }
-        dids.push(did);
-        keys.push(key);
-        per_account_frames.push(frames);
-    }
-    // Timed frames in the order the hosts interleave them (round-robin).
-    let mut timed = Vec::with_capacity(p.timed());
-    for j in 1..=p.per_account {
-        for (i, frames) in per_account_frames.iter().enumerate() {
-            timed.push((i, frames[j].clone()));
-        }
-    }
-    Workload {
-        dids,
-        keys,
-        warm: (0..p.hosts).map(|h| p.on_host(h)).collect(),
-        streams: streams.into_iter().map(Arc::new).collect(),
-        timed,
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Upstreams: PLC directory and PDS websocket servers
-
-/// A PDS serving a fixed stream over `subscribeRepos`; frames up to
-/// `released` are written as fast as the socket takes them.
-struct Upstream {
-    addr: SocketAddr,
-    released: tokio::sync::watch::Sender<usize>,
-}
-
-impl Upstream {
-    async fn start(frames: Arc<Vec<Bytes>>) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (released, _) = tokio::sync::watch::channel(0usize);
-        let gate = released.clone();
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(serve_stream(sock, frames.clone(), gate.subscribe()));
-            }
-        });
-        Upstream { addr, released }
-    }
-
-    fn release(&self, upto: usize) {
-        self.released.send_replace(upto);
-    }
-}
-
-async fn serve_stream(
-    sock: TcpStream,
-    frames: Arc<Vec<Bytes>>,
-    mut released: tokio::sync::watch::Receiver<usize>,
-) {
-    let _ = sock.set_nodelay(true);
-    let mut cursor = 0usize;
-    // tungstenite's callback signature returns its (large) error type.
-    #[allow(clippy::result_large_err)]
-    let ws = tokio_tungstenite::accept_hdr_async(sock, |req: &Request, res: Response| {
-        cursor = req
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("cursor=")))
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        Ok(res)
-    })
-    .await;
-    let Ok(ws) = ws else { return };
-    let (mut tx, mut rx) = ws.split();
-    tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
-    // Upstream seq = index + 1, so the cursor is the index to resume at.
-    let mut next = cursor.min(frames.len());
-    loop {
-        let upto = (*released.borrow_and_update()).min(frames.len());
-        while next < upto {
-            if tx
-                .feed(Message::Binary(frames[next].clone()))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            next += 1;
-        }
-        if tx.flush().await.is_err() || released.changed().await.is_err() {
-            return;
+    /// The workload's shape (`common::workload`, shared with `pipeline`).
+    fn shape(&self) -> Shape {
+        Shape {
+            accounts: self.accounts,
+            per_account: self.per_account,
+            records: self.records,
+            hosts: self.hosts,
+            time: common::TIME,
         }
     }
 }
@@ -319,29 +128,19 @@ async fn serve_stream(
 // ---------------------------------------------------------------------------
 // CPU accounting
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, usize::from)
+/// What one thread has used so far.
+#[derive(Clone, Default)]
+struct ThreadUse {
+    name: String,
+    /// Nanoseconds on CPU (`schedstat`).
+    cpu_ns: u64,
+    /// Voluntary plus involuntary context switches (`status`): each is a
+    /// wake-up or preemption, the cost batching saves.
+    switches: u64,
 }
 
-/// CPU seconds (user + system, all threads, living or exited) used by this
-/// process so far; `/proc/self/stat` counts in clock ticks, 100 per second.
-fn process_cpu() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return f64::NAN;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return f64::NAN;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(u), Some(s)) => (u + s) / 100.0,
-        _ => f64::NAN,
-    }
-}
-
-/// Per live thread: (name, nanoseconds on CPU), from `/proc/self/task`.
-fn thread_cpu() -> HashMap<u32, (String, u64)> {
+/// Per live thread, from `/proc/self/task`.
+fn thread_cpu() -> HashMap<u32, ThreadUse> {
     let mut out = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return out;
@@ -352,11 +151,26 @@ fn thread_cpu() -> HashMap<u32, (String, u64)> {
         };
         let path = entry.path();
         let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let ns = std::fs::read_to_string(path.join("schedstat"))
+        let cpu_ns = std::fs::read_to_string(path.join("schedstat"))
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse().ok())
             .unwrap_or(0);
-        out.insert(tid, (name.trim().to_owned(), ns));
+        let switches = std::fs::read_to_string(path.join("status"))
+            .map(|s| {
+                s.lines()
+                    .filter(|l| l.contains("ctxt_switches"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        out.insert(
+            tid,
+            ThreadUse {
+                name: name.trim().to_owned(),
+                cpu_ns,
+                switches,
+            },
+        );
     }
     out
 }
@@ -386,82 +200,20 @@ fn group_of(thread: &str) -> usize {
     }
 }
 
-/// CPU seconds per group between two snapshots.
+/// CPU seconds and context switches per group between two snapshots.
 fn group_cpu(
-    before: &HashMap<u32, (String, u64)>,
-    after: &HashMap<u32, (String, u64)>,
-) -> [f64; 6] {
-    let mut out = [0.0; 6];
-    for (tid, (name, ns)) in after {
-        let start = before.get(tid).map_or(0, |(_, n)| *n);
-        out[group_of(name)] += ns.saturating_sub(start) as f64 / 1e9;
+    before: &HashMap<u32, ThreadUse>,
+    after: &HashMap<u32, ThreadUse>,
+) -> ([f64; 6], [u64; 6]) {
+    let mut cpu = [0.0; 6];
+    let mut switches = [0; 6];
+    for (tid, now) in after {
+        let start = before.get(tid).cloned().unwrap_or_default();
+        let g = group_of(&now.name);
+        cpu[g] += now.cpu_ns.saturating_sub(start.cpu_ns) as f64 / 1e9;
+        switches[g] += now.switches.saturating_sub(start.switches);
     }
-    out
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-// ---------------------------------------------------------------------------
-// Ceilings
-
-/// Runs `work` over `items` on one thread per core (strided split) and
-/// returns items per second.
-fn on_all_cores<T: Sync>(items: &[T], work: impl Fn(&T) + Sync) -> f64 {
-    let threads = cores().min(items.len().max(1));
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let work = &work;
-            s.spawn(move || items.iter().skip(t).step_by(threads).for_each(work));
-        }
-    });
-    items.len() as f64 / started.elapsed().as_secs_f64()
-}
-
-struct Ceilings {
-    verify: f64,
-    signature: f64,
-}
-
-fn measure_ceilings(w: &Workload, signed: &[(usize, Vec<u8>, [u8; 64])]) -> Ceilings {
-    let opts = VerifyOptions::strict_now();
-    let verify = on_all_cores(&w.timed, |(account, frame)| {
-        let Ok(Event::Commit(ev)) = Event::decode(frame) else {
-            panic!("a #commit frame")
-        };
-        let v = verify_commit(&ev, &w.keys[*account], &opts).expect("valid commit");
-        assert!(v.inverted, "inversion ran");
-        std::hint::black_box(v);
-    });
-    let signature = on_all_cores(signed, |(account, unsigned, sig)| {
-        w.keys[*account]
-            .verify(std::hint::black_box(unsigned), sig)
-            .expect("valid signature");
-    });
-    Ceilings { verify, signature }
-}
-
-/// Each timed commit's unsigned bytes and signature.
-fn unsigned_commits(w: &Workload) -> Vec<(usize, Vec<u8>, [u8; 64])> {
-    w.timed
-        .iter()
-        .map(|(account, frame)| {
-            let Ok(Event::Commit(ev)) = Event::decode(frame) else {
-                panic!("a #commit frame")
-            };
-            let car = Car::parse(ev.blocks, CarLimits::FIREHOSE).unwrap();
-            let commit = Commit::decode(car.get(&ev.commit).unwrap()).unwrap();
-            (
-                *account,
-                commit.unsigned_bytes(),
-                commit.sig.try_into().unwrap(),
-            )
-        })
-        .collect()
+    (cpu, switches)
 }
 
 // ---------------------------------------------------------------------------
@@ -476,6 +228,8 @@ struct RelayRun {
     steady: f64,
     process_cpu: f64,
     groups: [f64; 6],
+    /// Context switches per thread group over the window.
+    switches: [u64; 6],
     dropped: u64,
     timed_out: bool,
     load_before: String,
@@ -588,7 +342,7 @@ fn run_relay(p: &Params, w: &Workload, mode: &str) -> RelayRun {
         }
         let wall = t0.elapsed().as_secs_f64();
         let process_cpu = process_cpu() - cpu0;
-        let groups = group_cpu(&threads0, &thread_cpu());
+        let (groups, switches) = group_cpu(&threads0, &thread_cpu());
         let accepted = relay.log.last_seq().saturating_sub(warm_total);
         let steady = match (t10, t90) {
             (Some((a, sa)), Some((b, sb))) if b > a => {
@@ -606,6 +360,7 @@ fn run_relay(p: &Params, w: &Workload, mode: &str) -> RelayRun {
             steady,
             process_cpu,
             groups,
+            switches,
             dropped,
             timed_out,
             load_before: load_before.clone(),
@@ -636,7 +391,7 @@ fn main() {
         p.records,
         p.hosts,
     );
-    let w = generate(&p);
+    let w = generate(&p.shape());
     let bytes: usize = w.timed.iter().map(|(_, f)| f.len()).sum();
     println!(
         "generated in {:.1} s: timed frames {:.1} MB, {:.0} B average",
@@ -645,10 +400,32 @@ fn main() {
         bytes as f64 / w.timed.len() as f64
     );
     let signed = unsigned_commits(&w);
+    // Diagnostics only: the relay's own metrics cost CPU per event, so they
+    // stay off unless asked for (then the group-commit sizes are printed).
+    let metrics = (std::env::var("INGEST_METRICS").as_deref() == Ok("1")).then(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("a metrics recorder")
+    });
 
-    let before = measure_ceilings(&w, &signed);
+    // `INGEST_CEILINGS=0` skips the ceilings (profiling runs: under callgrind
+    // their threads would share per-thread outputs with the relay's).
+    let ceilings = std::env::var("INGEST_CEILINGS").as_deref() != Ok("0");
+    let skipped = || Ceilings {
+        verify: f64::NAN,
+        signature: f64::NAN,
+    };
+    let before = if ceilings {
+        measure_ceilings(&w, &signed)
+    } else {
+        skipped()
+    };
     let runs: Vec<RelayRun> = p.modes.iter().map(|m| run_relay(&p, &w, m)).collect();
-    let after = measure_ceilings(&w, &signed);
+    let after = if ceilings {
+        measure_ceilings(&w, &signed)
+    } else {
+        skipped()
+    };
     let verify = before.verify.max(after.verify);
     let signature = before.signature.max(after.signature);
 
@@ -708,13 +485,14 @@ fn main() {
             "relay {}: {} of {} accepted, {} dropped, load {} → {}; CPU by thread group:",
             r.mode, r.accepted, r.target, r.dropped, r.load_before, r.load_after
         );
-        for (name, cpu) in GROUPS.iter().zip(r.groups) {
+        for ((name, cpu), switches) in GROUPS.iter().zip(r.groups).zip(r.switches) {
             println!(
-                "  {:<52} {:>6.2} cpu-s {:>5.2} cores {:>6.1} µs/event",
+                "  {:<52} {:>6.2} cpu-s {:>5.2} cores {:>6.1} µs/event {:>6.3} switches/event",
                 name,
                 cpu,
                 cpu / r.wall,
-                cpu * 1e6 / r.accepted.max(1) as f64
+                cpu * 1e6 / r.accepted.max(1) as f64,
+                switches as f64 / r.accepted.max(1) as f64
             );
         }
         println!(
@@ -723,6 +501,20 @@ fn main() {
             r.accepted as f64 / r.relay_cpu(),
             r.process_cpu
         );
+    }
+    if let Some(handle) = metrics {
+        println!();
+        println!("metrics (all runs together):");
+        for line in handle.render().lines() {
+            let wanted = [
+                "atrelay_relay_group_commit_events",
+                "atrelay_log_append_batches_total",
+                "atrelay_relay_events_sequenced_total",
+            ];
+            if !line.starts_with('#') && wanted.iter().any(|w| line.starts_with(w)) {
+                println!("  {line}");
+            }
+        }
     }
     println!();
     println!(
@@ -733,7 +525,9 @@ fn main() {
             "INGEST_RECORDS",
             "INGEST_HOSTS",
             "INGEST_MODES",
-            "INGEST_TIMEOUT_SECS"
+            "INGEST_TIMEOUT_SECS",
+            "INGEST_CEILINGS",
+            "INGEST_METRICS"
         ]
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v} ")))

@@ -143,13 +143,36 @@ pub struct BudgetConfig {
 }
 
 /// Event verification (defaults: strict, one thread per core).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VerifyConfig {
     /// Accept pre-Sync-1.1 commits whose ops lack `prev`, without inversion.
     pub lenient: bool,
     /// Verifier threads; 0 means one per core.
     pub workers: usize,
+    /// Accounts whose state (host, status, rev, commit, data) the verifier
+    /// threads keep in memory, all threads together; the rest is read from
+    /// the log on demand. About 350 bytes each.
+    pub account_cache_capacity: usize,
+}
+
+/// The default `verify.account_cache_capacity`: 131,072 accounts, about
+/// 45 MB. A miss costs one read of the accounts column family (a few
+/// microseconds), so the cache need only hold the active accounts, not all
+/// of them.
+pub const DEFAULT_ACCOUNT_CACHE_CAPACITY: usize = 131_072;
+
+/// The smallest `verify.account_cache_capacity` accepted.
+pub const MIN_ACCOUNT_CACHE_CAPACITY: usize = 1_024;
+
+impl Default for VerifyConfig {
+    fn default() -> VerifyConfig {
+        VerifyConfig {
+            lenient: false,
+            workers: 0,
+            account_cache_capacity: DEFAULT_ACCOUNT_CACHE_CAPACITY,
+        }
+    }
 }
 
 /// The sequenced log.
@@ -310,6 +333,12 @@ impl RelayConfig {
             return Err(invalid(
                 "log.durability",
                 "must be \"fsync\" or \"buffered\"",
+            ));
+        }
+        if self.verify.account_cache_capacity < MIN_ACCOUNT_CACHE_CAPACITY {
+            return Err(invalid(
+                "verify.account_cache_capacity",
+                &format!("must be at least {MIN_ACCOUNT_CACHE_CAPACITY}"),
             ));
         }
         let cap = self.fanout.ring_capacity;

@@ -49,7 +49,8 @@ pub fn exporter(addr: SocketAddr) -> PrometheusBuilder {
     with(builder, "_events", COUNTS)
 }
 
-/// Describes every metric (help text and unit) to the installed recorder.
+/// Describes every metric (help text and unit) to the installed recorder,
+/// then registers each family at zero (see [`register_at_zero`]).
 pub fn describe() {
     crate::fanout::metrics::describe();
     crate::identity::describe();
@@ -95,6 +96,14 @@ pub fn describe() {
     describe_histogram!(
         "atrelay_relay_group_commit_events",
         "Events per group commit"
+    );
+    describe_gauge!(
+        "atrelay_verifier_account_cache_entries",
+        "Account states held in the verifier threads' cache, all threads together"
+    );
+    describe_counter!(
+        "atrelay_verifier_account_cache_evictions_total",
+        "Account states evicted from the verifier cache to stay within its capacity"
     );
     // Upstream connections.
     describe_gauge!(
@@ -147,6 +156,10 @@ pub fn describe() {
         "atrelay_admin_auth_failures_total",
         "Admin API requests refused for bad or missing credentials"
     );
+    describe_counter!(
+        "atrelay_request_crawl_rate_limited_total",
+        "requestCrawl calls refused by the per-client rate limit"
+    );
     // The log.
     describe_counter!(
         "atrelay_log_append_batches_total",
@@ -186,4 +199,151 @@ pub fn describe() {
         Unit::Bytes,
         "Bytes removed by retention"
     );
+    register_at_zero();
+}
+
+/// Registers every family the relay can export at zero: counters and gauges
+/// at 0, histograms with no observations, and labelled counters at 0 for
+/// each of their known label values.
+///
+/// Why: the exporter renders a family only once it has a series, and many
+/// of ours only get one on a rare event (a forgery, a slow consumer, a
+/// retention pass). Until then a dashboard panel would say "no data", which
+/// reads as "not scraped" rather than "none happened", and `rate()` or
+/// `increase()` over a counter that appears at its first increment misses
+/// that increment. Registering is not recording: a counter is incremented by
+/// 0 and a gauge moved by 0, so nothing already counted is reset.
+///
+/// Labelled families that always get their series when the relay starts
+/// crawling or resolving (`atrelay_relay_events_received_total`,
+/// `atrelay_hosts`, the identity fetch outcomes and latency) are not listed:
+/// their label values come with the traffic. A label value missing here
+/// (say, a new drop reason) only means that series appears at its first
+/// increment, as before.
+fn register_at_zero() {
+    use crate::fanout::metrics as fanout;
+    use crate::fanout::SessionEnd;
+    use crate::identity::{telemetry as identity, ResolveError};
+    use crate::relay::crawler::kind_label;
+    use crate::relay::verifier::{DropReason, IgnoreReason};
+    use crate::wire::frame::EventKind;
+
+    for name in [
+        "atrelay_crawler_frames_total",
+        "atrelay_relay_events_sequenced_total",
+        "atrelay_relay_chain_breaks_total",
+        "atrelay_crawler_reconnects_total",
+        "atrelay_crawler_malformed_frames_total",
+        "atrelay_crawler_non_increasing_seq_total",
+        "atrelay_crawler_future_cursor_total",
+        "atrelay_crawler_identity_retries_total",
+        "atrelay_crawler_throttled_total",
+        "atrelay_admin_auth_failures_total",
+        "atrelay_request_crawl_rate_limited_total",
+        "atrelay_log_append_batches_total",
+        "atrelay_log_appended_events_total",
+        "atrelay_log_appended_frame_bytes_total",
+        "atrelay_log_read_events_total",
+        "atrelay_log_retention_removed_events_total",
+        "atrelay_log_retention_removed_bytes_total",
+        fanout::FRAMES_DELIVERED,
+        fanout::BYTES_DELIVERED,
+        fanout::CATCHUP_READS,
+        fanout::CONSUMER_TOO_SLOW,
+        identity::CACHE_HITS,
+        identity::CACHE_MISSES,
+        identity::SINGLEFLIGHT_JOINS,
+        identity::CACHE_EVICTIONS,
+        identity::INVALID_DIDS,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for name in [
+        "atrelay_crawler_connections",
+        "atrelay_accounts_throttled",
+        "atrelay_budget_hour_remaining_events",
+        "atrelay_budget_day_remaining_events",
+        "atrelay_budget_hosts_near_limit",
+        "atrelay_log_events_bytes",
+        "atrelay_log_last_seq",
+        "atrelay_log_oldest_seq",
+        fanout::SUBSCRIBERS,
+        identity::IN_FLIGHT,
+        identity::CACHE_ENTRIES,
+    ] {
+        metrics::gauge!(name).increment(0.0);
+    }
+    for name in [
+        "atrelay_relay_verify_seconds",
+        "atrelay_relay_group_commit_seconds",
+        "atrelay_relay_group_commit_events",
+        "atrelay_log_append_seconds",
+        fanout::SUBSCRIBER_LAG,
+    ] {
+        // Registering the handle is enough: the exporter renders a
+        // registered histogram with zero counts.
+        let _ = metrics::histogram!(name);
+    }
+    // The types the sequencer forwards (#info and the like are ignored).
+    for kind in [
+        EventKind::Commit,
+        EventKind::Sync,
+        EventKind::Identity,
+        EventKind::Account,
+    ] {
+        metrics::counter!("atrelay_relay_events_accepted_total", "type" => kind_label(kind))
+            .increment(0);
+    }
+    for reason in [
+        DropReason::Malformed,
+        DropReason::NoIdentity,
+        DropReason::NoSigningKey,
+        DropReason::WrongHost,
+        DropReason::Inactive,
+        DropReason::BadSignature,
+        DropReason::MissingPrevData,
+        DropReason::Oversize,
+        DropReason::BadCar,
+        DropReason::BadCommit,
+        DropReason::FieldMismatch,
+        DropReason::FutureRev,
+        DropReason::Deprecated,
+        DropReason::OpShape,
+        DropReason::RecordMissing,
+        DropReason::Inversion,
+        DropReason::PrevDataMismatch,
+        DropReason::Storage,
+        DropReason::AccountThrottled,
+        DropReason::TakenDown,
+    ] {
+        metrics::counter!("atrelay_relay_events_dropped_total", "reason" => reason.as_str())
+            .increment(0);
+    }
+    for reason in [
+        IgnoreReason::Duplicate,
+        IgnoreReason::StaleSync,
+        IgnoreReason::NotForwarded,
+    ] {
+        metrics::counter!("atrelay_relay_events_ignored_total", "reason" => reason.as_str())
+            .increment(0);
+    }
+    for end in [
+        SessionEnd::ClientClosed,
+        SessionEnd::TooSlow,
+        SessionEnd::FutureCursor,
+        SessionEnd::Io(String::new()),
+        SessionEnd::Protocol(String::new()),
+    ] {
+        metrics::counter!(fanout::SESSIONS_ENDED, "reason" => end.reason()).increment(0);
+    }
+    // The drop guard's reason for a session whose task was aborted.
+    metrics::counter!(fanout::SESSIONS_ENDED, "reason" => "aborted").increment(0);
+    for err in [
+        ResolveError::Transient(String::new()),
+        ResolveError::NotFound,
+        ResolveError::Tombstoned,
+        ResolveError::Invalid(String::new()),
+    ] {
+        metrics::counter!(identity::RESOLVE_ERRORS, "kind" => err.label()).increment(0);
+    }
 }

@@ -589,3 +589,315 @@ fn garbage_is_refused_with_a_clear_error() {
         stderr(&out)
     );
 }
+
+// ---------------------------------------------------------------------------
+// config/: every shipped file, through the loaders the binaries use.
+
+/// `section -> keys` of a TOML table of tables.
+fn toml_keys(table: &toml::Table) -> std::collections::BTreeMap<String, Vec<String>> {
+    table
+        .iter()
+        .map(|(section, v)| {
+            let keys = v
+                .as_table()
+                .unwrap_or_else(|| panic!("[{section}] is a table"))
+                .keys()
+                .cloned()
+                .collect();
+            (section.clone(), keys)
+        })
+        .collect()
+}
+
+/// `section.key` of each `key = value` line (not comments, sections or
+/// blank), with the comment line right above it (`None` when there is none).
+fn commented_keys(text: &str) -> Vec<(String, Option<String>)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut section = "";
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[') {
+            section = name.trim_end_matches(']');
+            continue;
+        }
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or_default().trim().to_owned();
+        let above = i
+            .checked_sub(1)
+            .map(|j| lines[j].trim())
+            .filter(|l| l.starts_with('#'))
+            .map(str::to_owned);
+        out.push((format!("{section}.{key}"), above));
+    }
+    out
+}
+
+fn no_env() -> std::iter::Empty<(String, String)> {
+    std::iter::empty()
+}
+
+/// Asserts `text` sets exactly the keys of `defaults` (so no knob is left
+/// undocumented and none is stale), each under its own comment.
+fn assert_documents_every_key(name: &str, text: &str, defaults: toml::Table) {
+    let file: toml::Table = text.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(
+        toml_keys(&file),
+        toml_keys(&defaults),
+        "config/{name} sets every key the code accepts, and only those"
+    );
+    for (key, comment) in commented_keys(text) {
+        assert!(
+            comment.is_some(),
+            "config/{name}: {key} has no comment above it"
+        );
+    }
+}
+
+#[test]
+fn shipped_config_files_document_the_defaults() {
+    use atrelay::config::{BudgetConfig, RelayConfig};
+    use atrelay::devnet::DevnetSettings;
+    use atrelay::pds::config::PdsConfig;
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("config/ exists")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("config/README.md");
+    for name in &names {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        if name != "README.md" {
+            assert!(
+                readme.contains(name.as_str()),
+                "config/README.md describes {name}"
+            );
+        }
+        match name.as_str() {
+            "README.md" => {}
+            "relay.toml" => {
+                let cfg = RelayConfig::load(Some(&path), no_env()).unwrap();
+                assert_eq!(
+                    cfg,
+                    RelayConfig::default(),
+                    "config/relay.toml shows the defaults"
+                );
+                let defaults = toml::Table::try_from(RelayConfig::default()).unwrap();
+                assert_documents_every_key(name, &text, defaults);
+            }
+            "pds.toml" => {
+                let cfg = PdsConfig::load(Some(&path), no_env()).unwrap();
+                assert_eq!(
+                    cfg,
+                    PdsConfig::default(),
+                    "config/pds.toml shows the defaults"
+                );
+                let defaults = toml::Table::try_from(PdsConfig::default()).unwrap();
+                assert_documents_every_key(name, &text, defaults);
+            }
+            "devnet.toml" => {
+                let cfg = DevnetSettings::load(Some(&path)).unwrap();
+                assert_eq!(
+                    cfg,
+                    DevnetSettings::default(),
+                    "config/devnet.toml shows the defaults"
+                );
+                let mut defaults = toml::Table::new();
+                defaults.insert(
+                    "devnet".into(),
+                    toml::Value::try_from(DevnetSettings::default()).unwrap(),
+                );
+                assert_documents_every_key(name, &text, defaults);
+            }
+            budget if budget.starts_with("budget-") && budget.ends_with(".toml") => {
+                let cfg = RelayConfig::load(Some(&path), no_env())
+                    .unwrap_or_else(|e| panic!("config/{budget}: {e}"));
+                // A profile sets the crawl mode and budgets, nothing else.
+                let mut expect = RelayConfig::default();
+                expect.crawl.mode = cfg.crawl.mode.clone();
+                expect.budget = cfg.budget.clone();
+                assert_eq!(
+                    cfg, expect,
+                    "config/{budget} changes only crawl.mode and [budget]"
+                );
+                // Each key's comment gives the built-in default, truthfully.
+                let defaults = toml::Table::try_from(RelayConfig::default()).unwrap();
+                let file: toml::Table = text.parse().unwrap();
+                let comments: HashMap<String, Option<String>> =
+                    commented_keys(&text).into_iter().collect();
+                for (section, entries) in &file {
+                    for key in entries.as_table().unwrap().keys() {
+                        let default = &defaults[section.as_str()][key.as_str()];
+                        let want = format!("(default {default})");
+                        let comment = comments[&format!("{section}.{key}")]
+                            .clone()
+                            .unwrap_or_default();
+                        assert!(
+                            comment.contains(&want),
+                            "config/{budget}: {section}.{key}'s comment {comment:?} says {want}"
+                        );
+                    }
+                }
+                if budget == "budget-network.toml" {
+                    assert_eq!(
+                        cfg.budget,
+                        BudgetConfig::default(),
+                        "the network's limits are the defaults"
+                    );
+                }
+            }
+            other => panic!("config/{other}: a file this test does not check; add it here"),
+        }
+    }
+    for want in [
+        "README.md",
+        "budget-early-access.toml",
+        "budget-network.toml",
+        "devnet.toml",
+        "pds.toml",
+        "relay.toml",
+    ] {
+        assert!(names.iter().any(|n| n == want), "config/{want} is shipped");
+    }
+}
+
+#[test]
+fn devnet_settings_read_seeds_numbers_and_directories() {
+    use atrelay::devnet::DevnetSettings;
+
+    let file = TempFile::new(
+        "devnet.toml",
+        b"[devnet]\nseed = 7\nrate = 10\nduration = 2.5\ndata_dir = \"/tmp/net\"\n",
+    );
+    let s = DevnetSettings::load(Some(Path::new(file.path()))).unwrap();
+    assert_eq!(s.seed, Some(7));
+    assert_eq!(s.rate, 10.0, "an integer rate is accepted");
+    assert_eq!(s.duration, 2.5);
+    assert_eq!(s.data_dir(), Some(Path::new("/tmp/net")));
+    assert_eq!(
+        s.pds,
+        DevnetSettings::default().pds,
+        "unset keys keep their defaults"
+    );
+    let s = DevnetSettings::load(None).unwrap();
+    assert_eq!(s.seed, None);
+    assert_eq!(s.data_dir(), None, "empty means a temporary directory");
+    let cfg = s.config(Path::new("/tmp/x"));
+    assert_eq!((cfg.pds_count, cfg.accounts_per_pds), (s.pds, s.accounts));
+    assert_eq!(cfg.relay_listen, s.listen);
+}
+
+#[test]
+fn devnet_config_errors_name_the_key() {
+    for (toml, args, want) in [
+        ("[devnet]\nrate = -1.0\n", &[][..], "devnet.rate"),
+        ("[devnet]\npds = 0\n", &[], "devnet.pds"),
+        ("[devnet]\npdss = 2\n", &[], "devnet.pdss"),
+        ("[devnett]\npds = 2\n", &[], "devnett"),
+        ("[devnet]\nseed = \"sometimes\"\n", &[], "sometimes"),
+        ("[devnet]\nseed = -3\n", &[], "-3"),
+        ("[devnet]\nlisten = \"nowhere\"\n", &[], "socket address"),
+        // A valid file, then a bad flag: the merged value is checked too.
+        ("[devnet]\n", &["--duration=-1"], "--duration"),
+        ("[devnet]\n", &["--pds", "0"], "--pds"),
+    ] {
+        let file = TempFile::new("devnet.toml", toml.as_bytes());
+        let mut argv = vec!["devnet", "--config", file.path()];
+        argv.extend_from_slice(args);
+        let out = atrelay(&argv);
+        assert_exit(&out, 1, &format!("devnet with {toml:?} {args:?}"));
+        let err = stderr(&out);
+        assert!(
+            err.contains(want),
+            "{toml:?} {args:?}: want {want:?} in\n{err}"
+        );
+        assert!(stdout(&out).is_empty(), "nothing started: {}", stdout(&out));
+    }
+    let out = atrelay(&["devnet", "--config", "/no/such/devnet.toml"]);
+    assert_exit(&out, 1, "devnet with a missing config file");
+    assert!(
+        stderr(&out).contains("/no/such/devnet.toml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The file's values apply where no flag is given, and flags win: the file
+/// asks for one PDS with one account, a kept data directory, a 10-minute run
+/// on port 2470; the flags shorten the run and pick a free port.
+#[test]
+fn devnet_flags_win_over_the_config_file() {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("net");
+    let config = tmp.path().join("devnet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[devnet]\npds = 1\naccounts = 1\nrate = 20.0\nduration = 600.0\nseed = 3\n\
+             listen = \"127.0.0.1:2470\"\ndata_dir = {:?}\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atrelay"))
+        .arg("devnet")
+        .arg("--config")
+        .arg(&config)
+        .args(["--duration", "2", "--listen", "127.0.0.1:0"])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("--duration 2 did not win over the file's 600 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status}\nstdout:\n{out}\nstderr:\n{err}");
+    let first = out.lines().next().unwrap_or_default();
+    let port = first
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("first line {first:?}"));
+    assert_ne!(port, 2470, "--listen won over the file: {first}");
+    let pds_lines = out.lines().filter(|l| l.starts_with("pds ")).count();
+    assert_eq!(pds_lines, 1, "the file's pds = 1:\n{out}");
+    let accounts = out.lines().filter(|l| l.starts_with("account: ")).count();
+    assert_eq!(accounts, 1, "the file's accounts = 1:\n{out}");
+    assert!(
+        out.contains(&format!("data: {}", data.display())),
+        "the file's data_dir:\n{out}"
+    );
+    assert!(data.join("relay").is_dir(), "the data directory is kept");
+}

@@ -155,3 +155,9 @@ impl SyntheticRepo {
             .unwrap()
     }
 }
+
+// The end-to-end benches' building blocks (`ingest`, `pipeline`, `catchup`).
+pub mod subscriber;
+pub mod sys;
+pub mod upstream;
+pub mod workload;

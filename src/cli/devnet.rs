@@ -6,9 +6,12 @@
 //! `atrelay devnet relay listening on http://ADDR`), the accounts, and the
 //! summary. The live line and logs go to stderr; logs default to `warn`
 //! (`ATRELAY_LOG` overrides) so the live line stays readable.
+//!
+//! Settings come from built-in defaults, then `--config FILE`'s `[devnet]`
+//! section (see `config/devnet.toml`), then these flags.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -16,56 +19,84 @@ use clap::Args;
 use super::daemon::{announce, fail, init_logging, runtime, wait_for_signal};
 use super::error::CliError;
 use atrelay::devnet::progress::{LiveLine, Snapshot};
-use atrelay::devnet::{Devnet, DevnetConfig, Kind};
+use atrelay::devnet::{Devnet, DevnetSettings, Kind};
 
-/// Flags for `devnet`.
+/// Flags for `devnet`. Each one overrides the `[devnet]` key of the same
+/// name in `--config`; the defaults shown are the built-in ones.
 #[derive(Debug, Args)]
 pub struct DevnetArgs {
-    /// Number of PDSes.
-    #[arg(long = "pds", value_name = "N", default_value_t = 2)]
-    pub pds: usize,
-    /// Accounts created on each PDS.
-    #[arg(long, value_name = "M", default_value_t = 3)]
-    pub accounts: usize,
+    /// TOML config file with a `[devnet]` section (every key optional; see
+    /// config/devnet.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Number of PDSes [default: 2].
+    #[arg(long = "pds", value_name = "N")]
+    pub pds: Option<usize>,
+    /// Accounts created on each PDS [default: 3].
+    #[arg(long, value_name = "M")]
+    pub accounts: Option<usize>,
     /// Traffic operations per second across the network; 0 = no traffic.
-    /// A ceiling: operations run one at a time.
-    #[arg(long, value_name = "EVENTS_PER_S", default_value_t = 5.0)]
-    pub rate: f64,
-    /// Stop after this many seconds; 0 = run until Ctrl-C.
-    #[arg(long, value_name = "S", default_value_t = 0.0)]
-    pub duration: f64,
+    /// A ceiling: operations run one at a time [default: 5].
+    #[arg(long, value_name = "EVENTS_PER_S")]
+    pub rate: Option<f64>,
+    /// Stop after this many seconds; 0 = run until Ctrl-C [default: 0].
+    #[arg(long, value_name = "S")]
+    pub duration: Option<f64>,
     /// Keep the network's data here [default: a fresh temporary directory,
     /// deleted on exit].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// The relay's HTTP + firehose listen address (PLC and the PDSes take
-    /// free loopback ports).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2470")]
-    pub listen: SocketAddr,
+    /// free loopback ports) [default: 127.0.0.1:2470].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
     /// Seed of the traffic's random choices [default: random].
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 }
 
+impl DevnetArgs {
+    /// The defaults, overlaid by `--config`, then by the flags given.
+    fn settings(&self) -> Result<DevnetSettings, CliError> {
+        let mut s =
+            DevnetSettings::load(self.config.as_deref()).map_err(|e| fail("configuration", e))?;
+        if let Some(n) = self.pds {
+            s.pds = n;
+        }
+        if let Some(n) = self.accounts {
+            s.accounts = n;
+        }
+        if let Some(r) = self.rate {
+            s.rate = r;
+        }
+        if let Some(d) = self.duration {
+            s.duration = d;
+        }
+        if let Some(dir) = &self.data_dir {
+            s.data_dir = dir.clone();
+        }
+        if let Some(addr) = self.listen {
+            s.listen = addr;
+        }
+        if self.seed.is_some() {
+            s.seed = self.seed;
+        }
+        s.validate().map_err(|e| fail("configuration", e))?;
+        Ok(s)
+    }
+}
+
 /// Starts the network, runs traffic until the duration ends or a signal,
 /// prints the summary and stops.
 pub fn run(args: &DevnetArgs) -> Result<(), CliError> {
-    if !args.rate.is_finite() || args.rate < 0.0 {
-        return Err(CliError::new("--rate must be 0 or more"));
-    }
-    if !args.duration.is_finite() || args.duration < 0.0 {
-        return Err(CliError::new("--duration must be 0 or more"));
-    }
-    if args.pds == 0 {
-        return Err(CliError::new("--pds must be at least 1"));
-    }
+    let settings = args.settings()?;
     if std::env::var_os("ATRELAY_LOG").is_none() {
         // Still single-threaded: no other thread reads the environment.
         std::env::set_var("ATRELAY_LOG", "warn");
     }
     init_logging();
-    let (data_dir, temporary) = match &args.data_dir {
-        Some(dir) => (dir.clone(), false),
+    let (data_dir, temporary) = match settings.data_dir() {
+        Some(dir) => (dir.to_owned(), false),
         None => (
             std::env::temp_dir().join(format!(
                 "atrelay-devnet-{}-{:08x}",
@@ -75,7 +106,8 @@ pub fn run(args: &DevnetArgs) -> Result<(), CliError> {
             true,
         ),
     };
-    let result = runtime("atrelay-devnet").and_then(|rt| rt.block_on(run_network(args, &data_dir)));
+    let result = runtime("atrelay-devnet")
+        .and_then(|rt| rt.block_on(run_network(&settings, &data_dir, temporary)));
     if temporary {
         if let Err(e) = std::fs::remove_dir_all(&data_dir) {
             tracing::warn!(dir = %data_dir.display(), error = %e, "could not delete the devnet's data");
@@ -84,11 +116,12 @@ pub fn run(args: &DevnetArgs) -> Result<(), CliError> {
     result
 }
 
-async fn run_network(args: &DevnetArgs, data_dir: &std::path::Path) -> Result<(), CliError> {
-    let mut cfg = DevnetConfig::new(data_dir);
-    cfg.pds_count = args.pds;
-    cfg.accounts_per_pds = args.accounts;
-    cfg.relay_listen = args.listen;
+async fn run_network(
+    args: &DevnetSettings,
+    data_dir: &Path,
+    temporary: bool,
+) -> Result<(), CliError> {
+    let mut cfg = args.config(data_dir);
     let password_from_env = std::env::var("ATRELAY_ADMIN_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());
@@ -123,7 +156,7 @@ async fn run_network(args: &DevnetArgs, data_dir: &std::path::Path) -> Result<()
             a.handle.trim_end_matches(".test")
         ));
     }
-    if args.data_dir.is_some() {
+    if !temporary {
         announce(&format!("data: {}", data_dir.display()));
     }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use rocksdb::{ColumnFamily, DBCompressionType, ReadOptions, WriteBatch, WriteOptions, DB};
 
 use super::batch::AppendBatch;
+use super::batch_rep::{BatchRep, CfCodes};
 use super::error::LogError;
 use super::options::{
     cf_descriptors, db_options, is_missing_codec, write_options, LogOptions, PREFERRED_COMPRESSION,
@@ -69,6 +70,29 @@ pub(super) struct Inner {
     /// Set when a write failed: its outcome is unknown (the WAL record may
     /// have reached disk), so appending again could reuse a seq.
     pub halted: AtomicBool,
+    /// How to serialize entries of each family directly
+    /// ([`super::batch_rep`]); `None` falls back to `WriteBatch::put_cf`.
+    pub codes: Option<Codes>,
+}
+
+/// The entry prefixes of the four column families.
+pub(super) struct Codes {
+    events: CfCodes,
+    accounts: CfCodes,
+    hosts: CfCodes,
+    meta: CfCodes,
+}
+
+impl Codes {
+    fn learn(db: &DB) -> Option<Codes> {
+        let learn = |name| CfCodes::learn(db.cf_handle(name)?);
+        Some(Codes {
+            events: learn(CF_EVENTS)?,
+            accounts: learn(CF_ACCOUNTS)?,
+            hosts: learn(CF_HOSTS)?,
+            meta: learn(CF_META)?,
+        })
+    }
 }
 
 /// What only the writer touches.
@@ -76,6 +100,8 @@ pub(super) struct WriterState {
     pub segments: SegmentIndex,
     /// Reused encoding buffer, so an append allocates nothing per event.
     pub scratch: Vec<u8>,
+    /// Reused serialized batch (see [`super::batch_rep`]).
+    pub rep: BatchRep,
 }
 
 impl fmt::Debug for EventLog {
@@ -113,7 +139,12 @@ impl EventLog {
     /// [`LogError::Corrupt`] if the events and the segment index disagree.
     pub fn open(dir: &Path, opts: LogOptions) -> Result<EventLog, LogError> {
         let db = open_db(dir)?;
+        let codes = Codes::learn(&db);
+        if codes.is_none() {
+            tracing::warn!("RocksDB's WriteBatch layout is not the expected one; building batches entry by entry");
+        }
         let inner = Inner {
+            codes,
             db,
             path: dir.to_path_buf(),
             write_opts: write_options(opts.durability),
@@ -122,6 +153,7 @@ impl EventLog {
             writer: Mutex::new(WriterState {
                 segments: SegmentIndex::default(),
                 scratch: Vec::new(),
+                rep: BatchRep::default(),
             }),
             last_seq: AtomicU64::new(0),
             oldest_seq: AtomicU64::new(0),
@@ -233,7 +265,11 @@ impl EventLog {
             return Ok(());
         }
 
-        let WriterState { segments, scratch } = &mut *guard;
+        let WriterState {
+            segments,
+            scratch,
+            rep,
+        } = &mut *guard;
         let staged = segments.stage(
             &inner.policy,
             batch
@@ -241,35 +277,41 @@ impl EventLog {
                 .iter()
                 .map(|e| (e.seq, event_logical_size(e.frame.len()), e.received_micros)),
         );
-        let mut wb = WriteBatch::default();
-        let events_cf = inner.cf(CF_EVENTS)?;
-        let mut frame_bytes = 0u64;
-        for ev in &batch.events {
-            encode_event_value(ev.received_micros, &ev.frame, scratch);
-            wb.put_cf(events_cf, event_key(ev.seq), &scratch[..]);
-            frame_bytes += ev.frame.len() as u64;
-        }
-        let meta_cf = inner.cf(CF_META)?;
-        for (seq, seg) in &staged {
-            wb.put_cf(meta_cf, segment_key(*seq), seg.encode());
-        }
-        let accounts_cf = inner.cf(CF_ACCOUNTS)?;
-        for (did, state) in &batch.accounts {
-            match state {
-                Some(state) => {
+        let frame_bytes: u64 = batch.events.iter().map(|e| e.frame.len() as u64).sum();
+        let wb = match &inner.codes {
+            Some(codes) => {
+                rep.clear();
+                for ev in &batch.events {
+                    let time = ev.received_micros.to_be_bytes();
+                    // The value is what `encode_event_value` writes.
+                    rep.put(
+                        &codes.events,
+                        &event_key(ev.seq),
+                        &[&time[..], &ev.frame[..]],
+                    );
+                }
+                for (seq, seg) in &staged {
+                    rep.put(&codes.meta, &segment_key(*seq), &[&seg.encode()[..]]);
+                }
+                for (did, state) in &batch.accounts {
+                    match state {
+                        Some(state) => {
+                            scratch.clear();
+                            state.encode(scratch);
+                            rep.put(&codes.accounts, did.as_bytes(), &[&scratch[..]]);
+                        }
+                        None => rep.delete(&codes.accounts, did.as_bytes()),
+                    }
+                }
+                for (host, state) in &batch.hosts {
                     scratch.clear();
                     state.encode(scratch);
-                    wb.put_cf(accounts_cf, did.as_bytes(), &scratch[..]);
+                    rep.put(&codes.hosts, host.as_bytes(), &[&scratch[..]]);
                 }
-                None => wb.delete_cf(accounts_cf, did.as_bytes()),
+                rep.take_write_batch()
             }
-        }
-        let hosts_cf = inner.cf(CF_HOSTS)?;
-        for (host, state) in &batch.hosts {
-            scratch.clear();
-            state.encode(scratch);
-            wb.put_cf(hosts_cf, host.as_bytes(), &scratch[..]);
-        }
+            None => entry_by_entry(inner, batch, &staged, scratch)?,
+        };
 
         if let Err(e) = inner.db.write_opt(wb, &inner.write_opts) {
             inner.halted.store(true, Ordering::Release);
@@ -388,6 +430,44 @@ impl EventLog {
         }
         Ok(())
     }
+}
+
+/// The append's WriteBatch built with `put_cf`, entry by entry: the fallback
+/// when [`Codes`] could not be learned.
+fn entry_by_entry(
+    inner: &Inner,
+    batch: &AppendBatch,
+    staged: &[(u64, Segment)],
+    scratch: &mut Vec<u8>,
+) -> Result<WriteBatch, LogError> {
+    let mut wb = WriteBatch::default();
+    let events_cf = inner.cf(CF_EVENTS)?;
+    for ev in &batch.events {
+        encode_event_value(ev.received_micros, &ev.frame, scratch);
+        wb.put_cf(events_cf, event_key(ev.seq), &scratch[..]);
+    }
+    let meta_cf = inner.cf(CF_META)?;
+    for (seq, seg) in staged {
+        wb.put_cf(meta_cf, segment_key(*seq), seg.encode());
+    }
+    let accounts_cf = inner.cf(CF_ACCOUNTS)?;
+    for (did, state) in &batch.accounts {
+        match state {
+            Some(state) => {
+                scratch.clear();
+                state.encode(scratch);
+                wb.put_cf(accounts_cf, did.as_bytes(), &scratch[..]);
+            }
+            None => wb.delete_cf(accounts_cf, did.as_bytes()),
+        }
+    }
+    let hosts_cf = inner.cf(CF_HOSTS)?;
+    for (host, state) in &batch.hosts {
+        scratch.clear();
+        state.encode(scratch);
+        wb.put_cf(hosts_cf, host.as_bytes(), &scratch[..]);
+    }
+    Ok(wb)
 }
 
 /// Opens the database with LZ4, or without compression if the linked

@@ -41,6 +41,7 @@
 
 mod account;
 mod batch;
+mod batch_rep;
 mod error;
 mod event_log;
 mod host;

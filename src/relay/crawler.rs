@@ -19,6 +19,15 @@
 //! - The operator's global pause ends every connection the same way until
 //!   crawling resumes; a blocked (banned) host's crawler is stopped.
 //!
+//! - Reads the DID (to route and resolve) without decoding the body: the
+//!   verifier decodes each frame once, fully.
+//! - Dispatches in batches: frames already read from the socket are
+//!   collected per verifier thread and sent together when the socket has
+//!   nothing more ready (or [`MAX_DISPATCH`] are pending), so a busy stream
+//!   costs one hand-over per batch, an idle one adds no delay. Anything that
+//!   may wait (a budget pace, an identity fetch, the end of the connection)
+//!   sends what is pending first.
+//!
 //! Broken framing (an unreadable header or seq) drops the connection, as the
 //! event-stream spec makes it fatal, and the reconnect backoff bounds what a
 //! hostile host costs. A frame whose header and seq are sound but whose body
@@ -31,17 +40,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::hosts::{HostEntry, Hosts};
-use super::pool::Pool;
+use super::pool::{Pool, ShardMsg, MAX_DISPATCH};
 use super::verifier::Inbound;
 use crate::control::Admit;
 use crate::identity::{Identity, Resolver};
 use crate::repo::verify::now_micros;
-use crate::wire::frame::{decode_header, peek_seq, Body, ErrorFrame, Event, EventKind};
+use crate::wire::frame::{decode_header, peek_did, peek_seq, Body, ErrorFrame, Event, EventKind};
 
 /// Largest frame read from an upstream (digest §1.3).
 pub const MAX_FRAME: usize = 5_000_000;
@@ -329,6 +338,66 @@ async fn wait_out_budget(inner: &Inner, host: &Arc<HostEntry>) {
     host.set_status("active");
 }
 
+/// Events read and not yet dispatched, per verifier thread.
+///
+/// They are registered with the host ([`HostEntry::begin`], which holds the
+/// persisted cursor back until they finish) only when they are handed to
+/// the verifiers, with no wait in between: a crawler stopped while events
+/// are pending (an aborted task) has registered none of them, so the host's
+/// cursor stays below them and they are read again.
+struct Pending {
+    by_shard: Vec<Vec<Inbound>>,
+    /// The pending events' upstream seqs, in arrival (= upstream) order.
+    seqs: Vec<u64>,
+}
+
+impl Pending {
+    fn new(shards: usize) -> Pending {
+        Pending {
+            by_shard: (0..shards).map(|_| Vec::new()).collect(),
+            seqs: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.seqs.len()
+    }
+
+    fn push(&mut self, shard: usize, ev: Inbound) {
+        self.seqs.push(ev.upstream_seq);
+        self.by_shard[shard].push(ev);
+    }
+
+    /// Sends everything pending, each thread's share in one message. False
+    /// once the verifier pool has stopped.
+    async fn flush(&mut self, pool: &Pool, host: &HostEntry) -> bool {
+        if self.seqs.is_empty() {
+            return true;
+        }
+        // Room in every channel that gets events first: these are the only
+        // waits, and nothing is registered or sent before they are over.
+        let mut permits = Vec::with_capacity(self.by_shard.len());
+        for shard in 0..self.by_shard.len() {
+            if self.by_shard[shard].is_empty() {
+                continue;
+            }
+            match pool.reserve(shard).await {
+                Some(permit) => permits.push((shard, permit)),
+                None => return false,
+            }
+        }
+        for seq in self.seqs.drain(..) {
+            host.begin(seq);
+        }
+        for (shard, permit) in permits {
+            let events = &mut self.by_shard[shard];
+            let batch = std::mem::replace(events, Vec::with_capacity(events.len()));
+            permit.send(ShardMsg::Events(batch));
+        }
+        true
+    }
+}
+
 async fn read(
     inner: &Inner,
     host: &Arc<HostEntry>,
@@ -336,14 +405,47 @@ async fn read(
     last_seq: &mut u64,
     paused: &mut tokio::sync::watch::Receiver<bool>,
 ) -> End {
+    let mut pending = Pending::new(inner.pool.shards());
+    let end = read_frames(inner, host, ws, last_seq, paused, &mut pending).await;
+    // Events already registered with the host must reach a verifier, or its
+    // cursor would stop at them.
+    if !pending.flush(&inner.pool, host).await {
+        return End::Reconnect("verifier pool stopped".into());
+    }
+    end
+}
+
+async fn read_frames(
+    inner: &Inner,
+    host: &Arc<HostEntry>,
+    ws: Ws,
+    last_seq: &mut u64,
+    paused: &mut tokio::sync::watch::Receiver<bool>,
+    pending: &mut Pending,
+) -> End {
     let (mut tx, mut rx) = ws.split();
     let mut pinged = false;
     let counters = FrameCounters::new();
     loop {
-        let next = tokio::select! {
-            biased;
-            _ = paused.wait_for(|p| *p) => return End::Paused,
-            next = tokio::time::timeout(inner.cfg.idle_ping, rx.next()) => next,
+        // A frame the socket already holds joins the pending batch; otherwise
+        // the batch goes out before waiting.
+        let ready = if pending.len() > 0 && pending.len() < MAX_DISPATCH {
+            rx.next().now_or_never()
+        } else {
+            None
+        };
+        let next = match ready {
+            Some(next) => Ok(next),
+            None => {
+                if !pending.flush(&inner.pool, host).await {
+                    return End::Reconnect("verifier pool stopped".into());
+                }
+                tokio::select! {
+                    biased;
+                    _ = paused.wait_for(|p| *p) => return End::Paused,
+                    next = tokio::time::timeout(inner.cfg.idle_ping, rx.next()) => next,
+                }
+            }
         };
         let msg = match next {
             Err(_) if pinged => return End::Reconnect("no traffic and no pong".into()),
@@ -361,7 +463,8 @@ async fn read(
         pinged = false;
         match msg {
             Message::Binary(frame) => {
-                if let Some(end) = on_frame(inner, host, frame, last_seq, &counters).await {
+                if let Some(end) = on_frame(inner, host, frame, last_seq, &counters, pending).await
+                {
                     return end;
                 }
             }
@@ -420,6 +523,7 @@ async fn on_frame(
     frame: Bytes,
     last_seq: &mut u64,
     counters: &FrameCounters,
+    pending: &mut Pending,
 ) -> Option<End> {
     let received_micros = now_micros();
     counters.frames.increment(1);
@@ -460,42 +564,55 @@ async fn on_frame(
     loop {
         match host.budget.admit() {
             Admit::Go => break,
-            Admit::Pace(wait) => tokio::time::sleep(wait).await,
+            Admit::Pace(wait) => {
+                if !pending.flush(&inner.pool, host).await {
+                    return Some(End::Reconnect("verifier pool stopped".into()));
+                }
+                tokio::time::sleep(wait).await
+            }
             Admit::Throttled { .. } => return Some(End::Throttled),
         }
     }
-    // The framing is sound and the seq readable: a body that does not decode
-    // (bad CBOR, a limit exceeded) is one bad event, not a broken stream.
-    // Drop it and move past its seq; dropping the connection instead would
-    // only have the upstream resend the same frame forever.
-    let decoded = Event::decode_body(&header, body);
-    let Some(did) = decoded
-        .as_ref()
-        .ok()
-        .and_then(|e| e.did())
-        .map(str::to_owned)
-    else {
+    // The framing is sound and the seq readable: a body without a readable
+    // DID is one bad event, not a broken stream. Drop it and move past its
+    // seq; dropping the connection instead would only have the upstream
+    // resend the same frame forever. The rest of the body is decoded (once)
+    // by the verifier, which drops the event as malformed if it is not valid.
+    let Some(did) = peek_did(kind, body).ok().flatten() else {
         metrics::counter!("atrelay_relay_events_dropped_total", "reason" => "malformed")
             .increment(1);
         host.dropped
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Registered in upstream order: the pending events go first.
+        if !pending.flush(&inner.pool, host).await {
+            return Some(End::Reconnect("verifier pool stopped".into()));
+        }
         host.begin(seq);
         host.finish(seq);
         *last_seq = seq;
         return None;
     };
-    let event = decoded.ok()?;
     let identity = match kind {
         EventKind::Identity => {
             // The document may have changed: forget it before anything of
             // this DID is verified again.
-            inner.resolver.purge(&did);
+            inner.resolver.purge(did);
             None
         }
-        _ => resolve_patiently(&inner.resolver, &did, false).await,
+        _ => match inner.resolver.cached(did) {
+            Some(identity) => Some(identity),
+            None => {
+                // A fetch may take a while (or hold the stream): what is
+                // pending goes first.
+                if !pending.flush(&inner.pool, host).await {
+                    return Some(End::Reconnect("verifier pool stopped".into()));
+                }
+                resolve_patiently(&inner.resolver, did, false).await
+            }
+        },
     };
-    drop(event);
-    host.begin(seq);
+    let shard = inner.pool.shard_of(did);
+    // Registered with the host when dispatched (see `Pending`).
     *last_seq = seq;
     let inbound = Inbound {
         host: host.hostname.clone(),
@@ -505,9 +622,7 @@ async fn on_frame(
         identity,
         refreshed: false,
     };
-    if !inner.pool.dispatch(&did, inbound).await {
-        return Some(End::Reconnect("verifier pool stopped".into()));
-    }
+    pending.push(shard, inbound);
     None
 }
 

@@ -6,6 +6,7 @@
 //! crawler (task per host) ─▶ pool (threads, sharded by DID) ─▶ sequencer (thread) ─▶ log ─▶ ring
 //! ```
 
+pub mod account_cache;
 pub mod crawler;
 pub mod dns;
 pub mod hosts;

@@ -9,12 +9,19 @@
 //!
 //! A failed write stops the relay: continuing would let in-memory state (the
 //! verifiers' account views) run ahead of the log.
+//!
+//! Verifier threads send their accepted events in batches ([`ToSequenceBatch`],
+//! one per batch they decided), so the sequencer is woken once per batch, not
+//! per event. After a batch is written, the sequencer marks the account updates
+//! it carries as written ([`Written`]): only then may a verifier evict those
+//! accounts from its cache.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 
+use super::account_cache::Written;
 use super::hosts::HostEntry;
 use super::verifier::Accepted;
 use crate::fanout::Ring;
@@ -34,67 +41,117 @@ pub struct ToSequence {
     pub received_micros: u64,
 }
 
-/// Most events in one group commit.
+/// Accepted events from one verifier thread, in the order it decided them.
+#[derive(Debug, Default)]
+pub struct ToSequenceBatch {
+    pub events: Vec<ToSequence>,
+    /// Marked once the events are in the log: the account updates they carry
+    /// (and every earlier one of that verifier) are then written.
+    pub written: Option<Written>,
+}
+
+/// Most events in one group commit (a group takes whole
+/// [`ToSequenceBatch`]es, so it may exceed this by one of them).
 pub const MAX_BATCH: usize = 1024;
 
 /// Runs until every sender is gone. Returns the error that stopped it, if any.
-pub fn run(log: EventLog, ring: Ring, rx: Receiver<ToSequence>) -> Result<(), LogError> {
+pub fn run(log: EventLog, ring: Ring, rx: Receiver<ToSequenceBatch>) -> Result<(), LogError> {
     let mut batch: Vec<ToSequence> = Vec::with_capacity(MAX_BATCH);
+    let mut written: Vec<Written> = Vec::new();
+    let take = |b: ToSequenceBatch, batch: &mut Vec<ToSequence>, written: &mut Vec<Written>| {
+        batch.extend(b.events);
+        written.extend(b.written);
+    };
     loop {
         match rx.recv_timeout(std::time::Duration::from_millis(500)) {
-            Ok(first) => batch.push(first),
+            Ok(first) => take(first, &mut batch, &mut written),
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(next) => take(next, &mut batch, &mut written),
                 Err(_) => break,
             }
         }
-        commit(&log, &ring, &mut batch)?;
+        if !batch.is_empty() {
+            commit(&log, &ring, &mut batch)?;
+        }
+        // Only now may the verifiers evict the accounts these events update:
+        // a reload from the log reads the new state.
+        for w in written.drain(..) {
+            w.done();
+        }
     }
 }
 
 /// Writes one group and publishes it.
 fn commit(log: &EventLog, ring: &Ring, batch: &mut Vec<ToSequence>) -> Result<(), LogError> {
     let started = std::time::Instant::now();
-    let mut events = Vec::with_capacity(batch.len());
-    let mut accounts: HashMap<String, AccountState> = HashMap::new();
+    let n = batch.len();
+    let mut events = Vec::with_capacity(n);
+    let mut accounts: Vec<(String, Option<AccountState>)> = Vec::with_capacity(n);
     let mut hosts: HashMap<Arc<str>, Arc<HostEntry>> = HashMap::new();
+    let mut last_host: Option<Arc<HostEntry>> = None;
     // Counted per batch: one registry lookup per type, not per event.
     let mut accepted_by_kind: HashMap<&'static str, u64> = HashMap::new();
-    for (seq, item) in (log.last_seq() + 1..).zip(batch.iter()) {
+    for (seq, item) in (log.last_seq() + 1..).zip(batch.drain(..)) {
+        let ToSequence {
+            accepted,
+            host,
+            moved_from,
+            upstream_seq,
+            received_micros,
+        } = item;
+        let Accepted {
+            did,
+            kind,
+            frame,
+            account,
+            chain_break,
+            ..
+        } = *accepted;
         events.push(LogEvent {
             seq,
-            received_micros: item.received_micros,
-            frame: item.accepted.frame.with_seq(seq),
+            received_micros,
+            frame: frame.into_frame(seq),
         });
-        if let Some(state) = &item.accepted.account {
-            accounts.insert(item.accepted.did.clone(), state.clone());
+        if let Some(state) = account {
+            accounts.push((did, Some(state)));
         }
-        *accepted_by_kind.entry(item.accepted.kind).or_default() += 1;
-        if let Some(old) = &item.moved_from {
-            hosts
-                .entry(old.hostname.clone())
-                .or_insert_with(|| old.clone());
+        *accepted_by_kind.entry(kind).or_default() += 1;
+        if let Some(old) = moved_from {
+            hosts.entry(old.hostname.clone()).or_insert(old);
         }
-        let Some(host) = &item.host else { continue };
-        if item.accepted.chain_break {
+        let Some(host) = host else { continue };
+        if chain_break {
             host.chain_breaks
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             metrics::counter!("atrelay_relay_chain_breaks_total").increment(1);
         }
-        hosts
-            .entry(host.hostname.clone())
-            .or_insert_with(|| host.clone());
         // These events are durable once the batch is; count them finished so
         // the cursor written below covers them.
-        host.finish(item.upstream_seq);
+        host.finish(upstream_seq);
+        // Runs of one host are the rule (a verifier's batch comes from one
+        // crawler): look the map up only when the host changes.
+        if !last_host.as_ref().is_some_and(|h| Arc::ptr_eq(h, &host)) {
+            hosts
+                .entry(host.hostname.clone())
+                .or_insert_with(|| host.clone());
+            last_host = Some(host);
+        }
     }
+    // One write per account, its latest state: an account write lands at a
+    // random place in the memtable's skip list, so it costs more than an
+    // event's (appended at the end). Reversed, then stably sorted by DID,
+    // the latest state of each DID comes first in its run; dedup keeps it.
+    // Sorted writes also find their places in the skip list faster.
+    accounts.reverse();
+    accounts.sort_by(|a, b| a.0.cmp(&b.0));
+    accounts.dedup_by(|later, kept| later.0 == kept.0);
     let append = AppendBatch {
         events,
-        accounts: accounts.into_iter().map(|(d, s)| (d, Some(s))).collect(),
+        accounts,
         hosts: hosts
             .values()
             .map(|h| (h.hostname.to_string(), h.snapshot()))
@@ -102,13 +159,12 @@ fn commit(log: &EventLog, ring: &Ring, batch: &mut Vec<ToSequence>) -> Result<()
     };
     log.append(&append)?;
     ring.publish_batch(append.events.into_iter().map(|e| (e.seq, e.frame)));
-    metrics::counter!("atrelay_relay_events_sequenced_total").increment(batch.len() as u64);
+    metrics::counter!("atrelay_relay_events_sequenced_total").increment(n as u64);
     for (kind, n) in accepted_by_kind {
         metrics::counter!("atrelay_relay_events_accepted_total", "type" => kind).increment(n);
     }
     metrics::histogram!("atrelay_relay_group_commit_seconds")
         .record(started.elapsed().as_secs_f64());
-    metrics::histogram!("atrelay_relay_group_commit_events").record(batch.len() as f64);
-    batch.clear();
+    metrics::histogram!("atrelay_relay_group_commit_events").record(n as f64);
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::crawler::{CrawlerConfig, Crawlers};
 use super::dns::Dns;
 use super::hosts::Hosts;
-use super::pool::Pool;
+use super::pool::{Pool, PoolConfig, MAX_DISPATCH};
 use super::sequencer;
 use crate::config::RelayConfig;
 use crate::control::{Clock, Policy};
@@ -102,7 +102,9 @@ impl Relay {
         let policy = Policy::load(&log, cfg)?;
         let hosts = Hosts::load(&log, policy.clone(), clock.clone())?;
 
-        let (seq_tx, seq_rx) = crossbeam::channel::bounded(8192);
+        // Batches of up to MAX_DISPATCH events each: at most 8,192 accepted
+        // events wait for the sequencer, as many as before batching.
+        let (seq_tx, seq_rx) = crossbeam::channel::bounded(8192 / MAX_DISPATCH);
         let sequencer = {
             let (log, ring) = (log.clone(), ring.clone());
             std::thread::Builder::new()
@@ -120,12 +122,15 @@ impl Relay {
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let (tasks_tx, tasks_rx) = tokio::sync::mpsc::channel::<()>(1);
         let pool = Pool::start(
-            cfg.verifier_threads(),
+            &PoolConfig {
+                threads: cfg.verifier_threads(),
+                lenient: cfg.verify.lenient,
+                account_cache_capacity: cfg.verify.account_cache_capacity,
+            },
             log.clone(),
             resolver.clone(),
             hosts.clone(),
             seq_tx,
-            cfg.verify.lenient,
             tokio::runtime::Handle::current(),
         )
         .map_err(StartError::Threads)?;

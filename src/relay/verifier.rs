@@ -28,12 +28,17 @@
 //! Not here: resolving identities (the crawler does it before dispatch, holding
 //! the host's stream on transient failures), sequencing and persistence (the
 //! sequencer writes the returned state together with the event).
+//!
+//! Account state is held in a bounded [`AccountCache`]: a miss reads the log
+//! through [`AccountLookup`], and an update stays cached until the sequencer
+//! has written it ([`Verifier::written`]), so evicting never loses a write.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::account_cache::{AccountCache, Written};
 use super::outbound::PendingFrame;
 use crate::identity::Identity;
 use crate::log::AccountState;
@@ -225,9 +230,13 @@ impl AccountSlots for Unlimited {
     fn adjust(&self, _: &str, _: i64) {}
 }
 
+/// Accounts one [`Verifier`] caches by default (a relay sets its share of
+/// `verify.account_cache_capacity` with [`Verifier::with_cache_capacity`]).
+pub const DEFAULT_CACHE_CAPACITY: usize = 65_536;
+
 /// One verifier thread's state and policy.
 pub struct Verifier<L> {
-    accounts: HashMap<String, Option<AccountState>>,
+    accounts: AccountCache,
     lookup: L,
     lenient: bool,
     slots: Box<dyn AccountSlots>,
@@ -240,12 +249,19 @@ impl<L: AccountLookup> Verifier<L> {
     /// account limit.
     pub fn new(lookup: L, lenient: bool) -> Verifier<L> {
         Verifier {
-            accounts: HashMap::new(),
+            accounts: AccountCache::new(DEFAULT_CACHE_CAPACITY),
             lookup,
             lenient,
             slots: Box::new(Unlimited),
             throttled: HashSet::new(),
         }
+    }
+
+    /// Caches at most `capacity` accounts (plus those whose updates are not
+    /// yet written).
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Verifier<L> {
+        self.accounts = AccountCache::new(capacity);
+        self
     }
 
     /// Enforces an account limit through `slots`.
@@ -290,7 +306,7 @@ impl<L: AccountLookup> Verifier<L> {
     ) -> Result<Box<Accepted>, String> {
         let mut state = self.state(did)?.unwrap_or_else(|| new_account(""));
         state.local_status = status.map(str::to_owned);
-        self.accounts.insert(did.to_owned(), Some(state.clone()));
+        self.accounts.update(did, &state, None);
         let time = format_datetime_micros(now_micros);
         let combined = state.status().map(str::to_owned);
         let event = Event::Account(Account {
@@ -422,7 +438,7 @@ impl<L: AccountLookup> Verifier<L> {
         state.rev = Some(rev.to_owned());
         state.commit = Some(verified.commit);
         state.data = Some(verified.data);
-        self.accounts.insert(did.to_owned(), Some(state.clone()));
+        self.accounts.update(did, &state, Some(&ev.host));
         match accept(&event, Some(state), moved_from) {
             Decision::Accept(mut a) => {
                 a.chain_break = chain_break;
@@ -479,7 +495,7 @@ impl<L: AccountLookup> Verifier<L> {
             out.active = false;
             out.status = Some(local.as_str());
         }
-        self.accounts.insert(a.did.to_owned(), Some(state.clone()));
+        self.accounts.update(a.did, &state, Some(&ev.host));
         match accept(&Event::Account(out), Some(state), moved_from) {
             Decision::Accept(mut acc) => {
                 acc.created = created;
@@ -493,21 +509,35 @@ impl<L: AccountLookup> Verifier<L> {
     /// including absence).
     fn state(&mut self, did: &str) -> Result<Option<AccountState>, String> {
         if let Some(s) = self.accounts.get(did) {
-            return Ok(s.clone());
+            return Ok(s);
         }
         let s = self.lookup.load(did)?;
-        self.accounts.insert(did.to_owned(), s.clone());
+        self.accounts.insert_loaded(did, s.as_ref());
         Ok(s)
     }
 
-    /// Forgets cached state (after an administrative change persisted elsewhere).
-    pub fn forget(&mut self, did: &str) {
-        self.accounts.remove(did);
+    /// Forgets cached state (after an administrative change persisted
+    /// elsewhere), unless an update of it is not yet written: reloading it
+    /// then would read older state. Returns whether it was forgotten.
+    pub fn forget(&mut self, did: &str) -> bool {
+        self.accounts.forget(did)
     }
 
     /// Accounts held in memory.
     pub fn cached_accounts(&self) -> usize {
         self.accounts.len()
+    }
+
+    /// Accounts evicted from memory so far.
+    pub fn cache_evictions(&self) -> u64 {
+        self.accounts.evictions()
+    }
+
+    /// To send to the sequencer with the events accepted so far: once it has
+    /// written them, it marks every account update they carry as written,
+    /// which lets the cache evict those accounts.
+    pub fn written(&self) -> Written {
+        self.accounts.written()
     }
 }
 
@@ -571,6 +601,7 @@ mod tests {
 
     /// A repo that commits one post at a time.
     struct TestRepo {
+        did: String,
         key: PrivateKey,
         head: RepoHead,
         store: Map<Cid, Vec<u8>>,
@@ -580,9 +611,14 @@ mod tests {
 
     impl TestRepo {
         fn new() -> TestRepo {
+            TestRepo::of(DID)
+        }
+
+        fn of(did: &str) -> TestRepo {
             let mut store = Map::new();
-            let head = RepoHead::empty(DID, &mut store);
+            let head = RepoHead::empty(did, &mut store);
             TestRepo {
+                did: did.to_owned(),
                 key: PrivateKey::generate(Curve::K256),
                 head,
                 store,
@@ -620,7 +656,7 @@ mod tests {
 
         fn identity(&self, host: &str) -> Arc<Identity> {
             Arc::new(Identity {
-                did: DID.into(),
+                did: self.did.clone(),
                 handle: None,
                 signing_key: Some(self.key.public_key()),
                 pds_endpoint: Some(format!("http://{host}")),
@@ -640,7 +676,7 @@ mod tests {
         }
     }
 
-    fn decide(v: &mut Verifier<NoState>, ev: &Inbound) -> Decision {
+    fn decide<L: AccountLookup>(v: &mut Verifier<L>, ev: &Inbound) -> Decision {
         v.decide(ev, now_micros())
     }
 
@@ -907,5 +943,79 @@ mod tests {
             decide(&mut v, &inbound(info, HOST, id)),
             Decision::Ignore(IgnoreReason::NotForwarded)
         ));
+    }
+
+    /// The log as the verifier sees it through [`AccountLookup`]: written
+    /// by the test, standing in for the sequencer.
+    #[derive(Clone, Default)]
+    struct Store(std::rc::Rc<std::cell::RefCell<Map<String, AccountState>>>);
+
+    impl AccountLookup for Store {
+        fn load(&self, did: &str) -> Result<Option<AccountState>, String> {
+            Ok(self.0.borrow().get(did).cloned())
+        }
+    }
+
+    #[test]
+    fn chains_verify_across_cache_evictions() {
+        const CAPACITY: usize = 16;
+        let store = Store::default();
+        let mut v = Verifier::new(store.clone(), false).with_cache_capacity(CAPACITY);
+        let mut repos: Vec<TestRepo> = (0..40)
+            .map(|i: u8| {
+                let tail = [b'a' + i / 26, b'a' + i % 26];
+                let did = format!(
+                    "did:plc:{}{}",
+                    "a".repeat(22),
+                    std::str::from_utf8(&tail).unwrap()
+                );
+                TestRepo::of(&did)
+            })
+            .collect();
+        let ids: Vec<Arc<Identity>> = repos.iter().map(|r| r.identity(HOST)).collect();
+        // Written to the store once "the sequencer" gets to them.
+        let mut unwritten: Vec<(String, AccountState)> = Vec::new();
+        let write_all = |v: &Verifier<Store>, unwritten: &mut Vec<(String, AccountState)>| {
+            let done = v.written();
+            for (did, state) in unwritten.drain(..) {
+                store.0.borrow_mut().insert(did, state);
+            }
+            done.done();
+        };
+
+        for round in 0..8 {
+            for (repo, id) in repos.iter_mut().zip(&ids) {
+                let built = repo.post();
+                let frame = repo.frame(&built);
+                let a = accepted(decide(&mut v, &inbound(frame, HOST, id.clone())));
+                // prevData and since continue the state the verifier holds,
+                // whether it stayed cached or was reloaded from the store.
+                assert!(!a.chain_break, "round {round}: chain continues");
+                assert_eq!(a.created, round == 0);
+                assert_eq!(a.account.as_ref().unwrap().data, Some(built.data));
+                unwritten.push((a.did.clone(), a.account.unwrap()));
+                // A replay is a duplicate even across evictions.
+                if round > 1 {
+                    let old = repo.frame(&built);
+                    assert!(matches!(
+                        decide(&mut v, &inbound(old, HOST, id.clone())),
+                        Decision::Ignore(IgnoreReason::Duplicate)
+                    ));
+                }
+                // Rounds 1, 3, 5: nothing is written until the round ends,
+                // so all 40 updates are pending at once, far more than the
+                // capacity; evicting any of them would reload the previous
+                // state and break the chain next round. The other rounds
+                // are written at once, so entries may be evicted right away.
+                if round % 2 == 1 && round < 6 {
+                    assert!(v.cached_accounts() >= unwritten.len());
+                } else {
+                    write_all(&v, &mut unwritten);
+                }
+            }
+            write_all(&v, &mut unwritten);
+        }
+        assert!(v.cache_evictions() > 100, "{}", v.cache_evictions());
+        assert!(v.cached_accounts() <= CAPACITY, "{}", v.cached_accounts());
     }
 }

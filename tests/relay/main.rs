@@ -7,6 +7,7 @@ mod control;
 mod crash;
 mod cursor;
 mod endpoints;
+mod grafana;
 mod harness;
 mod loadtest;
 mod ordering;

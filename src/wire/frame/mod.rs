@@ -232,6 +232,44 @@ pub fn peek_seq(body: &[u8]) -> Result<Option<i64>, FrameError> {
     Ok(None)
 }
 
+/// The account DID of a body of `kind` (`#commit.repo`, the `did` of
+/// `#sync`, `#identity` and `#account`), read without decoding the rest, so a
+/// router can shard on it: keys are in canonical order, so only the keys
+/// sorting before it (for `#commit`, `ops`, `rev` and `seq`; for the others,
+/// none) are read, and they are validated as CBOR on the way. The DID's syntax
+/// is checked. `Ok(None)` for kinds without a DID (`#info`, errors, unknown)
+/// and bodies without the field. Does not check that the body is otherwise
+/// valid: the full decode that follows still can fail.
+pub fn peek_did(kind: EventKind, body: &[u8]) -> Result<Option<&str>, FrameError> {
+    let target: &str = match kind {
+        EventKind::Commit => "repo",
+        EventKind::Sync | EventKind::Identity | EventKind::Account => "did",
+        EventKind::Info | EventKind::Error | EventKind::Unknown => return Ok(None),
+    };
+    let mut d = Decoder::new(body);
+    let n = d.map()?;
+    let mut keys = KeyOrder::new();
+    for _ in 0..n {
+        let key = keys.next(&mut d)?;
+        match (key.len(), key).cmp(&(target.len(), target)) {
+            std::cmp::Ordering::Less => d.skip()?,
+            std::cmp::Ordering::Equal => {
+                return Ok(Some(field::did(target_field(kind), d.text()?)?));
+            }
+            std::cmp::Ordering::Greater => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// The field name [`peek_did`] reports in a syntax error.
+fn target_field(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Commit => "repo",
+        _ => "did",
+    }
+}
+
 /// A message body: one CBOR map, read strictly and written canonically. Every
 /// event type implements it, so decoding a bare body is written once.
 pub trait Body<'a>: Sized {
@@ -484,6 +522,54 @@ mod tests {
             ("time".into(), text(TIME)),
         ]);
         assert_eq!(peek_seq(&body), Ok(Some(99)));
+    }
+
+    #[test]
+    fn peek_did_reads_only_up_to_the_did() {
+        // #identity: `did` is the first key.
+        let frame = frame_of(&identity());
+        let (header, body) = decode_header(&frame).unwrap();
+        assert_eq!(peek_did(header.kind(), body), Ok(Some(DID)));
+        // Garbage after the DID is not looked at.
+        assert_eq!(
+            peek_did(header.kind(), &body[..body.len() - 3]),
+            Ok(Some(DID))
+        );
+        // #commit: `repo` comes after ops, rev and seq.
+        let ops = Value::Array(vec![Value::Map(vec![("cid".into(), Value::Null)])]);
+        let body = build_map(&vec![
+            ("ops".into(), ops),
+            ("rev".into(), text(REV)),
+            ("seq".into(), Value::Int(99)),
+            ("repo".into(), text(DID)),
+            ("time".into(), Value::Int(1)),
+        ]);
+        assert_eq!(peek_did(EventKind::Commit, &body), Ok(Some(DID)));
+        // The same body read as #account has no `did` (keys pass it by).
+        assert_eq!(peek_did(EventKind::Account, &body), Ok(None));
+        // Kinds without a DID.
+        assert_eq!(peek_did(EventKind::Info, &info_body()), Ok(None));
+        assert_eq!(peek_did(EventKind::Unknown, b"\x01"), Ok(None));
+        // Bad syntax, bad CBOR, keys out of order.
+        let bad = build_map(&vec![("repo".into(), text("not-a-did"))]);
+        assert!(peek_did(EventKind::Commit, &bad).is_err());
+        assert!(peek_did(EventKind::Commit, b"\x01").is_err());
+        assert!(peek_did(EventKind::Commit, b"\xa2\x63rev\x01\x63ops\x01").is_err());
+        // Agrees with the full decode on every kind that has a DID.
+        for ev in [
+            identity(),
+            Event::Account(Account {
+                seq: 3,
+                did: DID,
+                time: TIME,
+                active: true,
+                status: None,
+            }),
+        ] {
+            let frame = frame_of(&ev);
+            let (header, body) = decode_header(&frame).unwrap();
+            assert_eq!(peek_did(header.kind(), body).unwrap(), ev.did());
+        }
     }
 
     #[test]
