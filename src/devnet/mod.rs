@@ -279,6 +279,16 @@ impl Devnet {
         let plc = crate::plc::serve(plc_listener, &dir.join("plc"))
             .await
             .map_err(|e| DevnetError::Plc(e.to_string()))?;
+        Self::start_around(cfg, plc).await
+    }
+
+    /// The rest of [`Devnet::start`], once PLC runs. Any failure stops what
+    /// already started before returning: a relay, PDS or PLC left running
+    /// would hold its RocksDB open while the process exits, and RocksDB
+    /// aborts in its static destructors when that happens.
+    async fn start_around(cfg: DevnetConfig, plc: PlcServer) -> Result<Devnet, DevnetError> {
+        let io = |what: String| move |err| DevnetError::Io { what, err };
+        let dir = &cfg.data_dir;
         let plc_url = plc.url();
 
         // Bind every PDS first: the relay needs their addresses to crawl
@@ -294,28 +304,19 @@ impl Devnet {
             .lines()
             .filter_map(|l| l.trim().parse().ok())
             .collect();
-        let mut listeners = Vec::with_capacity(cfg.pds_count);
-        for i in 0..cfg.pds_count {
-            let port = old_ports.get(i).copied().unwrap_or(0);
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                .await
-                .map_err(io(format!(
-                    "binding 127.0.0.1:{port} for PDS {i} (a reused data directory keeps its PDS ports)"
-                )))?;
-            listeners.push(listener);
-        }
-        let hostnames: Vec<String> = listeners
-            .iter()
-            .map(|l| l.local_addr().map(|a| a.to_string()))
-            .collect::<Result<_, _>>()
-            .map_err(io("reading a PDS address".into()))?;
+        let (listeners, hostnames) = match bind_pds_listeners(&old_ports, cfg.pds_count).await {
+            Ok(bound) => bound,
+            Err(e) => return Err(stop_started(plc, None, Vec::new(), e).await),
+        };
         let ports: String = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .map(|a| format!("{}\n", a.port()))
             .collect();
-        std::fs::write(&ports_file, ports)
-            .map_err(io(format!("writing {}", ports_file.display())))?;
+        if let Err(err) = std::fs::write(&ports_file, ports) {
+            let e = io(format!("writing {}", ports_file.display()))(err);
+            return Err(stop_started(plc, None, Vec::new(), e).await);
+        }
 
         let admin_password = cfg
             .admin_password
@@ -331,7 +332,10 @@ impl Devnet {
         relay_cfg.budget = BudgetConfig::unlimited();
         relay_cfg.admin_password = Some(Secret(admin_password.clone()));
         let started_micros = now_micros();
-        let relay = Relay::start(&relay_cfg).await?;
+        let relay = match Relay::start(&relay_cfg).await {
+            Ok(relay) => relay,
+            Err(e) => return Err(stop_started(plc, None, Vec::new(), e.into()).await),
+        };
         // Hosts a reused relay remembers but this devnet no longer runs
         // (fewer `--pds` than last time) would be retried forever.
         for host in relay.crawlers.running() {
@@ -343,22 +347,10 @@ impl Devnet {
 
         let mut pds = Vec::with_capacity(cfg.pds_count);
         for (index, (listener, hostname)) in listeners.into_iter().zip(&hostnames).enumerate() {
-            let mut pcfg = PdsConfig::default();
-            pcfg.server.data_dir = dir.join(format!("pds-{index}"));
-            pcfg.server.listen = listener
-                .local_addr()
-                .map_err(io("reading a PDS address".into()))?;
-            pcfg.server.hostname = hostname.clone();
-            pcfg.identity.plc_url = plc_url.clone();
-            pcfg.crawl.crawlers = vec![relay_url.clone()];
-            // Devnet accounts are throwaway: hashing at the standard cost
-            // would make account creation take seconds.
-            let p = Pds::open(&pcfg, PasswordCost::FAST_INSECURE)
-                .map_err(|err| DevnetError::Pds { index, err })?;
-            let server = PdsServer::start(p, listener)
-                .await
-                .map_err(io(format!("starting PDS {index}")))?;
-            pds.push(server);
+            match start_pds(index, listener, hostname, dir, &plc_url, &relay_url).await {
+                Ok(server) => pds.push(server),
+                Err(e) => return Err(stop_started(plc, Some(relay), pds, e).await),
+            }
         }
 
         let mut net = Devnet {
@@ -508,6 +500,80 @@ impl Devnet {
         }
         plc.stop().await;
     }
+}
+
+/// Binds each PDS's listener, on its remembered port where there is one;
+/// returns them with their `host:port` names.
+async fn bind_pds_listeners(
+    old_ports: &[u16],
+    count: usize,
+) -> Result<(Vec<tokio::net::TcpListener>, Vec<String>), DevnetError> {
+    let mut listeners = Vec::with_capacity(count);
+    let mut hostnames = Vec::with_capacity(count);
+    for i in 0..count {
+        let port = old_ports.get(i).copied().unwrap_or(0);
+        let bound = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => listener.local_addr().map(|a| (listener, a.to_string())),
+            Err(err) => Err(err),
+        };
+        let (listener, hostname) = bound.map_err(|err| DevnetError::Io {
+            what: format!(
+                "binding 127.0.0.1:{port} for PDS {i} (a reused data directory keeps its PDS ports)"
+            ),
+            err,
+        })?;
+        listeners.push(listener);
+        hostnames.push(hostname);
+    }
+    Ok((listeners, hostnames))
+}
+
+/// Opens and serves PDS `index` of the network on its bound listener.
+async fn start_pds(
+    index: usize,
+    listener: tokio::net::TcpListener,
+    hostname: &str,
+    dir: &Path,
+    plc_url: &str,
+    relay_url: &str,
+) -> Result<PdsServer, DevnetError> {
+    let mut pcfg = PdsConfig::default();
+    pcfg.server.data_dir = dir.join(format!("pds-{index}"));
+    pcfg.server.listen = listener.local_addr().map_err(|err| DevnetError::Io {
+        what: "reading a PDS address".into(),
+        err,
+    })?;
+    pcfg.server.hostname = hostname.to_owned();
+    pcfg.identity.plc_url = plc_url.to_owned();
+    pcfg.crawl.crawlers = vec![relay_url.to_owned()];
+    // Devnet accounts are throwaway: hashing at the standard cost would make
+    // account creation take seconds.
+    let p = Pds::open(&pcfg, PasswordCost::FAST_INSECURE)
+        .map_err(|err| DevnetError::Pds { index, err })?;
+    PdsServer::start(p, listener)
+        .await
+        .map_err(|err| DevnetError::Io {
+            what: format!("starting PDS {index}"),
+            err,
+        })
+}
+
+/// Stops, in [`Devnet::stop`]'s order, the parts of a network whose start
+/// failed with `err`, and hands `err` back.
+async fn stop_started(
+    plc: PlcServer,
+    relay: Option<Relay>,
+    pds: Vec<PdsServer>,
+    err: DevnetError,
+) -> DevnetError {
+    if let Some(relay) = relay {
+        relay.stop().await;
+    }
+    for server in pds {
+        server.stop().await;
+    }
+    plc.stop().await;
+    err
 }
 
 /// A listener on a free loopback port.

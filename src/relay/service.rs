@@ -72,6 +72,20 @@ impl Relay {
     /// Starts a relay with a test clock or DNS pins.
     pub async fn start_with(cfg: &RelayConfig, opts: StartOptions) -> Result<Relay, StartError> {
         let StartOptions { clock, dns } = opts;
+        // Bind before anything else starts: a port in use is the commonest
+        // start failure, and failing after the verifier threads and crawlers
+        // are running would leave them holding the log while the process
+        // exits (RocksDB then crashes in its static destructors).
+        let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+            .await
+            .map_err(|err| StartError::Bind {
+                addr: cfg.server.listen,
+                err,
+            })?;
+        let addr = listener.local_addr().map_err(|err| StartError::Bind {
+            addr: cfg.server.listen,
+            err,
+        })?;
         std::fs::create_dir_all(&cfg.server.data_dir).map_err(|err| StartError::DataDir {
             path: cfg.server.data_dir.display().to_string(),
             err,
@@ -155,16 +169,6 @@ impl Relay {
             crawlers.ensure(host);
         }
 
-        let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-            .await
-            .map_err(|err| StartError::Bind {
-                addr: cfg.server.listen,
-                err,
-            })?;
-        let addr = listener.local_addr().map_err(|err| StartError::Bind {
-            addr: cfg.server.listen,
-            err,
-        })?;
         let crawl_requests = Arc::new(governor::RateLimiter::keyed(
             crate::http::crawl_request_quota(),
         ));
@@ -280,9 +284,12 @@ impl Relay {
     /// Returns once the log is closed: crawlers, sessions and the HTTP server
     /// are gone, the verifier threads have exited, and the sequencer has
     /// written what it had and stopped — so the same data directory can be
-    /// opened again at once.
+    /// opened again at once. The memtables are flushed on the way out, so
+    /// the next start does not replay the WAL (restart-to-serving grows with
+    /// the WAL left unflushed, not with the log).
     pub async fn stop(self) {
         let Relay {
+            log,
             crawlers,
             hosts,
             shutdown,
@@ -311,6 +318,13 @@ impl Relay {
         // The last handles on the verifier pool go with the crawlers; its
         // threads then exit, and with them the sequencer's inputs.
         drop(crawlers);
-        let _ = tokio::task::spawn_blocking(move || sequencer.join()).await;
+        let flushed = tokio::task::spawn_blocking(move || {
+            let _ = sequencer.join();
+            log.flush()
+        })
+        .await;
+        if let Ok(Err(e)) = flushed {
+            tracing::warn!(error = %e, "could not flush the log at stop; the next start replays its WAL");
+        }
     }
 }
