@@ -827,6 +827,55 @@ fn devnet_config_errors_name_the_key() {
     );
 }
 
+/// A devnet that fails half-way (its second PDS cannot open its data: the
+/// path is a file) stops the PLC directory, relay and PDS it had started and
+/// exits 1 with the reason, rather than exiting with their databases still
+/// open (which crashes RocksDB in its destructors, as a full disk once did).
+#[test]
+fn devnet_failing_half_way_exits_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("net");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("pds-1"), "not a directory").unwrap();
+    let out = atrelay(&[
+        "devnet",
+        "--pds",
+        "2",
+        "--accounts",
+        "1",
+        "--duration",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 1, "devnet whose second PDS cannot start");
+    assert!(stderr(&out).contains("PDS 1"), "{}", stderr(&out));
+    // Nothing was left half-written: fixed, the same directory starts.
+    std::fs::remove_file(data.join("pds-1")).unwrap();
+    let again = atrelay(&[
+        "devnet",
+        "--pds",
+        "2",
+        "--accounts",
+        "1",
+        "--rate",
+        "0",
+        "--duration",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_exit(
+        &again,
+        0,
+        "the same devnet once its data directory is fixed",
+    );
+}
+
 /// The file's values apply where no flag is given, and flags win: the file
 /// asks for one PDS with one account, a kept data directory, a 10-minute run
 /// on port 2470; the flags shorten the run and pick a free port.

@@ -255,7 +255,7 @@ fn parses_multikey_docs_for_both_curves_and_id_forms() {
                 service["id"] = json!(service_id);
                 let doc = doc_with(&did, multikey_method(&key_id, &did, &public), service);
                 let id = parse_document(&did, &doc).expect("parse");
-                assert_eq!(id.did, did);
+                assert_eq!(&*id.did, did);
                 assert_eq!(id.handle.as_deref(), Some("alice.example.com"));
                 assert_eq!(id.signing_key.as_ref(), Some(&public));
                 assert_eq!(id.pds_endpoint.as_deref(), Some("https://pds.example.com"));
@@ -341,7 +341,7 @@ fn missing_or_unusable_key_and_pds_are_none() {
     assert_eq!(
         id,
         Identity {
-            did: did.clone(),
+            did: did.as_str().into(),
             handle: None,
             signing_key: None,
             pds_endpoint: None,
@@ -540,7 +540,7 @@ async fn resolves_did_plc_from_the_directory() {
         for (n, curve) in [(10, Curve::K256), (11, Curve::P256)] {
             let (did, key) = register(&server, n, curve);
             let id = resolver.resolve(&did).await.expect("resolve");
-            assert_eq!(id.did, did);
+            assert_eq!(&*id.did, did);
             assert_eq!(id.signing_key, Some(key.public_key()));
             assert_eq!(id.handle.as_deref(), Some("alice.example.com"));
             assert_eq!(id.pds_endpoint.as_deref(), Some("https://pds.example.com"));
@@ -569,10 +569,13 @@ async fn resolves_did_web_on_loopback_with_allow_private() {
         );
         let resolver = server.resolver();
         let id = resolver.resolve(&did).await.expect("resolve");
-        assert_eq!(id.did, did);
+        assert_eq!(&*id.did, did);
         assert_eq!(id.signing_key, Some(key.public_key()));
         assert_eq!(id.pds_endpoint.as_deref(), Some(pds.as_str()));
-        assert_eq!(id.pds_host, Some(format!("127.0.0.1:{}", server.port)));
+        assert_eq!(
+            id.pds_host.as_deref(),
+            Some(format!("127.0.0.1:{}", server.port).as_str())
+        );
         assert_eq!(server.hits(".well-known/did.json"), 1);
         // Cached like any other.
         assert!(resolver.resolve(&did).await.is_ok());

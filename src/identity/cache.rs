@@ -13,8 +13,16 @@
 //! capacity/16 inserts, so the amortized cost per insert is constant. Inserts that
 //! race a running sweep do not wait for it, so under concurrency the map can
 //! exceed its capacity by at most the number of concurrent inserters.
+//!
+//! **Memory.** A relay caches millions of identities, so an entry is kept
+//! small: the key is the identity's own `Arc<str>` DID (not a second copy),
+//! a failure is boxed (a slot holds one pointer either way), and expiry
+//! (milliseconds since the cache started) shares one `AtomicU64` with the
+//! recently-used bit, instead of an `Instant` and an `AtomicBool`.
+//! A map slot is 32 bytes; with the identity, its DID and handle and the
+//! table's spare room, an entry costs about 300 bytes (BENCHMARKS.md).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,18 +35,34 @@ use super::telemetry;
 /// A cached resolution: the identity or a definitive failure.
 pub(crate) type Outcome = Result<Arc<Identity>, ResolveError>;
 
+/// An [`Outcome`] as stored: a failure boxed, so that either side is one
+/// pointer wide.
+type Stored = Result<Arc<Identity>, Box<ResolveError>>;
+
+/// `Entry::meta`'s top bit: set on every read, cleared by a sweep
+/// ("recently used", for eviction). The other 63 bits are the expiry.
+const TOUCHED: u64 = 1 << 63;
+
 struct Entry {
-    outcome: Outcome,
-    expires: Instant,
-    /// Set on every read, cleared by a sweep: "recently used" for eviction.
-    touched: AtomicBool,
+    outcome: Stored,
+    /// [`TOUCHED`] | the cache clock's millisecond at which the entry stops
+    /// being fresh.
+    meta: AtomicU64,
+}
+
+impl Entry {
+    fn expires(&self) -> u64 {
+        self.meta.load(Ordering::Relaxed) & !TOUCHED
+    }
 }
 
 /// A concurrent DID → outcome map with per-entry expiry and a soft size bound.
 pub(crate) struct Cache {
-    map: DashMap<String, Entry>,
+    map: DashMap<Arc<str>, Entry>,
     capacity: usize,
     sweeping: Mutex<()>,
+    /// Time zero of the entries' `expires`.
+    epoch: Instant,
 }
 
 impl Cache {
@@ -48,34 +72,51 @@ impl Cache {
             map: DashMap::new(),
             capacity: capacity.max(1),
             sweeping: Mutex::new(()),
+            epoch: Instant::now(),
         }
+    }
+
+    /// `now` on the cache's clock: milliseconds since `epoch`, rounded down.
+    fn clock(&self, now: Instant) -> u64 {
+        millis(now.saturating_duration_since(self.epoch))
     }
 
     /// The outcome cached for `did` if it is still fresh at `now`.
     pub(crate) fn get(&self, did: &str, now: Instant) -> Option<Outcome> {
         let entry = self.map.get(did)?;
-        if entry.expires <= now {
+        let meta = entry.meta.load(Ordering::Relaxed);
+        if meta & !TOUCHED <= self.clock(now) {
             return None;
         }
         // Only write when the bit changes, to keep hot entries' cache lines shared.
-        if !entry.touched.load(Ordering::Relaxed) {
-            entry.touched.store(true, Ordering::Relaxed);
+        if meta & TOUCHED == 0 {
+            entry.meta.fetch_or(TOUCHED, Ordering::Relaxed);
         }
-        Some(entry.outcome.clone())
+        Some(match &entry.outcome {
+            Ok(identity) => Ok(identity.clone()),
+            Err(e) => Err((**e).clone()),
+        })
     }
 
-    /// Stores `outcome` for `did`, fresh for `ttl` from `now`. Does not evict:
-    /// call [`Cache::enforce_capacity`] afterwards, outside any other lock.
-    pub(crate) fn insert(&self, did: String, outcome: Outcome, ttl: Duration, now: Instant) {
-        let expires = now
-            .checked_add(ttl)
-            .unwrap_or(now + Duration::from_secs(86_400 * 365));
+    /// Stores `outcome` for `did`, fresh for `ttl` from `now` (to the
+    /// millisecond). Does not evict: call [`Cache::enforce_capacity`]
+    /// afterwards, outside any other lock.
+    pub(crate) fn insert(&self, did: &str, outcome: Outcome, ttl: Duration, now: Instant) {
+        let until = now
+            .saturating_duration_since(self.epoch)
+            .saturating_add(ttl);
+        let expires = millis(until).min(!TOUCHED);
+        let (key, outcome) = match outcome {
+            // The identity already holds the DID: the key shares it.
+            Ok(identity) if &*identity.did == did => (identity.did.clone(), Ok(identity)),
+            Ok(identity) => (Arc::from(did), Ok(identity)),
+            Err(e) => (Arc::from(did), Err(Box::new(e))),
+        };
         self.map.insert(
-            did,
+            key,
             Entry {
                 outcome,
-                expires,
-                touched: AtomicBool::new(false),
+                meta: AtomicU64::new(expires),
             },
         );
     }
@@ -113,13 +154,14 @@ impl Cache {
         let target = self.capacity - (self.capacity / 16).max(1);
         let before = self.map.len();
         // Pass 1: expired entries.
-        self.map.retain(|_, entry| entry.expires > now);
+        let clock = self.clock(now);
+        self.map.retain(|_, entry| entry.expires() > clock);
         // Pass 2: entries not read since the last sweep, while there is still
         // excess; every entry visited loses its "touched" bit (CLOCK).
         let mut excess = self.map.len().saturating_sub(target);
         if excess > 0 {
             self.map.retain(|_, entry| {
-                let touched = entry.touched.swap(false, Ordering::Relaxed);
+                let touched = entry.meta.fetch_and(!TOUCHED, Ordering::Relaxed) & TOUCHED != 0;
                 if !touched && excess > 0 {
                     excess -= 1;
                     return false;
@@ -130,7 +172,7 @@ impl Cache {
         // Pass 3: still too many (everything was recently used): drop arbitrary
         // entries, in the map's hash order.
         if excess > 0 {
-            let victims: Vec<String> = self
+            let victims: Vec<Arc<str>> = self
                 .map
                 .iter()
                 .take(excess)
@@ -148,13 +190,18 @@ impl Cache {
     }
 }
 
+/// Whole milliseconds in `d`, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ident(did: &str) -> Outcome {
         Ok(Arc::new(Identity {
-            did: did.to_owned(),
+            did: did.into(),
             handle: None,
             signing_key: None,
             pds_endpoint: None,
@@ -166,9 +213,9 @@ mod tests {
     fn ttl_and_negative_entries() {
         let cache = Cache::new(10);
         let now = Instant::now();
-        cache.insert("a".into(), ident("a"), Duration::from_secs(10), now);
+        cache.insert("a", ident("a"), Duration::from_secs(10), now);
         cache.insert(
-            "b".into(),
+            "b",
             Err(ResolveError::NotFound),
             Duration::from_secs(1),
             now,
@@ -182,7 +229,7 @@ mod tests {
         cache.remove("a");
         assert_eq!(cache.get("a", now), None);
         // Huge TTLs do not overflow.
-        cache.insert("d".into(), ident("d"), Duration::MAX, now);
+        cache.insert("d", ident("d"), Duration::MAX, now);
         assert!(cache.get("d", later).is_some());
     }
 
@@ -196,7 +243,7 @@ mod tests {
             } else {
                 Duration::from_secs(60)
             };
-            cache.insert(format!("k{i}"), ident("x"), ttl, now);
+            cache.insert(&format!("k{i}"), ident("x"), ttl, now);
         }
         assert_eq!(cache.enforce_capacity(now), 0);
         // Keep k4..k9 hot.
@@ -204,7 +251,7 @@ mod tests {
         for i in 4..10 {
             assert!(cache.get(&format!("k{i}"), later).is_some());
         }
-        cache.insert("new".into(), ident("x"), Duration::from_secs(60), later);
+        cache.insert("new", ident("x"), Duration::from_secs(60), later);
         let removed = cache.enforce_capacity(later);
         // Down to 32 - 2 = 30: the 4 expired go first, nothing else needed.
         assert_eq!(removed, 4);
@@ -217,7 +264,7 @@ mod tests {
         }
         // Fill again: untouched entries go before the touched ones.
         for i in 0..10 {
-            cache.insert(format!("m{i}"), ident("x"), Duration::from_secs(60), later);
+            cache.insert(&format!("m{i}"), ident("x"), Duration::from_secs(60), later);
         }
         assert!(cache.enforce_capacity(later) > 0);
         assert!(cache.len() <= 30);
@@ -235,15 +282,15 @@ mod tests {
         let now = Instant::now();
         for i in 0..100 {
             let k = format!("k{i}");
-            cache.insert(k.clone(), ident("x"), Duration::from_secs(60), now);
+            cache.insert(&k, ident("x"), Duration::from_secs(60), now);
             assert!(cache.get(&k, now).is_some());
             cache.enforce_capacity(now);
             assert!(cache.len() <= 8);
         }
         let tiny = Cache::new(0);
         assert_eq!(tiny.capacity(), 1);
-        tiny.insert("a".into(), ident("a"), Duration::from_secs(60), now);
-        tiny.insert("b".into(), ident("b"), Duration::from_secs(60), now);
+        tiny.insert("a", ident("a"), Duration::from_secs(60), now);
+        tiny.insert("b", ident("b"), Duration::from_secs(60), now);
         tiny.enforce_capacity(now);
         assert!(tiny.len() <= 1);
     }

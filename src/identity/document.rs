@@ -18,6 +18,8 @@
 //! missing or unusable (bad key bytes, wrong controller, bad endpoint URL) is
 //! returned with that field `None`: the caller decides what a broken account means.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::error::ResolveError;
@@ -78,7 +80,8 @@ pub fn account_document(did: &str, handle: &str, key: &PublicKey, pds_endpoint: 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The DID this document was resolved for (equal to the document's `id`).
-    pub did: String,
+    /// Shared with the resolver's cache key.
+    pub did: Arc<str>,
     /// The first valid `at://` handle in `alsoKnownAs`, lower-cased. Unverified:
     /// the document alone does not prove the handle points back at the DID.
     pub handle: Option<String>,
@@ -87,11 +90,12 @@ pub struct Identity {
     pub signing_key: Option<PublicKey>,
     /// The `#atproto_pds` endpoint normalized to `scheme://host[:port]` with no
     /// trailing slash, e.g. `https://pds.example.com` or `http://127.0.0.1:2583`.
-    pub pds_endpoint: Option<String>,
+    /// Shared between the identities on one PDS (see the resolver).
+    pub pds_endpoint: Option<Arc<str>>,
     /// The endpoint's `hostname[:port]`, lower-case, the port kept only when it is
     /// not the scheme's default. This is the value the host-matching rule
     /// (digest §2.6) compares with an upstream connection's host.
-    pub pds_host: Option<String>,
+    pub pds_host: Option<Arc<str>>,
 }
 
 /// Parses the DID document `doc` served for `did` into an [`Identity`].
@@ -117,11 +121,11 @@ pub fn parse_document(did: &str, doc: &Value) -> Result<Identity, ResolveError> 
     let handle = parse_handle(obj)?;
     let signing_key = parse_signing_key(did, obj)?;
     let (pds_endpoint, pds_host) = match parse_pds(did, obj)? {
-        Some((endpoint, host)) => (Some(endpoint), Some(host)),
+        Some((endpoint, host)) => (Some(endpoint.into()), Some(host.into())),
         None => (None, None),
     };
     Ok(Identity {
-        did: did.to_owned(),
+        did: did.into(),
         handle,
         signing_key,
         pds_endpoint,

@@ -31,6 +31,7 @@ mod cache;
 mod document;
 mod error;
 mod fetch;
+mod intern;
 mod plc;
 mod resolver;
 pub mod telemetry;

@@ -32,6 +32,7 @@ use super::cache::{Cache, Outcome};
 use super::document::{parse_document, Identity};
 use super::error::ResolveError;
 use super::fetch::{build_client, fetch_json};
+use super::intern::{self, Interner};
 use super::plc::{plc_document_url, DEFAULT_PLC_URL, PLC_PREFIX};
 use super::telemetry;
 use super::web::{did_web_url, WEB_PREFIX};
@@ -91,6 +92,8 @@ struct Inner {
     cfg: ResolverConfig,
     client: reqwest::Client,
     cache: Cache,
+    /// Shares PDS names between cached identities.
+    names: Interner,
     in_flight: DashMap<String, Flight>,
     next_flight: AtomicU64,
 }
@@ -135,6 +138,7 @@ impl Resolver {
         Resolver {
             inner: Arc::new(Inner {
                 cache: Cache::new(cfg.capacity),
+                names: Interner::new(intern::DEFAULT_CAPACITY),
                 client,
                 cfg,
                 in_flight: DashMap::new(),
@@ -310,7 +314,8 @@ async fn run_flight(
     let did = guard.did.as_str();
     let outcome: Outcome =
         match fetch_json(&guard.inner.client, &url, guard.inner.cfg.timeout).await {
-            Ok(doc) => parse_document(did, &doc).map(Arc::new),
+            Ok(doc) => parse_document(did, &doc)
+                .map(|identity| Arc::new(guard.inner.names.identity(identity))),
             Err(e) => Err(e),
         };
     let label = match &outcome {
@@ -339,7 +344,7 @@ async fn run_flight(
             if let Some(ttl) = ttl {
                 inner
                     .cache
-                    .insert(did.to_owned(), outcome.clone(), ttl, Instant::now());
+                    .insert(did, outcome.clone(), ttl, Instant::now());
             }
             entry.remove();
         }

@@ -656,10 +656,10 @@ mod tests {
 
         fn identity(&self, host: &str) -> Arc<Identity> {
             Arc::new(Identity {
-                did: self.did.clone(),
+                did: self.did.as_str().into(),
                 handle: None,
                 signing_key: Some(self.key.public_key()),
-                pds_endpoint: Some(format!("http://{host}")),
+                pds_endpoint: Some(format!("http://{host}").into()),
                 pds_host: Some(host.into()),
             })
         }
