@@ -282,6 +282,7 @@ fn log_options() -> LogOptions {
         durability: Durability::Buffered,
         retention_max_age: Some(Duration::from_secs(72 * 3600)),
         retention_max_bytes: None,
+        ..LogOptions::default()
     }
 }
 

@@ -45,6 +45,7 @@ fn options(durability: Durability) -> LogOptions {
         durability,
         retention_max_age: None,
         retention_max_bytes: None,
+        ..LogOptions::default()
     }
 }
 

@@ -186,6 +186,11 @@ pub struct LogConfig {
     pub retention_hours: u64,
     /// Events beyond this total size are dropped, in MiB; 0 means no size limit.
     pub retention_max_mib: u64,
+    /// One memtable of the events and accounts column families, in MiB (the
+    /// memtables hold at most five times this plus 16 MiB).
+    pub memtable_mib: usize,
+    /// RocksDB's block caches together, in MiB.
+    pub block_cache_mib: usize,
 }
 
 /// Subscriber fan-out.
@@ -279,6 +284,8 @@ impl Default for LogConfig {
             durability: "fsync".into(),
             retention_hours: 72,
             retention_max_mib: 0,
+            memtable_mib: 64,
+            block_cache_mib: 192,
         }
     }
 }
@@ -333,6 +340,12 @@ impl RelayConfig {
             return Err(invalid(
                 "log.durability",
                 "must be \"fsync\" or \"buffered\"",
+            ));
+        }
+        if self.log.memtable_mib < 4 || self.log.block_cache_mib < 8 {
+            return Err(invalid(
+                "log",
+                "memtable_mib must be at least 4 and block_cache_mib at least 8",
             ));
         }
         if self.verify.account_cache_capacity < MIN_ACCOUNT_CACHE_CAPACITY {

@@ -725,24 +725,7 @@ fn shipped_config_files_document_the_defaults() {
                     cfg, expect,
                     "config/{budget} changes only crawl.mode and [budget]"
                 );
-                // Each key's comment gives the built-in default, truthfully.
-                let defaults = toml::Table::try_from(RelayConfig::default()).unwrap();
-                let file: toml::Table = text.parse().unwrap();
-                let comments: HashMap<String, Option<String>> =
-                    commented_keys(&text).into_iter().collect();
-                for (section, entries) in &file {
-                    for key in entries.as_table().unwrap().keys() {
-                        let default = &defaults[section.as_str()][key.as_str()];
-                        let want = format!("(default {default})");
-                        let comment = comments[&format!("{section}.{key}")]
-                            .clone()
-                            .unwrap_or_default();
-                        assert!(
-                            comment.contains(&want),
-                            "config/{budget}: {section}.{key}'s comment {comment:?} says {want}"
-                        );
-                    }
-                }
+                assert_comments_give_defaults(budget, &text);
                 if budget == "budget-network.toml" {
                     assert_eq!(
                         cfg.budget,
@@ -750,6 +733,21 @@ fn shipped_config_files_document_the_defaults() {
                         "the network's limits are the defaults"
                     );
                 }
+            }
+            memory if memory.starts_with("memory-") && memory.ends_with(".toml") => {
+                let cfg = RelayConfig::load(Some(&path), no_env())
+                    .unwrap_or_else(|e| panic!("config/{memory}: {e}"));
+                cfg.validate()
+                    .unwrap_or_else(|e| panic!("config/{memory}: {e}"));
+                // A memory profile sets cache, memtable and ring sizes only.
+                let mut expect = RelayConfig::default();
+                expect.identity.cache_capacity = cfg.identity.cache_capacity;
+                expect.verify.account_cache_capacity = cfg.verify.account_cache_capacity;
+                expect.log.memtable_mib = cfg.log.memtable_mib;
+                expect.log.block_cache_mib = cfg.log.block_cache_mib;
+                expect.fanout.ring_capacity = cfg.fanout.ring_capacity;
+                assert_eq!(cfg, expect, "config/{memory} changes only memory sizes");
+                assert_comments_give_defaults(memory, &text);
             }
             other => panic!("config/{other}: a file this test does not check; add it here"),
         }
@@ -759,6 +757,7 @@ fn shipped_config_files_document_the_defaults() {
         "budget-early-access.toml",
         "budget-network.toml",
         "devnet.toml",
+        "memory-512mb.toml",
         "pds.toml",
         "relay.toml",
     ] {
@@ -874,6 +873,27 @@ fn devnet_failing_half_way_exits_cleanly() {
         0,
         "the same devnet once its data directory is fixed",
     );
+}
+
+/// Each key of a relay profile (`config/NAME`, text `text`) sits under a
+/// comment that gives its built-in default, truthfully.
+fn assert_comments_give_defaults(name: &str, text: &str) {
+    let defaults = toml::Table::try_from(atrelay::config::RelayConfig::default()).unwrap();
+    let file: toml::Table = text.parse().unwrap();
+    let comments: HashMap<String, Option<String>> = commented_keys(text).into_iter().collect();
+    for (section, entries) in &file {
+        for key in entries.as_table().unwrap().keys() {
+            let default = &defaults[section.as_str()][key.as_str()];
+            let want = format!("(default {default})");
+            let comment = comments[&format!("{section}.{key}")]
+                .clone()
+                .unwrap_or_default();
+            assert!(
+                comment.contains(&want),
+                "config/{name}: {section}.{key}'s comment {comment:?} says {want}"
+            );
+        }
+    }
 }
 
 /// The file's values apply where no flag is given, and flags win: the file

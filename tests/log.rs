@@ -666,6 +666,7 @@ fn retention_by_age_removes_only_the_old_range() {
         durability: Durability::Buffered,
         retention_max_age: Some(Duration::from_secs(3600)),
         retention_max_bytes: None,
+        ..LogOptions::default()
     };
     let log = open(dir.path(), opts.clone());
     append_n(&log, 40, 500, T0); // 1..=40: old
@@ -712,6 +713,7 @@ fn retention_by_size_keeps_the_log_under_the_bound() {
         durability: Durability::Buffered,
         retention_max_age: None,
         retention_max_bytes: Some(max),
+        ..LogOptions::default()
     };
     let log = open(dir.path(), opts);
     for round in 0..100 {
@@ -755,6 +757,7 @@ fn retention_never_removes_the_newest_event() {
         durability: Durability::Buffered,
         retention_max_age: Some(Duration::from_secs(1)),
         retention_max_bytes: Some(1),
+        ..LogOptions::default()
     };
     let log = open(dir.path(), opts.clone());
     assert_eq!(log.enforce_retention(T0).unwrap().oldest_seq, None);
@@ -779,6 +782,7 @@ fn no_retention_bounds_means_nothing_is_removed() {
         durability: Durability::Buffered,
         retention_max_age: None,
         retention_max_bytes: None,
+        ..LogOptions::default()
     };
     let log = open(dir.path(), opts);
     for i in 0..5 {

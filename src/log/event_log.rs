@@ -13,7 +13,8 @@ use super::batch::AppendBatch;
 use super::batch_rep::{BatchRep, CfCodes};
 use super::error::LogError;
 use super::options::{
-    cf_descriptors, db_options, is_missing_codec, write_options, LogOptions, PREFERRED_COMPRESSION,
+    cf_descriptors, db_options, is_missing_codec, write_options, LogMemory, LogOptions,
+    PREFERRED_COMPRESSION,
 };
 use super::schema::{
     decode_event_key, decode_event_value, decode_schema_version, decode_segment_key,
@@ -138,7 +139,7 @@ impl EventLog {
     /// Fails with [`LogError::SchemaVersion`] for another layout version and
     /// [`LogError::Corrupt`] if the events and the segment index disagree.
     pub fn open(dir: &Path, opts: LogOptions) -> Result<EventLog, LogError> {
-        let db = open_db(dir)?;
+        let db = open_db(dir, opts.memory)?;
         let codes = Codes::learn(&db);
         if codes.is_none() {
             tracing::warn!("RocksDB's WriteBatch layout is not the expected one; building batches entry by entry");
@@ -472,15 +473,19 @@ fn entry_by_entry(
 
 /// Opens the database with LZ4, or without compression if the linked
 /// RocksDB lacks LZ4.
-fn open_db(dir: &Path) -> Result<DB, LogError> {
-    match DB::open_cf_descriptors(&db_options(), dir, cf_descriptors(PREFERRED_COMPRESSION)) {
+fn open_db(dir: &Path, memory: LogMemory) -> Result<DB, LogError> {
+    match DB::open_cf_descriptors(
+        &db_options(),
+        dir,
+        cf_descriptors(PREFERRED_COMPRESSION, memory),
+    ) {
         Ok(db) => Ok(db),
         Err(e) if is_missing_codec(&e) => {
             tracing::warn!(error = %e, "RocksDB lacks LZ4; opening the log without compression");
             Ok(DB::open_cf_descriptors(
                 &db_options(),
                 dir,
-                cf_descriptors(DBCompressionType::None),
+                cf_descriptors(DBCompressionType::None, memory),
             )?)
         }
         Err(e) => Err(e.into()),

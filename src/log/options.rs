@@ -35,6 +35,36 @@ pub struct LogOptions {
     /// Keep the logical size of retained events (keys + values, before
     /// compression) under this many bytes. `None` means no size bound.
     pub retention_max_bytes: Option<u64>,
+    /// How much memory RocksDB may hold for the log.
+    pub memory: LogMemory,
+}
+
+/// The log's RocksDB memory: the two figures an operator trades against
+/// throughput. Each is a ceiling that fills as the log is written and read,
+/// not an allocation at open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogMemory {
+    /// One memtable of the events and of the accounts column families, in
+    /// bytes. The events CF keeps up to three, the accounts CF two, so the
+    /// memtables hold at most five times this (plus 16 MiB for hosts and
+    /// meta). Larger memtables mean fewer flushes and more of the recent tail
+    /// served from memory to catching-up subscribers.
+    pub memtable_bytes: usize,
+    /// The block caches, in bytes: two thirds for the account, host and meta
+    /// blocks read on every event, one third for event blocks that catch-up
+    /// scans read, kept apart so a scan cannot evict account blocks.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for LogMemory {
+    /// 64 MiB memtables (at most 336 MiB in all) and 192 MiB of block cache:
+    /// sized for ingest throughput and catch-up, not for a small machine.
+    fn default() -> LogMemory {
+        LogMemory {
+            memtable_bytes: 64 << 20,
+            block_cache_bytes: 192 << 20,
+        }
+    }
 }
 
 impl Default for LogOptions {
@@ -44,17 +74,10 @@ impl Default for LogOptions {
             durability: Durability::Fsync,
             retention_max_age: Some(Duration::from_secs(72 * 3600)),
             retention_max_bytes: None,
+            memory: LogMemory::default(),
         }
     }
 }
-
-/// Block cache of the account, host and meta CFs: hot accounts are read on
-/// every event, so their blocks should stay in memory.
-const STATE_CACHE_BYTES: usize = 128 << 20;
-/// Block cache of the events CF, separate so catch-up scans cannot evict
-/// account blocks. It holds the recent tail that many reconnecting
-/// subscribers replay at once (decompressed, so each block is decoded once).
-const EVENTS_CACHE_BYTES: usize = 64 << 20;
 
 /// DB-wide options: create what is missing, keep the WAL on (no manual WAL
 /// flush: every write reaches the OS before `append` returns), recover to the
@@ -81,13 +104,26 @@ pub(crate) fn db_options() -> Options {
 
 /// The four column families with their tuning. `compression` is applied to
 /// all of them (see [`PREFERRED_COMPRESSION`]).
-pub(crate) fn cf_descriptors(compression: DBCompressionType) -> Vec<ColumnFamilyDescriptor> {
-    // A cache that cannot be created leaves RocksDB's default (8 MiB) in place.
-    let state_cache = Cache::new_lru_cache(STATE_CACHE_BYTES).ok();
-    let events_cache = Cache::new_lru_cache(EVENTS_CACHE_BYTES).ok();
+pub(crate) fn cf_descriptors(
+    compression: DBCompressionType,
+    memory: LogMemory,
+) -> Vec<ColumnFamilyDescriptor> {
+    // The state cache: hot accounts are read on every event, so their blocks
+    // should stay in memory. The events cache, separate so catch-up scans
+    // cannot evict account blocks, holds the recent tail that reconnecting
+    // subscribers replay at once (decompressed, so each block is decoded
+    // once). A cache that cannot be created leaves RocksDB's default (8 MiB).
+    let events_cache_bytes = (memory.block_cache_bytes / 3).max(1 << 20);
+    let state_cache_bytes = memory
+        .block_cache_bytes
+        .saturating_sub(events_cache_bytes)
+        .max(1 << 20);
+    let state_cache = Cache::new_lru_cache(state_cache_bytes).ok();
+    let events_cache = Cache::new_lru_cache(events_cache_bytes).ok();
+    let memtable = memory.memtable_bytes.max(1 << 20);
 
     // events: append-only with increasing keys, read by forward scans. Large
-    // memtables (64 MiB, at most 3: a 192 MiB ceiling) so flushes are few and
+    // memtables (64 MiB by default, at most 3) so flushes are few and
     // the recent tail that most catch-ups read is served from memory; big
     // blocks for scan efficiency; no bloom filter (no point lookups on the
     // hot path). Keys arrive in order, so level compaction is almost only
@@ -95,7 +131,7 @@ pub(crate) fn cf_descriptors(compression: DBCompressionType) -> Vec<ColumnFamily
     // rewrites.
     let mut ev = Options::default();
     ev.set_compression_type(compression);
-    ev.set_write_buffer_size(64 << 20);
+    ev.set_write_buffer_size(memtable);
     ev.set_max_write_buffer_number(3);
     ev.set_target_file_size_base(64 << 20);
     ev.set_max_bytes_for_level_base(1 << 30);
@@ -128,7 +164,7 @@ pub(crate) fn cf_descriptors(compression: DBCompressionType) -> Vec<ColumnFamily
 
     vec![
         ColumnFamilyDescriptor::new(CF_EVENTS, ev),
-        ColumnFamilyDescriptor::new(CF_ACCOUNTS, small(64 << 20)),
+        ColumnFamilyDescriptor::new(CF_ACCOUNTS, small(memtable)),
         ColumnFamilyDescriptor::new(CF_HOSTS, small(4 << 20)),
         ColumnFamilyDescriptor::new(CF_META, small(4 << 20)),
     ]

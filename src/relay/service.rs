@@ -15,7 +15,7 @@ use crate::control::{Clock, Policy};
 use crate::fanout::{Ring, SessionConfig};
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
-use crate::log::{Durability, EventLog, LogOptions};
+use crate::log::{Durability, EventLog, LogMemory, LogOptions};
 use crate::repo::verify::now_micros;
 
 /// Why the relay could not start.
@@ -102,6 +102,10 @@ impl Relay {
                     .then(|| Duration::from_secs(cfg.log.retention_hours * 3600)),
                 retention_max_bytes: (cfg.log.retention_max_mib > 0)
                     .then(|| cfg.log.retention_max_mib * 1024 * 1024),
+                memory: LogMemory {
+                    memtable_bytes: cfg.log.memtable_mib << 20,
+                    block_cache_bytes: cfg.log.block_cache_mib << 20,
+                },
             },
         )?;
         let ring = Ring::new(cfg.fanout.ring_capacity, log.last_seq());

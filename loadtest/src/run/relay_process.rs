@@ -51,18 +51,37 @@ pub fn config_toml(
         }
         _ => String::new(),
     };
+    let memory = match settings.memory.as_str() {
+        "512mb" => include_str!("../../../config/memory-512mb.toml").to_owned(),
+        _ => format!(
+            "[identity]\ncache_capacity = {}\n\n[fanout]\nring_capacity = {}\n",
+            settings.identity_cache_capacity, settings.ring_capacity
+        ),
+    };
+    // The memory keys' sections, merged into the ones written here (one
+    // section may appear only once in a TOML file).
+    let memory: toml::Table = memory.parse().unwrap_or_default();
+    let extra = |section: &str| -> String {
+        memory
+            .get(section)
+            .and_then(|t| t.as_table())
+            .map(|t| t.iter().map(|(k, v)| format!("{k} = {v}\n")).collect())
+            .unwrap_or_default()
+    };
     format!(
         "[server]\nlisten = \"{listen}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = {data:?}\n\n\
-         [identity]\nplc_url = \"{plc_url}\"\ncache_capacity = {cache}\n\n\
+         [identity]\nplc_url = \"{plc_url}\"\n{identity}\n\
          [crawl]\nallow_private_hosts = true\nnew_hosts_per_day = 0\nhosts = [{hosts}]\n\n\
-         [verify]\nworkers = {workers}\n\n[log]\ndurability = \"{durability}\"\n\n\
-         [fanout]\nring_capacity = {ring}\n\n{budget}",
+         [verify]\nworkers = {workers}\n{verify}\n[log]\ndurability = \"{durability}\"\n{log}\n\
+         [fanout]\n{fanout}\n{budget}",
         data = data_dir.display().to_string(),
-        cache = settings.identity_cache_capacity,
+        identity = extra("identity"),
         hosts = hosts.join(", "),
         workers = settings.verify_workers,
+        verify = extra("verify"),
         durability = settings.durability,
-        ring = settings.ring_capacity,
+        log = extra("log"),
+        fanout = extra("fanout"),
     )
 }
 
@@ -299,5 +318,61 @@ mod tests {
         let (cpu, rss) = proc_usage(std::process::id()).unwrap();
         assert!(cpu >= 0.0);
         assert!(rss > 1_000_000);
+    }
+
+    /// The generated config loads as the relay would load it, with the
+    /// scenario's sizes, or the memory profile's whole.
+    #[test]
+    fn generated_configs_load_with_their_memory_sizes() {
+        use atrelay::config::RelayConfig;
+        let load = |settings: &RelaySettings| -> RelayConfig {
+            let dir = tempfile::tempdir().unwrap();
+            let text = config_toml(
+                settings,
+                "127.0.0.1:1".parse().unwrap(),
+                "127.0.0.1:2".parse().unwrap(),
+                dir.path(),
+                "http://127.0.0.1:3",
+                &["127.0.0.1:4".to_owned()],
+            );
+            let path = dir.path().join("relay.toml");
+            std::fs::write(&path, &text).unwrap();
+            let cfg = RelayConfig::load(Some(&path), std::iter::empty::<(String, String)>())
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+            cfg.validate().unwrap();
+            cfg
+        };
+        let mut settings = RelaySettings {
+            ring_capacity: 1024,
+            identity_cache_capacity: 77,
+            ..RelaySettings::default()
+        };
+        let cfg = load(&settings);
+        assert_eq!(cfg.fanout.ring_capacity, 1024);
+        assert_eq!(cfg.identity.cache_capacity, 77);
+        assert_eq!(
+            cfg.log.memtable_mib,
+            RelayConfig::default().log.memtable_mib
+        );
+
+        settings.memory = "512mb".into();
+        let cfg = load(&settings);
+        let profile =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/memory-512mb.toml");
+        let want =
+            RelayConfig::load(Some(&profile), std::iter::empty::<(String, String)>()).unwrap();
+        assert_eq!(cfg.identity.cache_capacity, want.identity.cache_capacity);
+        assert_eq!(
+            cfg.verify.account_cache_capacity,
+            want.verify.account_cache_capacity
+        );
+        assert_eq!(cfg.log.memtable_mib, want.log.memtable_mib);
+        assert_eq!(cfg.log.block_cache_mib, want.log.block_cache_mib);
+        assert_eq!(cfg.fanout.ring_capacity, want.fanout.ring_capacity);
+        assert_ne!(
+            cfg.fanout.ring_capacity,
+            RelayConfig::default().fanout.ring_capacity
+        );
+        assert_eq!(cfg.identity.plc_url, "http://127.0.0.1:3");
     }
 }

@@ -39,8 +39,12 @@ pub struct RelaySettings {
     /// Verifier threads; 0 = one per core.
     pub verify_workers: usize,
     pub ring_capacity: usize,
-    /// Identity cache entries (the RSS scenario sizes it).
+    /// Identity cache entries.
     pub identity_cache_capacity: usize,
+    /// `default`, or `512mb` for config/memory-512mb.toml's cache, memtable
+    /// and ring sizes (replacing `ring_capacity` and
+    /// `identity_cache_capacity`).
+    pub memory: String,
 }
 
 impl Default for RelaySettings {
@@ -51,6 +55,7 @@ impl Default for RelaySettings {
             verify_workers: 0,
             ring_capacity: 65_536,
             identity_cache_capacity: 1_000_000,
+            memory: "default".into(),
         }
     }
 }
@@ -129,6 +134,12 @@ impl Scenario {
         }
         if !(self.ramp.step_seconds > 0.0 && self.ramp.step_seconds <= 3_600.0) {
             return Err("ramp.step_seconds must be within (0, 3600]".into());
+        }
+        if !["default", "512mb"].contains(&self.relay.memory.as_str()) {
+            return Err(format!(
+                "relay.memory must be default or 512mb, not {:?}",
+                self.relay.memory
+            ));
         }
         if !["unlimited", "network", "early-access"].contains(&self.relay.budget.as_str()) {
             return Err(format!(
