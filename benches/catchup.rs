@@ -16,8 +16,8 @@
 //! batch, buffered durability, received now): event `seq` is template
 //! `seq % templates` with its `seq` field re-spliced to `seq`, so every frame is valid and carries its log seq, but the
 //! commits repeat: the relay's verification is never involved. What is
-//! measured is reading. The log is closed without a flush, as `Relay::stop`
-//! leaves it, so the first start replays the WAL.
+//! measured is reading. The log is closed without a flush, as a crash
+//! leaves it, so the first start replays the WAL (`Relay::stop` flushes).
 //!
 //! Then, on the filled directory:
 //!
@@ -318,7 +318,7 @@ fn fill(dir: &Path, p: &Params, templates: &[Template]) -> f64 {
     }
     assert_eq!(log.last_seq(), p.events);
     let secs = started.elapsed().as_secs_f64();
-    drop(log); // no flush: as `Relay::stop` leaves it
+    drop(log); // no flush: as a crash leaves it
     secs
 }
 

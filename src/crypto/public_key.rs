@@ -15,10 +15,11 @@ use super::multikey;
 /// k256, the uncompressed point for ring on p256 — and callers should cache it per
 /// account rather than re-parse the did:key on every commit.
 ///
-/// Equality and hashing are by curve and compressed point.
+/// Equality and hashing are by curve and compressed point. The compressed
+/// point is derived when asked for rather than stored: a relay caches a key
+/// per account, millions of them, and 33 bytes each is worth saving.
 #[derive(Clone)]
 pub struct PublicKey {
-    compressed: [u8; 33],
     inner: Inner,
 }
 
@@ -65,13 +66,12 @@ impl PublicKey {
             Curve::K256 => Inner::K256(backend::prepare_k256_libsecp256k1(&compressed)?),
             Curve::P256 => Inner::P256(backend::prepare_p256_ring(&compressed)?),
         };
-        Ok(PublicKey { compressed, inner })
+        Ok(PublicKey { inner })
     }
 
     /// Wraps a libsecp256k1 key the crate derived itself (no re-parse).
     pub(crate) fn from_libsecp256k1(key: secp256k1::PublicKey) -> Self {
         PublicKey {
-            compressed: key.serialize(),
             inner: Inner::K256(key),
         }
     }
@@ -96,23 +96,16 @@ impl PublicKey {
                 let key = secp256k1::PublicKey::from_slice(bytes)
                     .map_err(|_| KeyError::InvalidPoint(curve))?;
                 Ok(PublicKey {
-                    compressed: key.serialize(),
                     inner: Inner::K256(key),
                 })
             }
             Curve::P256 => {
-                use p256::elliptic_curve::sec1::ToEncodedPoint;
-                let key = p256::PublicKey::from_sec1_bytes(bytes)
-                    .map_err(|_| KeyError::InvalidPoint(curve))?;
-                let compressed = key
-                    .to_encoded_point(true)
-                    .as_bytes()
-                    .try_into()
+                // Checks the point is on the curve.
+                p256::PublicKey::from_sec1_bytes(bytes)
                     .map_err(|_| KeyError::InvalidPoint(curve))?;
                 let mut uncompressed = [0u8; 65];
                 uncompressed.copy_from_slice(bytes);
                 Ok(PublicKey {
-                    compressed,
                     inner: Inner::P256(uncompressed),
                 })
             }
@@ -129,7 +122,16 @@ impl PublicKey {
 
     /// The 33-byte SEC1 compressed point, the form inside Multikey and did:key.
     pub fn compressed(&self) -> [u8; 33] {
-        self.compressed
+        match &self.inner {
+            Inner::K256(key) => key.serialize(),
+            Inner::P256(point) => {
+                // `04 ‖ x ‖ y` → `02|03 ‖ x`, the prefix giving y's parity.
+                let mut c = [0u8; 33];
+                c[0] = 0x02 | (point[64] & 1);
+                c[1..].copy_from_slice(&point[1..33]);
+                c
+            }
+        }
     }
 
     /// The 65-byte SEC1 uncompressed point (`04` ‖ x ‖ y), the form inside the
@@ -143,12 +145,12 @@ impl PublicKey {
 
     /// The Multikey string (`zQ3s…` for k256, `zDnae…` for p256).
     pub fn to_multikey(&self) -> String {
-        multikey::encode_multikey(self.curve(), &self.compressed)
+        multikey::encode_multikey(self.curve(), &self.compressed())
     }
 
     /// The did:key string (`did:key:` + Multikey).
     pub fn to_did_key(&self) -> String {
-        multikey::encode_did_key(self.curve(), &self.compressed)
+        multikey::encode_did_key(self.curve(), &self.compressed())
     }
 
     /// The legacy DID-document `publicKeyMultibase` (`z` + base58btc of the
@@ -182,7 +184,7 @@ impl PublicKey {
 
 impl PartialEq for PublicKey {
     fn eq(&self, other: &Self) -> bool {
-        self.curve() == other.curve() && self.compressed == other.compressed
+        self.curve() == other.curve() && self.compressed() == other.compressed()
     }
 }
 
@@ -191,7 +193,7 @@ impl Eq for PublicKey {}
 impl Hash for PublicKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.curve().hash(state);
-        self.compressed.hash(state);
+        self.compressed().hash(state);
     }
 }
 

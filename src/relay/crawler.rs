@@ -55,6 +55,12 @@ use crate::wire::frame::{decode_header, peek_did, peek_seq, Body, ErrorFrame, Ev
 /// Largest frame read from an upstream (digest §1.3).
 pub const MAX_FRAME: usize = 5_000_000;
 
+/// Each upstream connection's initial read buffer. tungstenite's default is
+/// 128 KiB a connection, 125 MiB of RSS across a thousand hosts; frames are
+/// a few KiB, a larger one grows the buffer as it arrives, and even a busy
+/// host needs only a read per 16 KiB.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// Crawler settings.
 #[derive(Clone, Debug)]
 pub struct CrawlerConfig {
@@ -223,6 +229,7 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
         wait_out_budget(&inner, &host).await;
         let url = subscribe_url(&host.hostname, last_seq, inner.cfg.allow_private);
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(MAX_FRAME))
             .max_frame_size(Some(MAX_FRAME));
         let connected = tokio::time::timeout(

@@ -27,6 +27,8 @@ pub struct SubscriberStats {
     /// Decodes every body: latency and per-repo rev order.
     pub checker: bool,
     pub connected: AtomicBool,
+    /// Sequenced events received, each seq once (not `#info` or error
+    /// frames, not repeats): what a check against the relay's count reads.
     pub frames: AtomicU64,
     pub bytes: AtomicU64,
     /// Last seq received; -1 before any.
@@ -124,7 +126,6 @@ pub async fn run(
 }
 
 fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
-    stats.frames.fetch_add(1, Ordering::Relaxed);
     stats.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
     let Ok((header, body)) = decode_header(frame) else {
         stats.decode_errors.fetch_add(1, Ordering::Relaxed);
@@ -153,6 +154,9 @@ fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
                 }
             }
             stats.last_seq.store(seq, Ordering::Relaxed);
+            // Only sequenced events count: an `#info` or error frame (say
+            // ConsumerTooSlow before a reconnect) is not a delivery.
+            stats.frames.fetch_add(1, Ordering::Relaxed);
         }
         Ok(None) => {}
         Err(_) => {
@@ -202,7 +206,7 @@ fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atrelay::wire::frame::{Event, Identity};
+    use atrelay::wire::frame::{ErrorFrame, Event, Identity};
 
     fn identity(seq: i64) -> Vec<u8> {
         let mut out = Vec::new();
@@ -225,12 +229,26 @@ mod tests {
         for seq in [1, 2, 3, 6, 6, 4, 7] {
             handle(&identity(seq), &stats, &mut checker);
         }
-        assert_eq!(stats.frames.load(Ordering::Relaxed), 7);
+        assert_eq!(
+            stats.frames.load(Ordering::Relaxed),
+            5,
+            "repeats are not deliveries"
+        );
         assert_eq!(stats.gaps.load(Ordering::Relaxed), 2);
         assert_eq!(stats.duplicates.load(Ordering::Relaxed), 2);
         assert_eq!(stats.last_seq.load(Ordering::Relaxed), 7);
         assert_eq!(stats.by_type[1].load(Ordering::Relaxed), 7);
         handle(b"\xff\x00", &stats, &mut checker);
         assert_eq!(stats.decode_errors.load(Ordering::Relaxed), 1);
+        // An error frame before a reconnect is counted as such, not as an event.
+        let mut too_slow = Vec::new();
+        Event::Error(ErrorFrame {
+            error: "ConsumerTooSlow",
+            message: None,
+        })
+        .encode(&mut too_slow);
+        handle(&too_slow, &stats, &mut checker);
+        assert_eq!(stats.too_slow.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.frames.load(Ordering::Relaxed), 5);
     }
 }
