@@ -836,38 +836,19 @@ fn devnet_failing_half_way_exits_cleanly() {
     let data = tmp.path().join("net");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("pds-1"), "not a directory").unwrap();
-    let out = atrelay(&[
-        "devnet",
-        "--pds",
-        "2",
-        "--accounts",
-        "1",
-        "--duration",
-        "1",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    let data_dir = data.to_str().unwrap();
+    let devnet = |extra: &[&str]| {
+        let mut args = vec!["devnet", "--pds", "2", "--accounts", "1", "--duration", "1"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--listen", "127.0.0.1:0", "--data-dir", data_dir]);
+        atrelay(&args)
+    };
+    let out = devnet(&[]);
     assert_exit(&out, 1, "devnet whose second PDS cannot start");
     assert!(stderr(&out).contains("PDS 1"), "{}", stderr(&out));
     // Nothing was left half-written: fixed, the same directory starts.
     std::fs::remove_file(data.join("pds-1")).unwrap();
-    let again = atrelay(&[
-        "devnet",
-        "--pds",
-        "2",
-        "--accounts",
-        "1",
-        "--rate",
-        "0",
-        "--duration",
-        "1",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    let again = devnet(&["--rate", "0"]);
     assert_exit(
         &again,
         0,

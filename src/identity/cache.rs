@@ -20,7 +20,7 @@
 //! (milliseconds since the cache started) shares one `AtomicU64` with the
 //! recently-used bit, instead of an `Instant` and an `AtomicBool`.
 //! A map slot is 32 bytes; with the identity, its DID and handle and the
-//! table's spare room, an entry costs about 300 bytes (BENCHMARKS.md).
+//! table's spare room, an entry costs about 370 bytes (BENCHMARKS.md).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
