@@ -178,9 +178,11 @@ impl SyntheticAccount {
             }
             Attack::RevRollback => {
                 let Some(rev) = self.head.rev else {
-                    // Nothing to roll back yet: a forged signature instead
-                    // would change the expected outcome, so make the repo's
-                    // first commit a real one and roll back from it.
+                    // Nothing to roll back from in this repo yet. The fleet
+                    // never plans this (`Planned::for_account`: the relay
+                    // would have no rev to compare with either); made
+                    // directly, it builds a first commit it does not emit
+                    // and rolls back from that.
                     let write = self.create("app.bsky.feed.post", now);
                     let built = self.build(vec![write]);
                     self.apply(&built);

@@ -68,6 +68,29 @@ pub enum Expect {
 }
 
 impl Planned {
+    /// What to plan for an account: `self`, unless it is a rev rollback of an
+    /// account the relay holds no rev for yet. That "rollback" would be the
+    /// account's first commit there, and accepted, so the account's first
+    /// real commit is planned instead. `has_rev` says whether a rev-setting
+    /// event was planned for the account before; it is updated.
+    pub fn for_account(self, has_rev: &mut bool) -> Planned {
+        let planned = match self {
+            Planned::Attack(Attack::RevRollback) if !*has_rev => Planned::Normal(Op::Post),
+            other => other,
+        };
+        *has_rev |= planned.sets_rev();
+        planned
+    }
+
+    /// Whether the relay stores a rev for the account once it accepts this.
+    fn sets_rev(self) -> bool {
+        match self {
+            Planned::Normal(Op::Identity | Op::Account) => false,
+            Planned::Normal(_) => true,
+            Planned::Attack(_) => false,
+        }
+    }
+
     pub fn expect(self) -> Expect {
         match self {
             Planned::Normal(Op::Identity) => Expect::Accepted("identity"),
@@ -212,6 +235,32 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    #[test]
+    fn a_rollback_needs_a_rev_to_roll_back_from() {
+        let rollback = Planned::Attack(Attack::RevRollback);
+        let mut has_rev = false;
+        // No rev yet: identities, accounts and dropped attacks set none.
+        for planned in [
+            Planned::Normal(Op::Identity),
+            Planned::Normal(Op::Account),
+            Planned::Attack(Attack::ForgedSignature),
+            Planned::Attack(Attack::BrokenProof),
+            Planned::Attack(Attack::Oversize),
+        ] {
+            assert_eq!(planned.for_account(&mut has_rev), planned);
+            assert!(!has_rev, "{planned:?}");
+        }
+        let first = rollback.for_account(&mut has_rev);
+        assert_eq!(first, Planned::Normal(Op::Post));
+        assert_eq!(first.expect(), Expect::Accepted("commit"));
+        assert!(has_rev);
+        assert_eq!(rollback.for_account(&mut has_rev), rollback);
+        // A #sync sets the rev as a commit does.
+        let mut synced = false;
+        Planned::Normal(Op::Sync).for_account(&mut synced);
+        assert_eq!(rollback.for_account(&mut synced), rollback);
     }
 
     #[test]

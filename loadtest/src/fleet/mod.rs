@@ -168,6 +168,10 @@ pub struct Fleet {
     schedule: StdRng,
     /// Next account in round-robin order.
     next_account: usize,
+    /// Accounts with a commit or `#sync` planned so far: the relay holds a
+    /// rev for them once those are processed, so a rev rollback is
+    /// recognisable as one.
+    has_rev: Vec<bool>,
     /// Everything staged so far.
     pub tally: Tally,
 }
@@ -217,6 +221,7 @@ impl Fleet {
         Ok(Fleet {
             schedule: StdRng::seed_from_u64(cfg.seed ^ 0x5ced_u64),
             next_account: 0,
+            has_rev: vec![false; accounts.len()],
             cfg,
             directory,
             hosts,
@@ -253,7 +258,8 @@ impl Fleet {
                         (self.next_account + n - 1) % n
                     }
                 };
-                (a as u32, self.cfg.mix.draw(&mut self.schedule))
+                let planned = self.cfg.mix.draw(&mut self.schedule);
+                (a as u32, planned.for_account(&mut self.has_rev[a]))
             })
             .collect();
         let mut next_seq: Vec<i64> = self
