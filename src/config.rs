@@ -204,6 +204,9 @@ pub struct FanoutConfig {
     pub too_slow_secs: u64,
     /// Idle ping interval, in seconds.
     pub ping_secs: u64,
+    /// Milliseconds a caught-up subscriber session waits after new events
+    /// arrive before writing, so one write carries several; 0 = at once.
+    pub linger_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -296,6 +299,7 @@ impl Default for FanoutConfig {
             ring_capacity: 65_536,
             too_slow_secs: 30,
             ping_secs: 30,
+            linger_ms: 0,
         }
     }
 }
@@ -360,6 +364,9 @@ impl RelayConfig {
                 "fanout.ring_capacity",
                 "must be a power of two, at least 16",
             ));
+        }
+        if self.fanout.linger_ms > 100 {
+            return Err(invalid("fanout.linger_ms", "must be at most 100"));
         }
         if self.fanout.too_slow_secs == 0 || self.fanout.ping_secs == 0 {
             return Err(invalid(

@@ -78,6 +78,12 @@ pub struct SessionConfig {
     /// Largest client frame accepted (default 64 KiB); bigger ones close the
     /// connection with 1009. Clients have nothing to say on this stream.
     pub max_client_frame: usize,
+    /// How long a caught-up session waits, once the ring wakes it, before
+    /// it reads (default 0: at once). At a few thousand events a second each
+    /// event otherwise wakes every session and costs every one a write of a
+    /// single frame; waiting a millisecond or two lets one wake-up and one
+    /// write carry the events that arrived meanwhile, for that much latency.
+    pub linger: Duration,
 }
 
 impl Default for SessionConfig {
@@ -88,6 +94,7 @@ impl Default for SessionConfig {
             too_slow_after: Duration::from_secs(30),
             ping_interval: Duration::from_secs(30),
             max_client_frame: 64 * 1024,
+            linger: Duration::ZERO,
         }
     }
 }
@@ -262,7 +269,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                             return end;
                         }
                     }
-                    Woke::Ring => {}
+                    Woke::Ring => {
+                        if !self.cfg.linger.is_zero() {
+                            tokio::time::sleep(self.cfg.linger).await;
+                        }
+                    }
                     Woke::Timer => {
                         let due = self.conn.last_progress + ping_every;
                         if Instant::now() >= due {

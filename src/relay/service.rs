@@ -183,6 +183,7 @@ impl Relay {
             session: SessionConfig {
                 too_slow_after: Duration::from_secs(cfg.fanout.too_slow_secs),
                 ping_interval: Duration::from_secs(cfg.fanout.ping_secs),
+                linger: Duration::from_millis(cfg.fanout.linger_ms),
                 ..SessionConfig::default()
             },
             crawlers: crawlers.clone(),
