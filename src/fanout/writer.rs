@@ -38,6 +38,9 @@ const IOV_MAX: usize = 1024;
 /// Frames per flush step: each frame takes at most two slices.
 const FRAMES_PER_WRITE: usize = IOV_MAX / 2;
 
+/// Up to this many queued frames are written with small stack arrays.
+const SMALL_WRITE: usize = 8;
+
 /// When the stream cannot do vectored writes (e.g. some TLS wrappers), frames
 /// are coalesced into a scratch buffer of about this size per write instead,
 /// so we do not issue one syscall per 2-byte header.
@@ -156,19 +159,35 @@ impl FrameQueue {
     }
 
     /// One `writev` of up to [`FRAMES_PER_WRITE`] frames from the current
-    /// position. Headers live in a stack array for the duration of the call.
+    /// position. Headers live in a stack array for the duration of the call,
+    /// sized for the frames at hand: a live subscriber usually has one or
+    /// two, and zeroing the full-size arrays (21 KiB) for each of those
+    /// writes showed in the relay's profile.
     fn poll_write_vectored<W: AsyncWrite + Unpin + ?Sized>(
         &self,
         cx: &mut Context<'_>,
         w: &mut W,
     ) -> Poll<io::Result<usize>> {
-        let frames = &self.items[self.idx..(self.idx + FRAMES_PER_WRITE).min(self.items.len())];
-        let mut headers = [[0u8; 10]; FRAMES_PER_WRITE];
-        let mut hlens = [0u8; FRAMES_PER_WRITE];
+        if self.items.len() - self.idx <= SMALL_WRITE {
+            self.poll_writev_upto::<SMALL_WRITE, { 2 * SMALL_WRITE }, W>(cx, w)
+        } else {
+            self.poll_writev_upto::<FRAMES_PER_WRITE, IOV_MAX, W>(cx, w)
+        }
+    }
+
+    /// [`Self::poll_write_vectored`] with room for `F` frames in `S` slices.
+    fn poll_writev_upto<const F: usize, const S: usize, W: AsyncWrite + Unpin + ?Sized>(
+        &self,
+        cx: &mut Context<'_>,
+        w: &mut W,
+    ) -> Poll<io::Result<usize>> {
+        let frames = &self.items[self.idx..(self.idx + F).min(self.items.len())];
+        let mut headers = [[0u8; 10]; F];
+        let mut hlens = [0u8; F];
         for (i, (op, payload)) in frames.iter().enumerate() {
             hlens[i] = frame_header(*op, payload.len(), &mut headers[i]) as u8;
         }
-        let mut iov = [IoSlice::new(&[]); IOV_MAX];
+        let mut iov = [IoSlice::new(&[]); S];
         let mut n = 0;
         for (i, (_, payload)) in frames.iter().enumerate() {
             let hlen = usize::from(hlens[i]);
