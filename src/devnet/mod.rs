@@ -494,11 +494,7 @@ impl Devnet {
         let Devnet {
             plc, pds, relay, ..
         } = self;
-        relay.stop().await;
-        for server in pds {
-            server.stop().await;
-        }
-        plc.stop().await;
+        stop_parts(plc, Some(relay), pds).await;
     }
 }
 
@@ -558,14 +554,10 @@ async fn start_pds(
         })
 }
 
-/// Stops, in [`Devnet::stop`]'s order, the parts of a network whose start
-/// failed with `err`, and hands `err` back.
-async fn stop_started(
-    plc: PlcServer,
-    relay: Option<Relay>,
-    pds: Vec<PdsServer>,
-    err: DevnetError,
-) -> DevnetError {
+/// Stops the parts of a network, the relay first (so it does not log every
+/// PDS going away as an outage), then the PDSes, then PLC: a whole network
+/// or the parts a failed start had started.
+async fn stop_parts(plc: PlcServer, relay: Option<Relay>, pds: Vec<PdsServer>) {
     if let Some(relay) = relay {
         relay.stop().await;
     }
@@ -573,6 +565,16 @@ async fn stop_started(
         server.stop().await;
     }
     plc.stop().await;
+}
+
+/// [`stop_parts`] for a start that failed with `err`; hands `err` back.
+async fn stop_started(
+    plc: PlcServer,
+    relay: Option<Relay>,
+    pds: Vec<PdsServer>,
+    err: DevnetError,
+) -> DevnetError {
+    stop_parts(plc, relay, pds).await;
     err
 }
 

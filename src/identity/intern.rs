@@ -124,7 +124,18 @@ mod tests {
         let x = full.identity(ident("b.example"));
         let y = full.identity(ident("b.example"));
         assert_eq!(x.pds_host, y.pds_host);
-        assert!(full.len() <= 2);
+        assert!(!Arc::ptr_eq(
+            x.pds_host.as_ref().unwrap(),
+            y.pds_host.as_ref().unwrap()
+        ));
+        assert_eq!(full.len(), 2);
+        // Once nothing holds the old names, the new ones are kept again.
         drop(keep);
+        let z = full.identity(ident("b.example"));
+        let w = full.identity(ident("b.example"));
+        assert!(Arc::ptr_eq(
+            z.pds_host.as_ref().unwrap(),
+            w.pds_host.as_ref().unwrap()
+        ));
     }
 }

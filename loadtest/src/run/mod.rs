@@ -51,7 +51,6 @@ pub struct RunOptions {
 
 const ACCEPTED: &str = "atrelay_relay_events_accepted_total";
 const DROPPED: &str = "atrelay_relay_events_dropped_total";
-const LAST_SEQ: &str = "atrelay_log_last_seq";
 const IGNORED: &str = "atrelay_relay_events_ignored_total";
 
 fn runtime(name: &str, workers: usize) -> Result<tokio::runtime::Runtime, String> {
@@ -259,19 +258,6 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         report.prefill_seconds = t.elapsed().as_secs_f64();
     }
     let prefill_accepted = processed(&relay)?.1;
-    // Verified is not yet sequenced: a live subscriber that connected now
-    // could still be sent the backlog's last events. Wait for the log head
-    // (one seq per accepted event, from 1), then for the ring's publish.
-    if prefill_accepted > 0 {
-        while Instant::now() < deadline {
-            let head = sum(&relay.scrape()?, LAST_SEQ, "", "") as u64;
-            if head >= prefill_accepted {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 
     // 3. The swarm.
     let swarm = swarm_rt.block_on(async { Swarm::start(&relay.firehose_url(), &s.swarm) });
