@@ -1,0 +1,109 @@
+// The checks scenarios share: reading a source's whole stream, waiting for a
+// relay to have passed all of it on, and the exact counts the reference
+// client's writes imply.
+import { checkSeqOrder, compareRelayed } from './compare.mjs'
+import { readFirehose } from './firehose.mjs'
+import { relayIgnoredStale } from './network.mjs'
+
+/** A PDS's whole firehose from cursor 0 (it is quiet: writes are done). */
+export async function readSource(pds) {
+  const r = await readFirehose(pds.ws, { idleMs: 1000, timeoutMs: 30_000 })
+  if (r.error || r.timedOut) {
+    throw new Error(`reading ${pds.name}'s firehose: ${r.error?.message ?? 'timed out'}`)
+  }
+  return r.events
+}
+
+/**
+ * The relay's whole stream from cursor 0, read until every repo in `source`
+ * has as many events there as at the source (or 60 s), then 1.5 s more so
+ * that extra events show.
+ */
+export async function readRelayAfter(relay, source) {
+  const want = new Map()
+  for (const e of source) want.set(e.did, (want.get(e.did) ?? 0) + 1)
+  const done = (events) => {
+    const got = new Map()
+    for (const e of events) if (want.has(e.did)) got.set(e.did, (got.get(e.did) ?? 0) + 1)
+    return [...want].every(([did, n]) => (got.get(did) ?? 0) >= n)
+  }
+  return readFirehose(relay.ws, { done, idleMs: 1500, timeoutMs: 60_000 })
+}
+
+/**
+ * What a relay must pass on from `source` (one or more PDSes' whole
+ * streams): the sync spec's validation checklist says to ignore `#commit`
+ * and `#sync` events whose rev is lower than or equal to the last one
+ * processed for the DID. The reference PDS emits such a `#sync` (at its last
+ * commit's rev) after creating an account and after reactivating one. Returns
+ * the events to expect, in source order, and those to expect ignored.
+ */
+export function relayExpected(source) {
+  const lastRev = new Map()
+  const expected = []
+  const ignored = []
+  for (const e of source) {
+    if (e.type === 'commit' || e.type === 'sync') {
+      const last = lastRev.get(e.did)
+      // TIDs sort as strings.
+      if (last !== undefined && e.rev <= last) {
+        ignored.push(e)
+        continue
+      }
+      lastRev.set(e.did, e.rev)
+    }
+    expected.push(e)
+  }
+  return { expected, ignored }
+}
+
+/**
+ * Problems with what the relay passed on from `source` (everything the relay
+ * was asked to crawl): its stream must hold exactly the source's events, per
+ * repo in order and field for field, nothing else, with strictly increasing
+ * seqs.
+ */
+export function relayedProblems(read, source) {
+  const problems = []
+  if (read.events.length !== source.length) {
+    problems.push(`the relay's stream has ${read.events.length} events, its sources emitted ${source.length}`)
+  }
+  if (read.error) problems.push(`relay stream: ${read.error.message}`)
+  if (read.timedOut) problems.push('relay stream: timed out before every source event arrived')
+  problems.push(...checkSeqOrder(read.events), ...compareRelayed(source, read.events))
+  return problems
+}
+
+/** Problems where a repo's ops at the source differ from the writes made. */
+export function writeProblems(accounts, source) {
+  const problems = []
+  for (const a of accounts) {
+    const ops = source
+      .filter((e) => e.did === a.did && e.type === 'commit')
+      .reduce((n, e) => n + e.ops.length, 0)
+    if (ops !== a.writes) {
+      problems.push(`${a.handle} (${a.did}): ${a.writes} writes made, ${ops} ops in the firehose`)
+    }
+  }
+  return problems
+}
+
+/**
+ * Reads the relay after `source` (every PDS it crawls, whole streams) and
+ * returns the problems with what it passed on and what it ignored: exactly
+ * `relayExpected(source)`, and its stale-event counters equal to the number
+ * the spec says to ignore.
+ */
+export async function checkRelayed(relay, source) {
+  const { expected, ignored } = relayExpected(source)
+  const read = await readRelayAfter(relay, expected)
+  const problems = relayedProblems(read, expected)
+  const counted = await relayIgnoredStale(relay)
+  if (counted !== ignored.length) {
+    problems.push(
+      `the relay counted ${counted} events ignored as stale; the sources emitted ${ignored.length} with a rev not above the last: ` +
+        ignored.map((e) => `${e.type} ${e.did} ${e.rev}`).join(', '),
+    )
+  }
+  return { read, expected, ignored, problems }
+}
