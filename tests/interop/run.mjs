@@ -3,7 +3,10 @@
 // order (later ones build on the accounts of earlier ones), prints each
 // one's figures and problems, and exits 1 if any scenario had a problem.
 //
-//   node run.mjs --atrelay PATH --python PATH [--only NAME-PART] [--keep]
+//   node run.mjs --atrelay PATH --python PATH [--until NAME-PART] [--keep]
+//
+// --until stops after the first scenario whose name contains NAME-PART (the
+// scenarios before it make the accounts it needs).
 //
 // Bounded: the whole run is stopped after 10 minutes. Logs of every process
 // stay in the printed directory when a scenario fails (or with --keep).
@@ -16,6 +19,7 @@ import { Procs } from './lib/procs.mjs'
 import * as clientToPdsMode from './scenarios/client-to-pds-mode.mjs'
 import * as referenceConsumers from './scenarios/reference-consumers.mjs'
 import * as relayFromPdsMode from './scenarios/relay-from-pds-mode.mjs'
+import * as relayCrashRestart from './scenarios/relay-crash-restart.mjs'
 import * as relayFromReferencePds from './scenarios/relay-from-reference-pds.mjs'
 import * as relaySyncEndpoints from './scenarios/relay-sync-endpoints.mjs'
 
@@ -25,6 +29,8 @@ const SCENARIOS = [
   clientToPdsMode,
   relayFromPdsMode,
   relaySyncEndpoints,
+  // Last: the restart resets the relay's counters, which earlier ones check.
+  relayCrashRestart,
 ]
 const RUN_LIMIT_MS = 10 * 60_000
 const MAX_PROBLEMS_SHOWN = 20
@@ -33,12 +39,12 @@ const { values: args } = parseArgs({
   options: {
     atrelay: { type: 'string' },
     python: { type: 'string' },
-    only: { type: 'string' },
+    until: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 })
 if (!args.atrelay || !args.python) {
-  console.error('usage: node run.mjs --atrelay PATH --python PATH [--only NAME-PART] [--keep]')
+  console.error('usage: node run.mjs --atrelay PATH --python PATH [--until NAME-PART] [--keep]')
   process.exit(2)
 }
 
@@ -58,7 +64,6 @@ try {
   console.log(`interop: network up in ${((Date.now() - t0) / 1000).toFixed(1)} s (logs: ${runDir})`)
   const world = {}
   for (const scenario of SCENARIOS) {
-    if (args.only && !scenario.name.includes(args.only)) continue
     const started = Date.now()
     let result
     try {
@@ -79,6 +84,7 @@ try {
       const drops = await relayDrops(net.relay)
       if (drops.length) console.log(`   relay counters:\n     ${drops.join('\n     ')}`)
     }
+    if (args.until && scenario.name.includes(args.until)) break
   }
 } catch (err) {
   failed = true

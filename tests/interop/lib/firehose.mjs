@@ -47,7 +47,8 @@ export function summarize(evt) {
 /**
  * Reads `service`'s firehose from `cursor` until `done(events)` holds and no
  * frame has come for `idleMs` (so extra events are seen too), or until
- * `timeoutMs`. Returns the summarized events, in the order received.
+ * `timeoutMs`. Returns the summarized events, in the order received, and
+ * how many reconnect attempts it made (resuming after the last seq).
  */
 export async function readFirehose(
   service,
@@ -59,6 +60,7 @@ export async function readFirehose(
   let lastAt = started
   let timedOut = false
   let error = null
+  let reconnects = 0
   const sub = new Subscription({
     service,
     method: METHOD,
@@ -66,6 +68,9 @@ export async function readFirehose(
     getParams: () => ({ cursor: events.length ? events.at(-1).seq : cursor }),
     validate: (v) => v,
     signal: ctrl.signal,
+    onReconnectError: () => {
+      reconnects += 1
+    },
   })
   const timer = setInterval(() => {
     const now = Date.now()
@@ -85,7 +90,7 @@ export async function readFirehose(
   } finally {
     clearInterval(timer)
   }
-  return { events, timedOut, error }
+  return { events, timedOut, error, reconnects }
 }
 
 /**

@@ -46,12 +46,13 @@ export class Procs {
    * `timeoutMs` passes.
    */
   async start(name, cmd, args, { env = {}, ready, timeoutMs = 60_000 } = {}) {
-    const log = createWriteStream(this.logPath(name))
+    // Appended: a restarted child keeps one log.
+    const log = createWriteStream(this.logPath(name), { flags: 'a' })
     const child = spawn(cmd, args, {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
-    const entry = { name, child, exited: null, stdout: '' }
+    const entry = { name, child, exited: null, stdout: '', spec: { cmd, args, env, ready, timeoutMs } }
     this.children.push(entry)
     child.stdout.on('data', (chunk) => {
       entry.stdout += chunk
@@ -82,6 +83,21 @@ export class Procs {
       }
       await sleep(100)
     }
+  }
+
+  /**
+   * Stops the live child `name` with `signal` (SIGKILL: a crash), runs
+   * `whileDown`, then starts it again as it was started, waiting until it is
+   * ready.
+   */
+  async restart(name, signal, whileDown = async () => {}) {
+    const old = this.children.find((c) => c.name === name && !c.exited)
+    if (!old) throw new Error(`${name} is not running`)
+    old.child.kill(signal)
+    await old.done
+    await whileDown()
+    const { cmd, args, ...opts } = old.spec
+    return this.start(name, cmd, args, opts)
   }
 
   /** SIGTERM to every live child, SIGKILL to any still alive after 5 s. */

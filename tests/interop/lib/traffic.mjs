@@ -71,3 +71,35 @@ export async function lifecycle(account, newName) {
   await account.agent.post({ text: `${newName} is back` })
   account.writes += 1
 }
+
+/**
+ * One applyWrites of `n` creates (posts), then one that updates half of
+ * them and deletes the rest: multi-op commits, whose MST proofs a relay
+ * must invert as a whole.
+ */
+export async function batchWrites(account, n) {
+  const now = new Date().toISOString()
+  const created = await account.agent.com.atproto.repo.applyWrites({
+    repo: account.did,
+    writes: Array.from({ length: n }, (_, i) => ({
+      $type: 'com.atproto.repo.applyWrites#create',
+      collection: 'app.bsky.feed.post',
+      value: { $type: 'app.bsky.feed.post', text: `batch post ${i}`, createdAt: now },
+    })),
+  })
+  const rkeys = created.data.results.map((r) => r.uri.split('/').pop())
+  await account.agent.com.atproto.repo.applyWrites({
+    repo: account.did,
+    writes: rkeys.map((rkey, i) =>
+      i % 2 === 0
+        ? {
+            $type: 'com.atproto.repo.applyWrites#update',
+            collection: 'app.bsky.feed.post',
+            rkey,
+            value: { $type: 'app.bsky.feed.post', text: `batch post ${i}, edited`, createdAt: now },
+          }
+        : { $type: 'com.atproto.repo.applyWrites#delete', collection: 'app.bsky.feed.post', rkey },
+    ),
+  })
+  account.writes += 2 * n
+}

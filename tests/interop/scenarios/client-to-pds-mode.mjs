@@ -11,7 +11,7 @@ import { countByType } from '../lib/compare.mjs'
 import { readSource, writeProblems } from '../lib/expect.mjs'
 import { startSyncConsumer } from '../lib/firehose.mjs'
 import { finishPythonConsumer, startPythonConsumer } from '../lib/python.mjs'
-import { createAccounts, PASSWORD, socialRound } from '../lib/traffic.mjs'
+import { batchWrites, createAccounts, PASSWORD, socialRound } from '../lib/traffic.mjs'
 
 export const name = 'reference client -> PDS mode'
 
@@ -69,6 +69,7 @@ export async function run(net, world, { procs, python }) {
   erin.writes += 1
 
   await socialRound(accounts, 0)
+  await batchWrites(erin, 20)
 
   // The repo export must verify against the key the PLC publishes, and hold
   // exactly the records listRecords lists.

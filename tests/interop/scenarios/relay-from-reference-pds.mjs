@@ -8,7 +8,7 @@ import { countByType } from '../lib/compare.mjs'
 import { checkRelayed, readSource, writeProblems } from '../lib/expect.mjs'
 import { startSyncConsumer } from '../lib/firehose.mjs'
 import { requestCrawl } from '../lib/network.mjs'
-import { createAccounts, lifecycle, socialRound } from '../lib/traffic.mjs'
+import { batchWrites, createAccounts, lifecycle, socialRound } from '../lib/traffic.mjs'
 
 export const name = 'relay <- reference PDS'
 
@@ -21,6 +21,7 @@ export async function run(net, world) {
   await socialRound(world.referenceAccounts, 0)
   await lifecycle(world.onA[1], 'bobby')
   await lifecycle(world.onB[1], 'davey')
+  await batchWrites(world.onA[0], 20)
   await requestCrawl(net.relay, b.hostname)
 
   const source = [...(await readSource(a)), ...(await readSource(b))]
