@@ -16,6 +16,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { relayDrops, startNetwork } from './lib/network.mjs'
 import { Procs } from './lib/procs.mjs'
+import * as accountStatus from './scenarios/account-status.mjs'
 import * as clientToPdsMode from './scenarios/client-to-pds-mode.mjs'
 import * as referenceConsumers from './scenarios/reference-consumers.mjs'
 import * as relayFromPdsMode from './scenarios/relay-from-pds-mode.mjs'
@@ -29,6 +30,7 @@ const SCENARIOS = [
   clientToPdsMode,
   relayFromPdsMode,
   relaySyncEndpoints,
+  accountStatus,
   // Last: the restart resets the relay's counters, which earlier ones check.
   relayCrashRestart,
 ]

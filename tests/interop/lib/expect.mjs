@@ -5,13 +5,24 @@ import { checkSeqOrder, compareRelayed } from './compare.mjs'
 import { readFirehose } from './firehose.mjs'
 import { relayIgnoredStale } from './network.mjs'
 
-/** A PDS's whole firehose from cursor 0 (it is quiet: writes are done). */
+// Every event read from each source so far, by seq.
+const emitted = new Map()
+
+/**
+ * Everything a PDS has emitted: its firehose from cursor 0 (it is quiet:
+ * writes are done), together with what earlier reads saw. A PDS may drop
+ * events from its backlog (the reference PDS removes a deleted account's),
+ * but a relay that took them live keeps them.
+ */
 export async function readSource(pds) {
   const r = await readFirehose(pds.ws, { idleMs: 1000, timeoutMs: 30_000 })
   if (r.error || r.timedOut) {
     throw new Error(`reading ${pds.name}'s firehose: ${r.error?.message ?? 'timed out'}`)
   }
-  return r.events
+  if (!emitted.has(pds.ws)) emitted.set(pds.ws, new Map())
+  const seen = emitted.get(pds.ws)
+  for (const e of r.events) seen.set(e.seq, e)
+  return [...seen.values()].sort((a, b) => a.seq - b.seq)
 }
 
 /**

@@ -27,6 +27,7 @@ async function startPlc(procs) {
 async function startReferencePds(procs, name, { dataDir, plcUrl }) {
   const port = await freePort()
   const dir = path.join(dataDir, name)
+  const adminPassword = randomBytes(8).toString('hex')
   mkdirSync(path.join(dir, 'blobs'), { recursive: true })
   await procs.start(name, process.execPath, [script('pds.mjs')], {
     env: {
@@ -38,7 +39,7 @@ async function startReferencePds(procs, name, { dataDir, plcUrl }) {
       PDS_DID_PLC_URL: plcUrl,
       PDS_INVITE_REQUIRED: 'false',
       PDS_JWT_SECRET: randomBytes(16).toString('hex'),
-      PDS_ADMIN_PASSWORD: randomBytes(8).toString('hex'),
+      PDS_ADMIN_PASSWORD: adminPassword,
       PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX: randomBytes(32).toString('hex'),
       LOG_ENABLED: 'true',
       LOG_LEVEL: 'info',
@@ -46,7 +47,7 @@ async function startReferencePds(procs, name, { dataDir, plcUrl }) {
     ready: printedReady,
     timeoutMs: 90_000,
   })
-  return pdsEndpoints(name, `localhost:${port}`, port)
+  return { ...pdsEndpoints(name, `localhost:${port}`, port), adminPassword }
 }
 
 function pdsEndpoints(name, hostname, port) {
