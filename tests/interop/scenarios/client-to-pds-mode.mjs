@@ -1,7 +1,8 @@
 // reference client → PDS mode: @atproto/api against `atrelay pds` (whose
 // accounts live at the reference PLC): create accounts, log in, write, read
-// back, upload and fetch a blob, refresh the session, and export the repo,
-// which @atproto/repo must verify. @atproto/sync and the Python client read
+// back, upload and fetch a blob, refresh the session, change a handle,
+// deactivate and reactivate, and export the repo, which @atproto/repo must
+// verify. @atproto/sync and the Python client read
 // that PDS's firehose from cursor 0, live through the writes.
 import { IdResolver } from '@atproto/identity'
 import { AtpAgent } from '@atproto/api'
@@ -11,7 +12,7 @@ import { countByType } from '../lib/compare.mjs'
 import { readSource, writeProblems } from '../lib/expect.mjs'
 import { startSyncConsumer } from '../lib/firehose.mjs'
 import { finishPythonConsumer, startPythonConsumer } from '../lib/python.mjs'
-import { batchWrites, createAccounts, PASSWORD, socialRound } from '../lib/traffic.mjs'
+import { batchWrites, createAccounts, lifecycle, PASSWORD, socialRound } from '../lib/traffic.mjs'
 
 export const name = 'reference client -> PDS mode'
 
@@ -70,6 +71,7 @@ export async function run(net, world, { procs, python }) {
 
   await socialRound(accounts, 0)
   await batchWrites(erin, 20)
+  await lifecycle(accounts[1], 'franky')
 
   // The repo export must verify against the key the PLC publishes, and hold
   // exactly the records listRecords lists.
