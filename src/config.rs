@@ -506,8 +506,15 @@ fn merge(base: &mut toml::Table, overlay: toml::Table, path: &Path) -> Result<()
 }
 
 /// `ATRELAY_*` variables that are not config keys: the log filter (read by
-/// `atrelay serve`) and the test vectors' location (read by the test suite).
-pub const NOT_CONFIG: [&str; 2] = ["ATRELAY_LOG", "ATRELAY_VECTORS"];
+/// `atrelay serve`), the test vectors' location (read by the test suite), and
+/// the interop stage's install cache and binary (read by `tests/interop/run`,
+/// whose relay inherits its environment).
+pub const NOT_CONFIG: [&str; 4] = [
+    "ATRELAY_LOG",
+    "ATRELAY_VECTORS",
+    "ATRELAY_INTEROP_CACHE",
+    "ATRELAY_BIN",
+];
 
 /// The admin API password's variable (kept out of config files).
 pub const ADMIN_PASSWORD_VAR: &str = "ATRELAY_ADMIN_PASSWORD";
@@ -604,6 +611,9 @@ mod tests {
                 ("ATRELAY_FANOUT_RING_CAPACITY", "1024"),
                 ("PATH", "/usr/bin"),
                 ("ATRELAY_LOG", "debug"),
+                ("ATRELAY_VECTORS", "/vectors"),
+                ("ATRELAY_INTEROP_CACHE", "/cache"),
+                ("ATRELAY_BIN", "/bin/atrelay"),
             ]),
         )
         .unwrap();
