@@ -524,16 +524,19 @@ async fn catch_up(addr: SocketAddr, p: &Params, sub_rt: &tokio::runtime::Runtime
     let delivered = progress.load(Ordering::Relaxed);
     let mut per_subscriber = Vec::new();
     let mut errors = Vec::new();
-    for r in readers {
-        if !r.is_finished() {
-            r.abort();
-            errors.push("timed out".into());
-            continue;
-        }
-        match r.await {
-            Ok(Ok(rate)) => per_subscriber.push(rate),
-            Ok(Err(e)) => errors.push(e),
-            Err(e) => errors.push(e.to_string()),
+    // A reader counts its last frame just before it returns: once every
+    // frame is counted, wait for the readers (until the deadline, or a few
+    // seconds at least) rather than call one about to finish timed out.
+    let grace_until = deadline.max(Instant::now() + Duration::from_secs(5));
+    for mut r in readers {
+        match tokio::time::timeout_at(grace_until.into(), &mut r).await {
+            Err(_) => {
+                r.abort();
+                errors.push("timed out".into());
+            }
+            Ok(Ok(Ok(rate))) => per_subscriber.push(rate),
+            Ok(Ok(Err(e))) => errors.push(e),
+            Ok(Err(e)) => errors.push(e.to_string()),
         }
     }
     per_subscriber.sort_by(f64::total_cmp);
