@@ -26,6 +26,17 @@ export async function readSource(pds) {
 }
 
 /**
+ * Everything every PDS of the network has emitted (see `readSource`): what
+ * a relay crawling all of them must account for. A PDS not written to yet
+ * adds nothing.
+ */
+export async function readAllSources(net) {
+  const all = []
+  for (const pds of [...net.refPds, net.ourPds]) all.push(...(await readSource(pds)))
+  return all
+}
+
+/**
  * The relay's whole stream from cursor 0, read until every repo in `source`
  * has as many events there as at the source (or 60 s), then 1.5 s more so
  * that extra events show.

@@ -3,9 +3,9 @@
 // validation, so nothing is hidden), `startSyncConsumer` runs @atproto/sync's
 // Firehose with lexicon validation and commit authentication against a PLC.
 import { createHash } from 'node:crypto'
-import { IdResolver } from '@atproto/identity'
 import { Firehose } from '@atproto/sync'
 import { Subscription } from '@atproto/xrpc-server'
+import { plcResolver } from './resolver.mjs'
 
 const METHOD = 'com.atproto.sync.subscribeRepos'
 
@@ -104,9 +104,7 @@ export function startSyncConsumer(service, plcUrl) {
   const state = { handled: 0, lastAt: Date.now(), lastSeq: 0 }
   const firehose = new Firehose({
     service,
-    // The default fetch refuses http:// and IP hosts (SSRF protection); the
-    // local PLC is both, so take the plain fetch, as the library's tests do.
-    idResolver: new IdResolver({ plcUrl, fetch: globalThis.fetch }),
+    idResolver: plcResolver(plcUrl),
     // Handles under .test cannot resolve offline; the DID documents do.
     unauthenticatedHandles: true,
     getCursor: () => state.lastSeq,

@@ -139,10 +139,9 @@ export async function requestCrawl(relay, hostname) {
  */
 export async function relayDrops(relay) {
   try {
-    const text = await (await fetch(relay.metrics)).text()
-    return text
-      .split('\n')
-      .filter((l) => /^atrelay_\w*(drop|ignor|error|reject)\w*/.test(l) && !/ 0$/.test(l))
+    return (await metricLines(relay)).filter(
+      (l) => /^atrelay_\w*(drop|ignor|error|reject)\w*/.test(l) && !/ 0$/.test(l),
+    )
   } catch (err) {
     return [`(metrics unavailable: ${err.message})`]
   }
@@ -150,11 +149,15 @@ export async function relayDrops(relay) {
 
 /** The relay's count of events ignored as not newer than the repo's rev. */
 export async function relayIgnoredStale(relay) {
-  const text = await (await fetch(relay.metrics)).text()
   let n = 0
-  for (const line of text.split('\n')) {
+  for (const line of await metricLines(relay)) {
     const m = /^atrelay_relay_events_ignored_total\{reason="(duplicate|stale_sync)"\} (\d+)/.exec(line)
     if (m) n += Number(m[2])
   }
   return n
+}
+
+/** The lines of the relay's Prometheus scrape. */
+async function metricLines(relay) {
+  return (await (await fetch(relay.metrics)).text()).split('\n')
 }

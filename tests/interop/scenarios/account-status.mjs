@@ -5,7 +5,7 @@
 // repo accordingly (getRepo), through the reference client; its stream must
 // still hold exactly the PDSes' events.
 import { AtpAgent } from '@atproto/api'
-import { checkRelayed, readRelayAfter, readSource, relayExpected } from '../lib/expect.mjs'
+import { checkRelayed, readAllSources, readRelayAfter, relayExpected } from '../lib/expect.mjs'
 import { createAccounts } from '../lib/traffic.mjs'
 
 export const name = 'account takedown and deletion <- reference PDS'
@@ -32,11 +32,6 @@ export async function run(net) {
   }
   const subject = { $type: 'com.atproto.admin.defs#repoRef', did: grace.did }
   const relay = new AtpAgent({ service: net.relay.url })
-  const sources = async () => [
-    ...(await readSource(net.refPds[0])),
-    ...(await readSource(net.refPds[1])),
-    ...(await readSource(net.ourPds)),
-  ]
 
   const steps = [
     {
@@ -61,7 +56,7 @@ export async function run(net) {
   const problems = []
   for (const { step, act, status, getRepo } of steps) {
     await act()
-    const read = await readRelayAfter(net.relay, relayExpected(await sources()).expected)
+    const read = await readRelayAfter(net.relay, relayExpected(await readAllSources(net)).expected)
     if (read.timedOut) problems.push(`${step}: the relay did not pass the PDS's events on`)
     const got = (await relay.com.atproto.sync.getRepoStatus({ did: grace.did })).data
     const { did, rev, ...shown } = got
@@ -73,7 +68,7 @@ export async function run(net) {
       problems.push(`${step}: relay getRepo ${refused ? `fails with ${refused}` : 'serves the repo'}, expected ${getRepo ?? 'the repo'}`)
     }
   }
-  const relayed = await checkRelayed(net.relay, await sources())
+  const relayed = await checkRelayed(net.relay, await readAllSources(net))
   const graceEvents = relayed.read.events.filter((e) => e.did === grace.did)
   return {
     problems: [...problems, ...relayed.problems],

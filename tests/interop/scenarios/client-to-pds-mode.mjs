@@ -4,7 +4,6 @@
 // deactivate and reactivate, and export the repo, which @atproto/repo must
 // verify. @atproto/sync and the Python client read
 // that PDS's firehose from cursor 0, live through the writes.
-import { IdResolver } from '@atproto/identity'
 import { AtpAgent } from '@atproto/api'
 import { verifyRepoCar } from '@atproto/repo'
 import { isDeepStrictEqual } from 'node:util'
@@ -12,6 +11,7 @@ import { countByType } from '../lib/compare.mjs'
 import { readSource, writeProblems } from '../lib/expect.mjs'
 import { startSyncConsumer } from '../lib/firehose.mjs'
 import { finishPythonConsumer, startPythonConsumer } from '../lib/python.mjs'
+import { plcResolver } from '../lib/resolver.mjs'
 import { batchWrites, createAccounts, lifecycle, PASSWORD, socialRound } from '../lib/traffic.mjs'
 
 export const name = 'reference client -> PDS mode'
@@ -75,7 +75,7 @@ export async function run(net, world, { procs, python }) {
 
   // The repo export must verify against the key the PLC publishes, and hold
   // exactly the records listRecords lists.
-  const resolver = new IdResolver({ plcUrl: net.plcUrl, fetch: globalThis.fetch })
+  const resolver = plcResolver(net.plcUrl)
   for (const a of accounts) {
     const car = await a.agent.com.atproto.sync.getRepo({ did: a.did })
     const key = await resolver.did.resolveAtprotoKey(a.did)
@@ -90,7 +90,6 @@ export async function run(net, world, { procs, python }) {
   }
 
   const source = await readSource(pds)
-  world.pdsModeSource = source
   const syncResult = await sync.finish(source)
   const pyResult = await finishPythonConsumer(procs, py, source)
   return {

@@ -4,7 +4,7 @@
 // frame must decode, every commit and sync verify against the local PLC, and
 // both must see exactly the relay's stream.
 import { countByType } from '../lib/compare.mjs'
-import { checkRelayed, readSource, writeProblems } from '../lib/expect.mjs'
+import { checkRelayed, readAllSources, writeProblems } from '../lib/expect.mjs'
 import { startSyncConsumer } from '../lib/firehose.mjs'
 import { finishPythonConsumer, startPythonConsumer } from '../lib/python.mjs'
 import { socialRound } from '../lib/traffic.mjs'
@@ -18,7 +18,7 @@ export async function run(net, world, { procs, python }) {
 
   await socialRound(world.referenceAccounts, 1)
 
-  const source = [...(await readSource(net.refPds[0])), ...(await readSource(net.refPds[1]))]
+  const source = await readAllSources(net)
   const relayed = await checkRelayed(net.relay, source)
   const syncResult = await sync.finish(relayed.read.events)
   const pyResult = await finishPythonConsumer(procs, py, relayed.read.events)

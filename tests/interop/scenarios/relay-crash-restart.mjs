@@ -6,7 +6,7 @@
 // nothing it had seen lost or renumbered, nothing repeated, nothing missing.
 // A fresh reader from cursor 0 and @atproto/sync must agree.
 import { countByType } from '../lib/compare.mjs'
-import { checkRelayed, hasAllOf, readSource, relayedProblems, relayExpected } from '../lib/expect.mjs'
+import { checkRelayed, hasAllOf, readAllSources, relayedProblems, relayExpected } from '../lib/expect.mjs'
 import { readFirehose, startSyncConsumer } from '../lib/firehose.mjs'
 import { socialRound } from '../lib/traffic.mjs'
 
@@ -16,7 +16,6 @@ export async function run(net, world, { procs }) {
   if (!world.referenceAccounts || !world.pdsModeAccounts) {
     throw new Error('needs the accounts of the earlier scenarios')
   }
-  const sources = [...net.refPds, net.ourPds]
   const target = { done: null }
   const live = readFirehose(net.relay.ws, {
     done: (events) => target.done?.(events) ?? false,
@@ -33,8 +32,7 @@ export async function run(net, world, { procs }) {
   })
   const downSecs = ((Date.now() - t0) / 1000).toFixed(1)
 
-  const source = []
-  for (const pds of sources) source.push(...(await readSource(pds)))
+  const source = await readAllSources(net)
   const { expected } = relayExpected(source)
   target.done = hasAllOf(expected)
   const liveRead = await live

@@ -4,15 +4,16 @@
 // reference PDSes' events (as the first scenario states them) and nothing
 // else; @atproto/sync must accept all of it.
 import { countByType } from '../lib/compare.mjs'
-import { checkRelayed, readSource } from '../lib/expect.mjs'
+import { checkRelayed, readAllSources } from '../lib/expect.mjs'
 import { startSyncConsumer } from '../lib/firehose.mjs'
 
 export const name = 'relay <- PDS mode'
 
 export async function run(net, world) {
-  if (!world.pdsModeSource) throw new Error('needs the writes of "reference client -> PDS mode"')
-  const ours = await readSource(net.ourPds)
-  const all = [...(await readSource(net.refPds[0])), ...(await readSource(net.refPds[1])), ...ours]
+  if (!world.pdsModeAccounts) throw new Error('needs the writes of "reference client -> PDS mode"')
+  const all = await readAllSources(net)
+  const oursDids = new Set(world.pdsModeAccounts.map((a) => a.did))
+  const ours = all.filter((e) => oursDids.has(e.did))
   const relayed = await checkRelayed(net.relay, all)
   const sync = await startSyncConsumer(net.relay.ws, net.plcUrl).finish(relayed.read.events)
   const hosts = await (await fetch(`${net.relay.url}/xrpc/com.atproto.sync.listHosts?limit=100`)).json()
@@ -24,7 +25,7 @@ export async function run(net, world) {
       ...sync.problems.map((p) => `@atproto/sync: ${p}`),
     ],
     figures: {
-      'PDS-mode events relayed': `${relayed.read.events.filter((e) => ours.some((o) => o.did === e.did)).length} of ${ours.length}`,
+      'PDS-mode events relayed': `${relayed.read.events.filter((e) => oursDids.has(e.did)).length} of ${ours.length}`,
       'relay stream': JSON.stringify(countByType(relayed.read.events)),
       '@atproto/sync events': `${sync.handled} of ${sync.want}`,
     },

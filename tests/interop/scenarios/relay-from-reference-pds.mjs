@@ -5,7 +5,7 @@
 // to ignore (rev not above the last; counted by the relay), and
 // @atproto/sync must accept every frame of it.
 import { countByType } from '../lib/compare.mjs'
-import { checkRelayed, readSource, writeProblems } from '../lib/expect.mjs'
+import { checkRelayed, readAllSources, writeProblems } from '../lib/expect.mjs'
 import { startSyncConsumer } from '../lib/firehose.mjs'
 import { requestCrawl } from '../lib/network.mjs'
 import { batchWrites, createAccounts, lifecycle, socialRound } from '../lib/traffic.mjs'
@@ -24,7 +24,7 @@ export async function run(net, world) {
   await batchWrites(world.onA[0], 20)
   await requestCrawl(net.relay, b.hostname)
 
-  const source = [...(await readSource(a)), ...(await readSource(b))]
+  const source = await readAllSources(net)
   const relayed = await checkRelayed(net.relay, source)
   const sync = await startSyncConsumer(net.relay.ws, net.plcUrl).finish(relayed.read.events)
   return {
@@ -34,7 +34,7 @@ export async function run(net, world) {
       ...sync.problems.map((p) => `@atproto/sync: ${p}`),
     ],
     figures: {
-      'events emitted by the reference PDSes': JSON.stringify(countByType(source)),
+      'events emitted by the PDSes': JSON.stringify(countByType(source)),
       'events on the relay': relayed.read.events.length,
       'ignored as the spec says (rev not above the last)': JSON.stringify(countByType(relayed.ignored)),
       '@atproto/sync events (verified ops + identity/account/sync)': `${sync.handled} of ${sync.want}`,

@@ -5,8 +5,8 @@
 // (a redirect to that PDS) yields a repo @atproto/repo verifies against the
 // PLC's key, at that head.
 import { AtpAgent } from '@atproto/api'
-import { IdResolver } from '@atproto/identity'
 import { verifyRepoCar } from '@atproto/repo'
+import { plcResolver } from '../lib/resolver.mjs'
 
 export const name = 'reference client <- relay sync endpoints'
 
@@ -16,7 +16,7 @@ export async function run(net, world) {
   }
   const accounts = [...world.referenceAccounts, ...world.pdsModeAccounts]
   const relay = new AtpAgent({ service: net.relay.url })
-  const resolver = new IdResolver({ plcUrl: net.plcUrl, fetch: globalThis.fetch })
+  const resolver = plcResolver(net.plcUrl)
   const problems = []
 
   // Small pages, so the cursor is exercised.
