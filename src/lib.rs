@@ -24,6 +24,7 @@ pub mod http;
 pub mod identity;
 pub mod log;
 pub mod metrics;
+pub mod net;
 pub mod pds;
 pub mod plc;
 pub mod relay;
