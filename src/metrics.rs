@@ -199,6 +199,18 @@ pub fn describe() {
         Unit::Bytes,
         "Bytes removed by retention"
     );
+    describe_counter!(
+        "atrelay_log_append_retries_total",
+        "Failed log appends retried, by cause (descriptors, disk_full, memory, io): nonzero means the writer stalled"
+    );
+    describe_gauge!(
+        "atrelay_log_writer_stalled",
+        "1 while the log writer retries a failed append (no event is accepted meanwhile), else 0"
+    );
+    describe_counter!(
+        "atrelay_log_reopens_total",
+        "Times the log's database was reopened in place after a failed write"
+    );
     register_at_zero();
 }
 
@@ -246,6 +258,7 @@ fn register_at_zero() {
         "atrelay_log_read_events_total",
         "atrelay_log_retention_removed_events_total",
         "atrelay_log_retention_removed_bytes_total",
+        "atrelay_log_reopens_total",
         fanout::FRAMES_DELIVERED,
         fanout::BYTES_DELIVERED,
         fanout::CATCHUP_READS,
@@ -267,6 +280,7 @@ fn register_at_zero() {
         "atrelay_log_events_bytes",
         "atrelay_log_last_seq",
         "atrelay_log_oldest_seq",
+        "atrelay_log_writer_stalled",
         fanout::SUBSCRIBERS,
         identity::IN_FLIGHT,
         identity::CACHE_ENTRIES,
@@ -283,6 +297,9 @@ fn register_at_zero() {
         // Registering the handle is enough: the exporter renders a
         // registered histogram with zero counts.
         let _ = metrics::histogram!(name);
+    }
+    for cause in ["descriptors", "disk_full", "memory", "io"] {
+        metrics::counter!("atrelay_log_append_retries_total", "cause" => cause).increment(0);
     }
     // The types the sequencer forwards (#info and the like are ignored).
     for kind in [

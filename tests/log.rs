@@ -657,6 +657,172 @@ fn kill_9_loses_nothing_acknowledged() {
 }
 
 // ---------------------------------------------------------------------------
+// file descriptors exhausted mid-write
+
+/// Set in the child process to the data directory; selects the writer that
+/// runs out of descriptors. `setrlimit` is process-wide, so this runs in a
+/// process of its own, never beside other tests.
+const EMFILE_CHILD_ENV: &str = "ATRELAY_LOG_TEST_EMFILE_DIR";
+
+/// The process's open-file limits `(soft, hard)`.
+fn nofile_limit() -> (u64, u64) {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) }, 0);
+    (r.rlim_cur, r.rlim_max)
+}
+
+fn set_soft_nofile(soft: u64) {
+    let (_, hard) = nofile_limit();
+    let r = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) }, 0);
+}
+
+/// The lowest descriptor number not in use: with the soft limit there, the
+/// process can open nothing more until something is closed or the limit
+/// rises.
+fn lowest_free_fd() -> u64 {
+    use std::os::fd::AsRawFd;
+    std::fs::File::open("/dev/null").unwrap().as_raw_fd() as u64
+}
+
+/// Not a test on its own: in the child process (env var set), a writer
+/// thread appends 1,200 events of 16 KiB (1 MiB memtables, so memtable
+/// switches and flushes, which need new files, happen all along) through
+/// [`EventLog::append_retrying`], while the main thread takes every
+/// descriptor away once the writer has written a few batches, keeps them
+/// away until the writer has failed and retried for a second, then gives
+/// them back. Prints `EMFILE_OK` when every event is in the log exactly
+/// once, in order, also after a reopen.
+#[test]
+fn emfile_writer_child() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let Some(dir) = std::env::var_os(EMFILE_CHILD_ENV) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let opts = LogOptions {
+        memory: atrelay::log::LogMemory {
+            memtable_bytes: 1 << 20,
+            block_cache_bytes: 8 << 20,
+        },
+        ..LogOptions::default()
+    };
+    const BATCHES: u64 = 300;
+    const PER_BATCH: u64 = 4;
+    const LEN: usize = 16 << 10;
+    let log = EventLog::open(&dir, opts.clone()).unwrap();
+    let written = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (log, written, failures, stalled) = (
+            log.clone(),
+            written.clone(),
+            failures.clone(),
+            stalled.clone(),
+        );
+        thread::spawn(move || {
+            for b in 0..BATCHES {
+                let first = b * PER_BATCH + 1;
+                let batch = AppendBatch {
+                    events: events(first, &[LEN; PER_BATCH as usize], T0 + first),
+                    ..AppendBatch::default()
+                };
+                // `give_up` is asked after every failed attempt.
+                log.append_retrying(&batch, |for_how_long| {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    stalled.store(true, Ordering::Release);
+                    for_how_long > Duration::from_secs(60)
+                })
+                .expect("append_retrying gave up or hit a fatal error");
+                written.store(b + 1, Ordering::Release);
+            }
+        })
+    };
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            thread::sleep(Duration::from_millis(1));
+        }
+    };
+    wait_for("the first batches", &|| {
+        written.load(Ordering::Acquire) >= 20
+    });
+
+    let (soft, _) = nofile_limit();
+    set_soft_nofile(lowest_free_fd());
+    let exhausted_at = written.load(Ordering::Acquire);
+    wait_for("a failed append", &|| stalled.load(Ordering::Acquire));
+    // Retries (and reopen attempts) fail for a while.
+    thread::sleep(Duration::from_secs(1));
+    let during = written.load(Ordering::Acquire);
+    set_soft_nofile(soft);
+
+    writer.join().expect("writer thread");
+    let retries = failures.load(Ordering::Relaxed);
+    assert!(retries >= 2, "{retries} failed attempts");
+    let total = BATCHES * PER_BATCH;
+    let check = |log: &EventLog| {
+        assert_eq!(log.last_seq(), total);
+        let all = log.read_from(0, usize::MAX, usize::MAX).unwrap();
+        assert_eq!(all.len() as u64, total, "every event once");
+        for (i, (seq, f)) in all.iter().enumerate() {
+            assert_eq!(*seq, i as u64 + 1, "gap-free");
+            assert_eq!(f, &frame(*seq, LEN), "frame {seq} intact");
+        }
+    };
+    check(&log);
+    drop(log);
+    check(&EventLog::open(&dir, opts).unwrap());
+    println!(
+        "EMFILE_OK failed_attempts={retries} batches_before={exhausted_at} batches_during={during}"
+    );
+}
+
+#[test]
+fn the_writer_survives_descriptor_exhaustion() {
+    if std::env::var_os(EMFILE_CHILD_ENV).is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "emfile_writer_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(EMFILE_CHILD_ENV, dir.path())
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run the writer child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("EMFILE_OK"),
+        "child failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    eprintln!(
+        "{} in {:?}",
+        stdout
+            .lines()
+            .find(|l| l.contains("EMFILE_OK"))
+            .unwrap_or_default(),
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------
 // retention
 
 #[test]

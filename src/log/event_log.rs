@@ -1,9 +1,10 @@
 //! [`EventLog`]: the handle, opening and recovery, appends and catch-up reads.
 
 use std::fmt;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -51,7 +52,12 @@ pub struct EventLog {
 
 /// Shared state behind the handle.
 pub(super) struct Inner {
-    pub db: DB,
+    /// The database. Read-locked by every operation for its duration (an
+    /// uncontended read lock: one atomic operation); write-locked only by
+    /// [`EventLog::reopen`](super::recovery) after a failed write, which
+    /// closes and reopens it in place. `None` only if that reopen failed
+    /// for good.
+    pub db: RwLock<Option<DB>>,
     pub path: PathBuf,
     pub opts: LogOptions,
     pub write_opts: WriteOptions,
@@ -68,9 +74,12 @@ pub(super) struct Inner {
     pub oldest_seq: AtomicU64,
     /// Logical bytes of retained events, mirrored from the segment index.
     pub retained_bytes: AtomicU64,
-    /// Set when a write failed: its outcome is unknown (the WAL record may
-    /// have reached disk), so appending again could reuse a seq.
-    pub halted: AtomicBool,
+    /// Set when a write failed. RocksDB then refuses every later write
+    /// (its background-error state, which this RocksDB cannot leave without
+    /// a reopen), and the failed write's outcome is unknown (the WAL record
+    /// may have reached disk), so the next write reopens the database and
+    /// recovers the truth from it first ([`super::recovery`]).
+    pub needs_reopen: AtomicBool,
     /// How to serialize entries of each family directly
     /// ([`super::batch_rep`]); `None` falls back to `WriteBatch::put_cf`.
     pub codes: Option<Codes>,
@@ -103,6 +112,31 @@ pub(super) struct WriterState {
     pub scratch: Vec<u8>,
     /// Reused serialized batch (see [`super::batch_rep`]).
     pub rep: BatchRep,
+    /// The seqs of the last append whose write failed, until a later append
+    /// settles it: retrying that very batch after a reopen must succeed
+    /// whether or not the failed write reached disk.
+    pub unsettled: Option<std::ops::RangeInclusive<u64>>,
+}
+
+/// Shared access to the open database, for one operation: the read half of
+/// [`Inner::db`]. Do not take a second one while holding one (a waiting
+/// reopen would deadlock the two).
+pub(super) struct Db<'a>(RwLockReadGuard<'a, Option<DB>>);
+
+impl Deref for Db<'_> {
+    type Target = DB;
+
+    fn deref(&self) -> &DB {
+        // `Inner::db` makes a `Db` only over an open database.
+        self.0.as_ref().expect("Db wraps an open database")
+    }
+}
+
+impl Db<'_> {
+    pub fn cf(&self, name: &str) -> Result<&ColumnFamily, LogError> {
+        self.cf_handle(name)
+            .ok_or_else(|| LogError::RocksDb(format!("column family `{name}` is not open")))
+    }
 }
 
 impl fmt::Debug for EventLog {
@@ -116,10 +150,15 @@ impl fmt::Debug for EventLog {
 }
 
 impl Inner {
-    pub fn cf(&self, name: &str) -> Result<&ColumnFamily, LogError> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| LogError::RocksDb(format!("column family `{name}` is not open")))
+    /// The database, shared. Waits while a reopen is in progress.
+    pub fn db(&self) -> Result<Db<'_>, LogError> {
+        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            return Err(LogError::RocksDb(
+                "the log's database could not be reopened after a failed write; restart the process".into(),
+            ));
+        }
+        Ok(Db(guard))
     }
 
     /// The writer lock. A panic while holding it cannot leave the in-memory
@@ -144,34 +183,25 @@ impl EventLog {
         if codes.is_none() {
             tracing::warn!("RocksDB's WriteBatch layout is not the expected one; building batches entry by entry");
         }
+        let (oldest, last, segments) = recover_state(&db)?;
         let inner = Inner {
             codes,
-            db,
+            db: RwLock::new(Some(db)),
             path: dir.to_path_buf(),
             write_opts: write_options(opts.durability),
             policy: SegmentPolicy::from_options(&opts),
             opts,
+            last_seq: AtomicU64::new(last),
+            oldest_seq: AtomicU64::new(oldest),
+            retained_bytes: AtomicU64::new(segments.retained_bytes()),
+            needs_reopen: AtomicBool::new(false),
             writer: Mutex::new(WriterState {
                 segments: SegmentIndex::default(),
                 scratch: Vec::new(),
                 rep: BatchRep::default(),
+                unsettled: None,
             }),
-            last_seq: AtomicU64::new(0),
-            oldest_seq: AtomicU64::new(0),
-            retained_bytes: AtomicU64::new(0),
-            halted: AtomicBool::new(false),
         };
-
-        let (oldest, last) = recover_bounds(&inner)?;
-        let segments = load_segments(&inner)?;
-        check_schema(&inner, last != 0 || segments.len() != 0)?;
-        segments.validate(oldest, last)?;
-
-        inner.last_seq.store(last, Ordering::Release);
-        inner.oldest_seq.store(oldest, Ordering::Release);
-        inner
-            .retained_bytes
-            .store(segments.retained_bytes(), Ordering::Release);
         tracing::info!(
             path = %dir.display(),
             last_seq = last,
@@ -230,17 +260,27 @@ impl EventLog {
     /// after the write succeeded.
     ///
     /// Errors: [`LogError::Gap`] or [`LogError::InvalidArgument`] before
-    /// anything is written; [`LogError::RocksDb`] if the write failed, after
-    /// which the log refuses appends until reopened (the failed batch may or
-    /// may not be on disk; reopening recovers the truth from the events CF).
+    /// anything is written; [`LogError::Io`] (transient: retry) or another
+    /// error if the write failed. A failed write's outcome is unknown (the
+    /// batch may or may not be on disk), so the next write first reopens the
+    /// database and recovers the truth from it; calling `append` again with
+    /// the *identical* batch is then always safe: it is written if the
+    /// failed write did not land, and answered `Ok` without writing if it
+    /// did. [`append_retrying`](Self::append_retrying) does exactly that.
     pub fn append(&self, batch: &AppendBatch) -> Result<(), LogError> {
         let started = Instant::now();
         let inner = &*self.inner;
         let mut guard = inner.lock_writer();
-        if inner.halted.load(Ordering::Acquire) {
-            return Err(LogError::RocksDb(
-                "an earlier append failed with an unknown outcome; reopen the log".into(),
-            ));
+        if inner.needs_reopen.load(Ordering::Acquire) {
+            self.reopen(&mut guard)?;
+        }
+        if let Some(failed) = guard.unsettled.clone() {
+            if self.already_written(&failed, batch)? {
+                guard.unsettled = None;
+                drop(guard);
+                self.record_append(batch, started);
+                return Ok(());
+            }
         }
         let last = inner.last_seq.load(Ordering::Acquire);
         for (i, ev) in batch.events.iter().enumerate() {
@@ -266,10 +306,12 @@ impl EventLog {
             return Ok(());
         }
 
+        let db = inner.db()?;
         let WriterState {
             segments,
             scratch,
             rep,
+            unsettled,
         } = &mut *guard;
         let staged = segments.stage(
             &inner.policy,
@@ -278,7 +320,6 @@ impl EventLog {
                 .iter()
                 .map(|e| (e.seq, event_logical_size(e.frame.len()), e.received_micros)),
         );
-        let frame_bytes: u64 = batch.events.iter().map(|e| e.frame.len() as u64).sum();
         let wb = match &inner.codes {
             Some(codes) => {
                 rep.clear();
@@ -311,15 +352,23 @@ impl EventLog {
                 }
                 rep.take_write_batch()
             }
-            None => entry_by_entry(inner, batch, &staged, scratch)?,
+            None => entry_by_entry(&db, batch, &staged, scratch)?,
         };
 
-        if let Err(e) = inner.db.write_opt(wb, &inner.write_opts) {
-            inner.halted.store(true, Ordering::Release);
-            tracing::error!(error = %e, last_seq = last, "event log append failed; appends halted until reopen");
-            return Err(e.into());
+        if let Err(e) = db.write_opt(wb, &inner.write_opts) {
+            let e = LogError::from(e);
+            inner.needs_reopen.store(true, Ordering::Release);
+            if let (Some(first), Some(newest)) = (batch.events.first(), batch.events.last()) {
+                *unsettled = Some(first.seq..=newest.seq);
+            }
+            // The caller decides how loud to be (a retry loop logs once in a
+            // while, not per attempt).
+            tracing::debug!(error = %e, last_seq = last, "event log append failed; the next write reopens the database");
+            return Err(e);
         }
+        drop(db);
 
+        *unsettled = None;
         segments.commit(&staged);
         if let (Some(first), Some(newest)) = (batch.events.first(), batch.events.last()) {
             if inner.oldest_seq.load(Ordering::Acquire) == 0 {
@@ -331,8 +380,14 @@ impl EventLog {
             inner.last_seq.store(newest.seq, Ordering::Release);
         }
         drop(guard);
+        self.record_append(batch, started);
+        Ok(())
+    }
 
+    /// The metrics of one committed append.
+    fn record_append(&self, batch: &AppendBatch, started: Instant) {
         let n = batch.events.len() as u64;
+        let frame_bytes: u64 = batch.events.iter().map(|e| e.frame.len() as u64).sum();
         metrics::counter!("atrelay_log_append_batches_total").increment(1);
         metrics::counter!("atrelay_log_appended_events_total").increment(n);
         metrics::counter!("atrelay_log_appended_frame_bytes_total").increment(frame_bytes);
@@ -341,7 +396,6 @@ impl EventLog {
             metrics::gauge!("atrelay_log_last_seq").set(newest.seq as f64);
             metrics::gauge!("atrelay_log_events_bytes").set(self.approximate_events_bytes() as f64);
         }
-        Ok(())
     }
 
     /// Committed events with `seq >= from_seq`, ascending: at most
@@ -367,10 +421,10 @@ impl EventLog {
         if last == 0 || from_seq > last || max_events == 0 {
             return Ok(Vec::new());
         }
-        let inner = &*self.inner;
+        let db = self.inner.db()?;
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(event_key(last + 1));
-        let mut it = inner.db.raw_iterator_cf_opt(inner.cf(CF_EVENTS)?, ro);
+        let mut it = db.raw_iterator_cf_opt(db.cf(CF_EVENTS)?, ro);
         it.seek(event_key(from_seq));
 
         let want = (last - from_seq + 1).min(max_events as u64) as usize;
@@ -412,11 +466,9 @@ impl EventLog {
     /// When the event `seq` was received (microseconds since the Unix epoch),
     /// `None` if it is not in the log (not yet written, or retired).
     pub fn event_time(&self, seq: u64) -> Result<Option<u64>, LogError> {
-        let inner = &*self.inner;
-        match inner
-            .db
-            .get_pinned_cf(inner.cf(CF_EVENTS)?, event_key(seq))?
-        {
+        let db = self.inner.db()?;
+        let stored = db.get_pinned_cf(db.cf(CF_EVENTS)?, event_key(seq))?;
+        match stored {
             Some(v) => Ok(Some(decode_event_value(seq, &v)?.0)),
             None => Ok(None),
         }
@@ -425,9 +477,9 @@ impl EventLog {
     /// Flushes all memtables to SST files. Not needed for durability (the WAL
     /// has it); call it at graceful shutdown so the next open replays less WAL.
     pub fn flush(&self) -> Result<(), LogError> {
-        let inner = &*self.inner;
+        let db = self.inner.db()?;
         for name in [CF_EVENTS, CF_ACCOUNTS, CF_HOSTS, CF_META] {
-            inner.db.flush_cf(inner.cf(name)?)?;
+            db.flush_cf(db.cf(name)?)?;
         }
         Ok(())
     }
@@ -436,7 +488,7 @@ impl EventLog {
 /// The append's WriteBatch built with `put_cf`, entry by entry: the fallback
 /// when [`Codes`] could not be learned.
 fn entry_by_entry(
-    inner: &Inner,
+    inner: &Db<'_>,
     batch: &AppendBatch,
     staged: &[(u64, Segment)],
     scratch: &mut Vec<u8>,
@@ -473,7 +525,7 @@ fn entry_by_entry(
 
 /// Opens the database with LZ4, or without compression if the linked
 /// RocksDB lacks LZ4.
-fn open_db(dir: &Path, memory: LogMemory) -> Result<DB, LogError> {
+pub(super) fn open_db(dir: &Path, memory: LogMemory) -> Result<DB, LogError> {
     match DB::open_cf_descriptors(
         &db_options(),
         dir,
@@ -492,11 +544,29 @@ fn open_db(dir: &Path, memory: LogMemory) -> Result<DB, LogError> {
     }
 }
 
+/// What an open database says about the log: `(oldest, last, segments)`,
+/// after checking (or, for a new database, setting) the schema version and
+/// cross-checking the segment index with the events. On open, and again on
+/// a reopen after a failed write.
+pub(super) fn recover_state(db: &DB) -> Result<(u64, u64, SegmentIndex), LogError> {
+    let (oldest, last) = recover_bounds(db)?;
+    let segments = load_segments(db)?;
+    check_schema(db, last != 0 || segments.len() != 0)?;
+    segments.validate(oldest, last)?;
+    Ok((oldest, last, segments))
+}
+
+/// A column family of an open database.
+fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, LogError> {
+    db.cf_handle(name)
+        .ok_or_else(|| LogError::RocksDb(format!("column family `{name}` is not open")))
+}
+
 /// `(oldest, last)` seq from the events CF's first and last keys, `(0, 0)`
 /// when empty. The last key, not a stored counter, is the truth: it is
 /// written in the same batch as the event itself.
-fn recover_bounds(inner: &Inner) -> Result<(u64, u64), LogError> {
-    let mut it = inner.db.raw_iterator_cf(inner.cf(CF_EVENTS)?);
+fn recover_bounds(db: &DB) -> Result<(u64, u64), LogError> {
+    let mut it = db.raw_iterator_cf(cf(db, CF_EVENTS)?);
     it.seek_to_last();
     let last = match it.key() {
         Some(k) => decode_event_key(k)?,
@@ -519,14 +589,14 @@ fn recover_bounds(inner: &Inner) -> Result<(u64, u64), LogError> {
 }
 
 /// Reads the `log/seg/` range of `meta`.
-fn load_segments(inner: &Inner) -> Result<SegmentIndex, LogError> {
+fn load_segments(db: &DB) -> Result<SegmentIndex, LogError> {
     let mut upper = META_SEGMENT_PREFIX.to_vec();
     if let Some(b) = upper.last_mut() {
         *b += 1;
     }
     let mut ro = ReadOptions::default();
     ro.set_iterate_upper_bound(upper);
-    let mut it = inner.db.raw_iterator_cf_opt(inner.cf(CF_META)?, ro);
+    let mut it = db.raw_iterator_cf_opt(cf(db, CF_META)?, ro);
     it.seek(META_SEGMENT_PREFIX);
     let mut index = SegmentIndex::default();
     while let (Some(k), Some(v)) = (it.key(), it.value()) {
@@ -540,9 +610,9 @@ fn load_segments(inner: &Inner) -> Result<SegmentIndex, LogError> {
 
 /// Checks the stored schema version, or records it in a database that has
 /// no log data yet.
-fn check_schema(inner: &Inner, has_data: bool) -> Result<(), LogError> {
-    let meta = inner.cf(CF_META)?;
-    match inner.db.get_pinned_cf(meta, META_SCHEMA_VERSION)? {
+fn check_schema(db: &DB, has_data: bool) -> Result<(), LogError> {
+    let meta = cf(db, CF_META)?;
+    match db.get_pinned_cf(meta, META_SCHEMA_VERSION)? {
         Some(v) => {
             let found = decode_schema_version(&v)?;
             if found != SCHEMA_VERSION {
@@ -560,7 +630,7 @@ fn check_schema(inner: &Inner, has_data: bool) -> Result<(), LogError> {
         None => {
             let mut w = WriteOptions::default();
             w.set_sync(true);
-            inner.db.put_cf_opt(
+            db.put_cf_opt(
                 meta,
                 META_SCHEMA_VERSION,
                 encode_schema_version(SCHEMA_VERSION),

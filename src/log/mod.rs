@@ -20,6 +20,12 @@
 //! Retention drops whole ranges with `delete_range`, by age and by logical
 //! size, and never the newest event ([`EventLog::enforce_retention`]).
 //!
+//! A failed write (descriptors or disk space exhausted) does not end the
+//! log: the next write reopens the database in place and recovers the truth
+//! from it, and [`EventLog::append_retrying`] retries the identical batch
+//! (safe whether or not the failed write landed) until it is durable, with
+//! a metric and an ERROR line while it waits (`recovery.rs`, `retry.rs`).
+//!
 //! ```
 //! use atrelay::log::{AccountState, AppendBatch, EventLog, HostState, LogEvent, LogOptions};
 //! use bytes::Bytes;
@@ -46,7 +52,9 @@ mod error;
 mod event_log;
 mod host;
 mod options;
+mod recovery;
 mod retention;
+mod retry;
 pub mod schema;
 mod segment;
 mod state;

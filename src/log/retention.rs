@@ -50,24 +50,33 @@ impl EventLog {
 
         let plan = {
             let mut guard = inner.lock_writer();
+            if inner.needs_reopen.load(Ordering::Acquire) {
+                self.reopen(&mut guard)?;
+            }
             let Some(plan) = guard.segments.plan_retention(cutoff, max_bytes) else {
                 return Ok(RetentionReport {
                     oldest_seq: self.oldest_seq(),
                     ..RetentionReport::default()
                 });
             };
+            let db = inner.db()?;
             let mut wb = WriteBatch::default();
             wb.delete_range_cf(
-                inner.cf(CF_EVENTS)?,
+                db.cf(CF_EVENTS)?,
                 event_key(plan.first_seq),
                 event_key(plan.cut_seq),
             );
             wb.delete_range_cf(
-                inner.cf(CF_META)?,
+                db.cf(CF_META)?,
                 segment_key(plan.first_seq),
                 segment_key(plan.cut_seq),
             );
-            inner.db.write_opt(wb, &inner.write_opts)?;
+            if let Err(e) = db.write_opt(wb, &inner.write_opts) {
+                // Outcome unknown, and RocksDB now refuses writes: the next
+                // write reopens and reloads the index from disk.
+                inner.needs_reopen.store(true, Ordering::Release);
+                return Err(e.into());
+            }
             guard.segments.remove_before(plan.cut_seq);
             inner.oldest_seq.store(plan.cut_seq, Ordering::Release);
             inner
@@ -80,12 +89,15 @@ impl EventLog {
         // invisible; these calls only shorten the time its bytes stay on disk.
         // No caller uses RocksDB snapshots, so dropping whole files is safe
         // (open iterators keep their own file references).
-        let events_cf = inner.cf(CF_EVENTS)?;
-        let (from, to) = (event_key(plan.first_seq), event_key(plan.cut_seq));
-        if let Err(e) = inner.db.delete_file_in_range_cf(events_cf, from, to) {
-            tracing::warn!(error = %e, "dropping retired event files failed; compaction will reclaim them");
+        {
+            let db = inner.db()?;
+            let events_cf = db.cf(CF_EVENTS)?;
+            let (from, to) = (event_key(plan.first_seq), event_key(plan.cut_seq));
+            if let Err(e) = db.delete_file_in_range_cf(events_cf, from, to) {
+                tracing::warn!(error = %e, "dropping retired event files failed; compaction will reclaim them");
+            }
+            db.compact_range_cf(events_cf, Some(from), Some(to));
         }
-        inner.db.compact_range_cf(events_cf, Some(from), Some(to));
 
         let removed = plan.cut_seq - plan.first_seq;
         tracing::info!(

@@ -30,11 +30,9 @@ impl EventLog {
     /// The stored state of `did`, `None` if the relay has never seen it (or
     /// it was deleted).
     pub fn get_account(&self, did: &str) -> Result<Option<AccountState>, LogError> {
-        let inner = &*self.inner;
-        match inner
-            .db
-            .get_pinned_cf(inner.cf(CF_ACCOUNTS)?, did.as_bytes())?
-        {
+        let db = self.inner.db()?;
+        let stored = db.get_pinned_cf(db.cf(CF_ACCOUNTS)?, did.as_bytes())?;
+        match stored {
             Some(v) => AccountState::decode(&v)
                 .map(Some)
                 .map_err(|e| context("account", did, e)),
@@ -50,12 +48,12 @@ impl EventLog {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, AccountState)>, LogError> {
-        let inner = &*self.inner;
         let mut out = Vec::with_capacity(limit.min(1024));
         if limit == 0 {
             return Ok(out);
         }
-        let mut it = inner.db.raw_iterator_cf(inner.cf(CF_ACCOUNTS)?);
+        let db = self.inner.db()?;
+        let mut it = db.raw_iterator_cf(db.cf(CF_ACCOUNTS)?);
         match after {
             Some(after) => {
                 it.seek(after.as_bytes());
@@ -80,11 +78,9 @@ impl EventLog {
 
     /// The stored state of upstream `hostname`, `None` if unknown.
     pub fn get_host(&self, hostname: &str) -> Result<Option<HostState>, LogError> {
-        let inner = &*self.inner;
-        match inner
-            .db
-            .get_pinned_cf(inner.cf(CF_HOSTS)?, hostname.as_bytes())?
-        {
+        let db = self.inner.db()?;
+        let stored = db.get_pinned_cf(db.cf(CF_HOSTS)?, hostname.as_bytes())?;
+        match stored {
             Some(v) => HostState::decode(&v)
                 .map(Some)
                 .map_err(|e| context("host", hostname, e)),
@@ -95,12 +91,9 @@ impl EventLog {
     /// Every known host in hostname order. Hosts number in the thousands at
     /// most, so this reads them all (startup, `listHosts`).
     pub fn list_hosts(&self) -> Result<Vec<(String, HostState)>, LogError> {
-        let inner = &*self.inner;
+        let db = self.inner.db()?;
         let mut out = Vec::new();
-        for item in inner
-            .db
-            .iterator_cf(inner.cf(CF_HOSTS)?, IteratorMode::Start)
-        {
+        for item in db.iterator_cf(db.cf(CF_HOSTS)?, IteratorMode::Start) {
             let (k, v) = item?;
             let host = key_str(CF_HOSTS, &k)?;
             let state = HostState::decode(&v).map_err(|e| context("host", &host, e))?;
@@ -111,8 +104,8 @@ impl EventLog {
 
     /// A caller metadata entry (admin settings and the like), `None` if unset.
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, LogError> {
-        let inner = &*self.inner;
-        Ok(inner.db.get_cf(inner.cf(CF_META)?, key.as_bytes())?)
+        let db = self.inner.db()?;
+        Ok(db.get_cf(db.cf(CF_META)?, key.as_bytes())?)
     }
 
     /// Stores a caller metadata entry, durably per the configured
@@ -127,11 +120,7 @@ impl EventLog {
         if key.is_empty() {
             return Err(LogError::InvalidArgument("empty meta key".into()));
         }
-        let inner = &*self.inner;
-        inner
-            .db
-            .put_cf_opt(inner.cf(CF_META)?, key.as_bytes(), value, &inner.write_opts)?;
-        Ok(())
+        self.write_state(|db, w| Ok(db.put_cf_opt(db.cf(CF_META)?, key.as_bytes(), value, w)?))
     }
 
     /// Removes a caller metadata entry (absent keys are fine). The reserved
@@ -142,19 +131,15 @@ impl EventLog {
                 "meta key `{key}` is empty or reserved"
             )));
         }
-        let inner = &*self.inner;
-        inner
-            .db
-            .delete_cf_opt(inner.cf(CF_META)?, key.as_bytes(), &inner.write_opts)?;
-        Ok(())
+        self.write_state(|db, w| Ok(db.delete_cf_opt(db.cf(CF_META)?, key.as_bytes(), w)?))
     }
 
     /// Every caller metadata entry whose key starts with `prefix`, in key
     /// order (small administrative sets: allowlists, bans, overrides).
     pub fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, LogError> {
-        let inner = &*self.inner;
+        let db = self.inner.db()?;
         let mut out = Vec::new();
-        let mut it = inner.db.raw_iterator_cf(inner.cf(CF_META)?);
+        let mut it = db.raw_iterator_cf(db.cf(CF_META)?);
         it.seek(prefix.as_bytes());
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
@@ -175,15 +160,10 @@ impl EventLog {
     /// host sends nothing. The sequencer's later batches carry the same
     /// in-memory entry's snapshot, so the two never disagree for long.
     pub fn put_host(&self, hostname: &str, state: &HostState) -> Result<(), LogError> {
-        let inner = &*self.inner;
         let mut value = Vec::with_capacity(64);
         state.encode(&mut value);
-        inner.db.put_cf_opt(
-            inner.cf(CF_HOSTS)?,
-            hostname.as_bytes(),
-            &value,
-            &inner.write_opts,
-        )?;
-        Ok(())
+        self.write_state(|db, w| {
+            Ok(db.put_cf_opt(db.cf(CF_HOSTS)?, hostname.as_bytes(), &value, w)?)
+        })
     }
 }

@@ -16,6 +16,10 @@ use crate::fanout::Ring;
 use crate::log::{AppendBatch, EventLog, LogError, LogEvent};
 use crate::wire::frame::Event;
 
+/// How long an event's append is retried through transient failures before
+/// the write that caused it fails.
+const EMIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Sequences, persists and publishes events.
 pub struct EventSink {
     log: EventLog,
@@ -47,14 +51,20 @@ impl EventSink {
         let mut frame = Vec::with_capacity(512);
         event.encode(&mut frame);
         let frame = Bytes::from(frame);
-        self.log.append(&AppendBatch {
-            events: vec![LogEvent {
-                seq,
-                received_micros: now_micros,
-                frame: frame.clone(),
-            }],
-            ..AppendBatch::new()
-        })?;
+        // A transient failure (descriptors, disk space) is retried for a
+        // while; the caller holds the repo's lock and waits, so the commit
+        // it already stored is not left without its event.
+        self.log.append_retrying(
+            &AppendBatch {
+                events: vec![LogEvent {
+                    seq,
+                    received_micros: now_micros,
+                    frame: frame.clone(),
+                }],
+                ..AppendBatch::new()
+            },
+            |stalled| stalled >= EMIT_PATIENCE,
+        )?;
         self.ring.publish(seq, frame);
         Ok(seq)
     }

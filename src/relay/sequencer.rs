@@ -7,8 +7,14 @@
 //! durable are the frames published to the ring, so no subscriber ever sees an
 //! event a crash could lose (design invariants 1, 2, 7).
 //!
-//! A failed write stops the relay: continuing would let in-memory state (the
-//! verifiers' account views) run ahead of the log.
+//! A write that fails for a transient reason (descriptors exhausted, disk
+//! full) is retried, the same batch, until it succeeds
+//! ([`EventLog::append_retrying`]): the sequencer stalls, verifiers and
+//! crawlers wait behind its bounded channel, and nothing is published or
+//! acknowledged upstream until the batch is durable. Only a failure that
+//! retrying cannot fix (corruption, a gap: a bug) stops the relay:
+//! continuing would let in-memory state (the verifiers' account views) run
+//! ahead of the log.
 //!
 //! Verifier threads send their accepted events in batches ([`ToSequenceBatch`],
 //! one per batch they decided), so the sequencer is woken once per batch, not
@@ -54,8 +60,15 @@ pub struct ToSequenceBatch {
 /// [`ToSequenceBatch`]es, so it may exceed this by one of them).
 pub const MAX_BATCH: usize = 1024;
 
-/// Runs until every sender is gone. Returns the error that stopped it, if any.
-pub fn run(log: EventLog, ring: Ring, rx: Receiver<ToSequenceBatch>) -> Result<(), LogError> {
+/// Runs until every sender is gone, or until `stop` turns true while the
+/// log writer is stalled. Returns the error that stopped it, if any: one
+/// retrying cannot fix.
+pub fn run(
+    log: EventLog,
+    ring: Ring,
+    rx: Receiver<ToSequenceBatch>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), LogError> {
     let mut batch: Vec<ToSequence> = Vec::with_capacity(MAX_BATCH);
     let mut written: Vec<Written> = Vec::new();
     let take = |b: ToSequenceBatch, batch: &mut Vec<ToSequence>, written: &mut Vec<Written>| {
@@ -74,8 +87,11 @@ pub fn run(log: EventLog, ring: Ring, rx: Receiver<ToSequenceBatch>) -> Result<(
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() {
-            commit(&log, &ring, &mut batch)?;
+        if !batch.is_empty() && !commit(&log, &ring, &mut batch, &stop)? {
+            // Stopping: the stalled batch is not written, and neither its
+            // account updates nor its hosts' cursors are (they go in the
+            // same batch), so the next start reads those events again.
+            return Ok(());
         }
         // Only now may the verifiers evict the accounts these events update:
         // a reload from the log reads the new state.
@@ -85,8 +101,14 @@ pub fn run(log: EventLog, ring: Ring, rx: Receiver<ToSequenceBatch>) -> Result<(
     }
 }
 
-/// Writes one group and publishes it.
-fn commit(log: &EventLog, ring: &Ring, batch: &mut Vec<ToSequence>) -> Result<(), LogError> {
+/// Writes one group and publishes it. `Ok(false)`: not written, because the
+/// relay is stopping while the writer was stalled.
+fn commit(
+    log: &EventLog,
+    ring: &Ring,
+    batch: &mut Vec<ToSequence>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<bool, LogError> {
     let started = std::time::Instant::now();
     let n = batch.len();
     let mut events = Vec::with_capacity(n);
@@ -157,7 +179,17 @@ fn commit(log: &EventLog, ring: &Ring, batch: &mut Vec<ToSequence>) -> Result<()
             .map(|h| (h.hostname.to_string(), h.snapshot()))
             .collect(),
     };
-    log.append(&append)?;
+    match log.append_retrying(&append, |_| *stop.borrow()) {
+        Ok(()) => {}
+        Err(e) if e.is_transient() => {
+            tracing::warn!(
+                events = n,
+                "stopping while the event log writer is stalled: {n} accepted events are not written; they are read again from their hosts at the next start"
+            );
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    }
     ring.publish_batch(append.events.into_iter().map(|e| (e.seq, e.frame)));
     metrics::counter!("atrelay_relay_events_sequenced_total").increment(n as u64);
     for (kind, n) in accepted_by_kind {
@@ -166,5 +198,5 @@ fn commit(log: &EventLog, ring: &Ring, batch: &mut Vec<ToSequence>) -> Result<()
     metrics::histogram!("atrelay_relay_group_commit_seconds")
         .record(started.elapsed().as_secs_f64());
     metrics::histogram!("atrelay_relay_group_commit_events").record(n as f64);
-    Ok(())
+    Ok(true)
 }

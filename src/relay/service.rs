@@ -123,21 +123,23 @@ impl Relay {
         // Batches of up to MAX_DISPATCH events each: at most 8,192 accepted
         // events wait for the sequencer, as many as before batching.
         let (seq_tx, seq_rx) = crossbeam::channel::bounded(8192 / MAX_DISPATCH);
+        let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let sequencer = {
-            let (log, ring) = (log.clone(), ring.clone());
+            let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.subscribe());
             std::thread::Builder::new()
                 .name("atrelay-sequencer".into())
                 .spawn(move || {
-                    if let Err(e) = sequencer::run(log, ring, seq_rx) {
-                        // Continuing would let verifier state run ahead of
-                        // the log; a restart resumes from durable state.
-                        tracing::error!(error = %e, "log write failed; stopping the relay");
+                    // Transient failures (descriptors, disk space) are
+                    // retried inside `run`; what comes out is corruption or
+                    // a bug. Continuing would let verifier state run ahead
+                    // of the log; a restart resumes from durable state.
+                    if let Err(e) = sequencer::run(log, ring, seq_rx, stop) {
+                        tracing::error!(error = %e, "the event log cannot be written: stopping the relay. {}", fatal_advice(&e));
                         std::process::abort();
                     }
                 })
                 .map_err(StartError::Threads)?
         };
-        let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let (tasks_tx, tasks_rx) = tokio::sync::mpsc::channel::<()>(1);
         let pool = Pool::start(
             &PoolConfig {
@@ -331,5 +333,19 @@ impl Relay {
         if let Ok(Err(e)) = flushed {
             tracing::warn!(error = %e, "could not flush the log at stop; the next start replays its WAL");
         }
+    }
+}
+
+/// What to do after the sequencer stopped the relay.
+fn fatal_advice(e: &crate::log::LogError) -> &'static str {
+    use crate::log::LogError as E;
+    match e {
+        E::Corrupt(_) | E::SchemaVersion { .. } => {
+            "The data directory is damaged or from another version: restore it from a backup, or move it away and start with a fresh one (the relay then re-crawls its hosts from their current cursors)."
+        }
+        E::Gap { .. } | E::InvalidArgument(_) => {
+            "This is a bug in the relay: please report it with this log. Nothing acknowledged is lost; restarting resumes from the durable state."
+        }
+        _ => "Restarting resumes from the durable state; if it happens again, check the disk holding the data directory.",
     }
 }
