@@ -37,6 +37,8 @@ pub struct RelayProcess {
     pub addr: SocketAddr,
     /// The Prometheus exporter's address, when enabled.
     pub metrics: Option<SocketAddr>,
+    /// The last 16 KiB of its stderr (its log), drained all along.
+    pub stderr: Arc<Mutex<String>>,
 }
 
 impl RelayProcess {
@@ -50,11 +52,12 @@ impl RelayProcess {
         for _ in 0..2 {
             let metrics_addr = metrics.then(free_port);
             match Self::try_spawn(net, metrics_addr, env).await {
-                Ok((child, addr)) => {
+                Ok((child, addr, stderr)) => {
                     return RelayProcess {
                         child,
                         addr,
                         metrics: metrics_addr,
+                        stderr,
                     }
                 }
                 Err(e) if metrics => last_err = e,
@@ -68,7 +71,7 @@ impl RelayProcess {
         net: &Net,
         metrics: Option<SocketAddr>,
         env: &[(&str, &str)],
-    ) -> Result<(ChildGuard, SocketAddr), String> {
+    ) -> Result<(ChildGuard, SocketAddr, Arc<Mutex<String>>), String> {
         let metrics_listen = metrics.map(|a| a.to_string()).unwrap_or_default();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_atrelay"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--allow-private-hosts"])
@@ -107,7 +110,7 @@ impl RelayProcess {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|a| a.parse().ok());
         match addr {
-            Some(addr) => Ok((child, addr)),
+            Some(addr) => Ok((child, addr, tail)),
             None => {
                 drop(child);
                 let _ = drain.join();

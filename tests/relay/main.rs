@@ -10,6 +10,7 @@ mod endpoints;
 mod grafana;
 mod harness;
 mod loadtest;
+mod log_stall;
 mod ordering;
 mod outage;
 mod pipeline;
