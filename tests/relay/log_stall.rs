@@ -84,7 +84,13 @@ async fn descriptor_exhaustion_stalls_the_writer_and_loses_nothing() {
         }
         let stalled_line = "event log append failed; retrying";
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut relay = relay;
         while !relay.stderr.lock().unwrap().contains(stalled_line) {
+            assert!(
+                relay.child.0.try_wait().unwrap().is_none(),
+                "the relay exited: {}",
+                relay.stderr.lock().unwrap()
+            );
             assert!(
                 Instant::now() < deadline,
                 "the writer never failed: {}",
@@ -109,7 +115,6 @@ async fn descriptor_exhaustion_stalls_the_writer_and_loses_nothing() {
         prlimit_nofile(pid, Some(soft));
 
         frames.extend(sub.take(commits.len() - frames.len()).await);
-        let mut relay = relay;
         assert!(
             relay.child.0.try_wait().unwrap().is_none(),
             "the relay exited: {}",
