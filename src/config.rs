@@ -312,6 +312,9 @@ impl RelayConfig {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<RelayConfig, ConfigError> {
         let (admin_password, env) = take_secret(env, ADMIN_PASSWORD_VAR);
+        if let Some(password) = &admin_password {
+            check_admin_password(ADMIN_PASSWORD_VAR, password)?;
+        }
         // PDS mode's variables are the PDS config's business.
         let env = env
             .into_iter()
@@ -416,8 +419,36 @@ impl RelayConfig {
     }
 }
 
-/// Splits the secret `var` (empty: unset) from the other variables, so it
-/// never passes through the config layers (or their error messages).
+/// Shortest admin password (`ATRELAY_ADMIN_PASSWORD`,
+/// `ATRELAY_PDS_ADMIN_PASSWORD`) accepted, in characters: the admin APIs
+/// face the network, and the README's `head -c 24 /dev/urandom | base64`
+/// gives 32.
+pub const MIN_ADMIN_PASSWORD_CHARS: usize = 16;
+
+/// Checks the admin password taken from `var`: a set variable enables an
+/// admin API, so it must hold a real password. Blank (empty or only white
+/// space) or shorter than [`MIN_ADMIN_PASSWORD_CHARS`] is a configuration
+/// error, never a silently open or silently disabled admin API.
+pub fn check_admin_password(var: &str, password: &Secret) -> Result<(), ConfigError> {
+    let fix = format!(
+        "set a password of at least {MIN_ADMIN_PASSWORD_CHARS} characters (e.g. from `head -c 24 /dev/urandom | base64`), or unset {var} to run without the admin API"
+    );
+    let reason = if password.0.trim().is_empty() {
+        format!("blank (empty or only white space): {fix}")
+    } else if password.0.chars().count() < MIN_ADMIN_PASSWORD_CHARS {
+        format!("too short: {fix}")
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::Env {
+        var: var.to_owned(),
+        reason,
+    })
+}
+
+/// Splits the secret `var` from the other variables, so it never passes
+/// through the config layers (or their error messages). Set but empty is
+/// still set (`Some("")`): [`check_admin_password`] refuses it.
 pub fn take_secret(
     env: impl IntoIterator<Item = (String, String)>,
     var: &str,
@@ -427,7 +458,7 @@ pub fn take_secret(
         .into_iter()
         .filter_map(|(name, value)| {
             if name == var {
-                secret = (!value.is_empty()).then_some(Secret(value));
+                secret = Some(Secret(value));
                 None
             } else {
                 Some((name, value))
@@ -625,11 +656,38 @@ mod tests {
 
     #[test]
     fn admin_password_comes_from_its_variable_and_never_prints() {
-        let cfg = RelayConfig::load(None, env(&[("ATRELAY_ADMIN_PASSWORD", "hunter2")])).unwrap();
-        assert_eq!(cfg.admin_password, Some(Secret("hunter2".into())));
+        let pw = "hunter2 hunter2 hunter2";
+        let cfg = RelayConfig::load(None, env(&[("ATRELAY_ADMIN_PASSWORD", pw)])).unwrap();
+        assert_eq!(cfg.admin_password, Some(Secret(pw.into())));
         assert!(!format!("{cfg:?}").contains("hunter2"));
-        let cfg = RelayConfig::load(None, env(&[("ATRELAY_ADMIN_PASSWORD", "")])).unwrap();
-        assert_eq!(cfg.admin_password, None, "empty means disabled");
+        let cfg = RelayConfig::load(None, env(&[])).unwrap();
+        assert_eq!(cfg.admin_password, None, "unset means disabled");
+    }
+
+    #[test]
+    fn blank_or_short_admin_passwords_refuse_to_start() {
+        for (pw, what) in [
+            ("", "blank"),
+            (" ", "blank"),
+            ("\t \n", "blank"),
+            ("hunter2", "too short"),
+            ("fifteen chars!!", "too short"),
+        ] {
+            let e = RelayConfig::load(None, env(&[("ATRELAY_ADMIN_PASSWORD", pw)])).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains("ATRELAY_ADMIN_PASSWORD")
+                    && msg.contains(what)
+                    && msg.contains("at least 16 characters"),
+                "{pw:?}: {msg}"
+            );
+            assert!(
+                !msg.contains(pw) || pw.trim().is_empty(),
+                "the password is not echoed: {msg}"
+            );
+        }
+        let sixteen = "sixteen chars!!!";
+        assert!(RelayConfig::load(None, env(&[("ATRELAY_ADMIN_PASSWORD", sixteen)])).is_ok());
     }
 
     #[test]

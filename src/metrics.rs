@@ -157,6 +157,10 @@ pub fn describe() {
         "Admin API requests refused for bad or missing credentials"
     );
     describe_counter!(
+        "atrelay_admin_auth_rate_limited_total",
+        "Admin API requests refused (429) because their address sent too many wrong credentials"
+    );
+    describe_counter!(
         "atrelay_request_crawl_rate_limited_total",
         "requestCrawl calls refused by the per-client rate limit"
     );
@@ -251,6 +255,7 @@ fn register_at_zero() {
         "atrelay_crawler_identity_retries_total",
         "atrelay_crawler_throttled_total",
         "atrelay_admin_auth_failures_total",
+        "atrelay_admin_auth_rate_limited_total",
         "atrelay_request_crawl_rate_limited_total",
         "atrelay_log_append_batches_total",
         "atrelay_log_appended_events_total",

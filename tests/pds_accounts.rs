@@ -149,6 +149,11 @@ struct Net {
 impl Net {
     /// Starts both; `admin` sets the PDS's admin password.
     fn start(admin: Option<&str>) -> Net {
+        Net::start_with(admin, PasswordSpeed::Fast)
+    }
+
+    /// Starts both, hashing passwords at `speed`.
+    fn start_with(admin: Option<&str>, speed: PasswordSpeed) -> Net {
         let plc_dir = tempfile::tempdir().unwrap();
         let plc = Daemon::start(
             &[
@@ -162,7 +167,7 @@ impl Net {
             "atrelay plc listening on http://",
         );
         let pds_dir = tempfile::tempdir().unwrap();
-        let pds = start_pds(pds_dir.path(), &plc.url(), "127.0.0.1:0", admin);
+        let pds = start_pds_with(pds_dir.path(), &plc.url(), "127.0.0.1:0", admin, speed);
         Net {
             plc,
             pds,
@@ -226,25 +231,64 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// How the PDS under test hashes passwords.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PasswordSpeed {
+    /// `--insecure-fast-passwords`: about 1 ms a check.
+    Fast,
+    /// The standard scrypt cost: about 0.45 s of one core a check.
+    Standard,
+}
+
 /// Starts `atrelay pds` over `dir` registering DIDs at `plc`.
 fn start_pds(dir: &Path, plc: &str, listen: &str, admin: Option<&str>) -> Daemon {
+    start_pds_with(dir, plc, listen, admin, PasswordSpeed::Fast)
+}
+
+fn start_pds_with(
+    dir: &Path,
+    plc: &str,
+    listen: &str,
+    admin: Option<&str>,
+    speed: PasswordSpeed,
+) -> Daemon {
     let env: Vec<(&str, &str)> = admin
         .map(|pw| vec![("ATRELAY_PDS_ADMIN_PASSWORD", pw)])
         .unwrap_or_default();
-    Daemon::start(
-        &[
-            "pds",
-            "--listen",
-            listen,
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--plc-url",
-            plc,
-            "--insecure-fast-passwords",
-        ],
-        &env,
-        "atrelay pds listening on http://",
-    )
+    let mut args = vec![
+        "pds",
+        "--listen",
+        listen,
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--plc-url",
+        plc,
+    ];
+    if speed == PasswordSpeed::Fast {
+        args.push("--insecure-fast-passwords");
+    }
+    Daemon::start(&args, &env, "atrelay pds listening on http://")
+}
+
+/// An HTTP client whose requests come from `source` (any 127.x.y.z: the
+/// whole block is loopback), bounded like [`client`].
+fn client_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// `createSession` from `http` (a client bound to some address).
+async fn login_with(net: &Net, http: &reqwest::Client, identifier: &str, password: &str) -> Reply {
+    let res = http
+        .post(net.xrpc("com.atproto.server.createSession"))
+        .json(&json!({"identifier": identifier, "password": password}))
+        .send()
+        .await
+        .expect("POST createSession");
+    Reply::from(res).await
 }
 
 /// A response: status, `WWW-Authenticate`, and the body as JSON (`Null`
@@ -252,6 +296,8 @@ fn start_pds(dir: &Path, plc: &str, listen: &str, admin: Option<&str>) -> Daemon
 struct Reply {
     status: StatusCode,
     challenge: Option<String>,
+    /// `Retry-After`, in seconds.
+    retry_after: Option<u64>,
     body: Value,
 }
 
@@ -263,11 +309,16 @@ impl Reply {
             .get("www-authenticate")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let retry_after = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
         let text = res.text().await.expect("read body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
             status,
             challenge,
+            retry_after,
             body,
         }
     }
@@ -635,6 +686,20 @@ async fn bad_input_gets_lexicon_errors() {
         create(json!({"handle": "alice.test", "password": "x".repeat(1000)}))
             .await
             .err(StatusCode::BAD_REQUEST, "InvalidPassword");
+        // Too short, control characters, only spaces: refused, naming the
+        // rule (the hostile-testing run got "a" and ten NULs accepted).
+        for (password, rule) in [
+            ("a", "at least 8 characters"),
+            ("1234567", "at least 8 characters"),
+            (&"\0".repeat(10)[..], "control characters"),
+            ("pass\nword1", "control characters"),
+            ("          ", "only spaces"),
+        ] {
+            let r = create(json!({"handle": "alice.test", "password": password})).await;
+            r.err(StatusCode::BAD_REQUEST, "InvalidPassword");
+            let message = r.body["message"].as_str().unwrap_or_default();
+            assert!(message.contains(rule), "{password:?}: {message}");
+        }
         create(json!({"password": "pw"}))
             .await
             .err(StatusCode::BAD_REQUEST, "InvalidRequest");
@@ -680,7 +745,7 @@ async fn bad_input_gets_lexicon_errors() {
         // inputs.
         let created = create(json!({
             "handle": "alice.test",
-            "password": "pw",
+            "password": "pw-alice-1",
             "inviteCode": "unused",
             "verificationCode": "",
             "somethingNew": {"x": 1},
@@ -690,7 +755,7 @@ async fn bad_input_gets_lexicon_errors() {
         assert_eq!(created["handle"], "alice.test");
         net.post(
             "com.atproto.server.createSession",
-            Some(json!({"identifier": "alice.test", "password": "pw", "authFactorToken": ""})),
+            Some(json!({"identifier": "alice.test", "password": "pw-alice-1", "authFactorToken": ""})),
             None,
         )
         .await
@@ -729,7 +794,7 @@ async fn bad_input_gets_lexicon_errors() {
 async fn admin_deletes_accounts_with_the_right_credentials_only() {
     bounded(async {
         let net = Net::start(Some(ADMIN_PASSWORD));
-        let created = net.create_account("dave.test", "pw-dave").await;
+        let created = net.create_account("dave.test", "pw-dave-1").await;
         let did = str_of(&created, "did").to_owned();
         let access = str_of(&created, "accessJwt").to_owned();
         let delete = |auth: Option<String>, body: Value| {
@@ -767,7 +832,7 @@ async fn admin_deletes_accounts_with_the_right_credentials_only() {
             );
         }
         // Still there.
-        net.login("dave.test", "pw-dave").await.ok();
+        net.login("dave.test", "pw-dave-1").await.ok();
 
         delete(basic("admin", ADMIN_PASSWORD), json!({"did": "nonsense"}))
             .await
@@ -775,7 +840,7 @@ async fn admin_deletes_accounts_with_the_right_credentials_only() {
         let r = delete(basic("admin", ADMIN_PASSWORD), json!({"did": did})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
-        net.login("dave.test", "pw-dave")
+        net.login("dave.test", "pw-dave-1")
             .await
             .err(StatusCode::UNAUTHORIZED, "AuthenticationRequired");
         net.get(
@@ -799,7 +864,7 @@ async fn admin_deletes_accounts_with_the_right_credentials_only() {
 async fn accounts_and_tokens_survive_a_restart() {
     bounded(async {
         let mut net = Net::start(None);
-        let created = net.create_account("erin.test", "pw-erin").await;
+        let created = net.create_account("erin.test", "pw-erin-1").await;
         let did = str_of(&created, "did").to_owned();
         let access = str_of(&created, "accessJwt").to_owned();
         let refresh = str_of(&created, "refreshJwt").to_owned();
@@ -818,7 +883,7 @@ async fn accounts_and_tokens_survive_a_restart() {
             .await
             .ok();
         assert_eq!(s["did"], did.as_str(), "the JWT secret persisted");
-        net.login("erin.test", "pw-erin").await.ok();
+        net.login("erin.test", "pw-erin-1").await.ok();
         net.post("com.atproto.server.refreshSession", None, Some(&refresh))
             .await
             .ok();
@@ -936,6 +1001,193 @@ async fn records_and_firehose_through_the_binary() {
             });
         }
         assert_eq!(kinds, ["identity", "account:true", "commit:0", "commit:1", "commit:1"]);
+    })
+    .await;
+}
+
+/// Asserts a 429 `RateLimitExceeded` with a `Retry-After` of 1..=`max` s
+/// whose message says `what`.
+fn assert_limited(r: &Reply, what: &str, max: u64) {
+    r.err(StatusCode::TOO_MANY_REQUESTS, "RateLimitExceeded");
+    assert!(
+        r.retry_after.is_some_and(|s| (1..=max).contains(&s)),
+        "Retry-After {:?}",
+        r.retry_after
+    );
+    let message = r.body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(what), "{message}");
+}
+
+/// Failed logins are limited per client address and per account; logins
+/// from elsewhere, and right passwords, are not.
+#[tokio::test]
+async fn failed_logins_are_limited_per_address_and_per_account() {
+    bounded(async {
+        let net = Net::start(None);
+        let victim = net.create_account("victim.test", "victim password").await;
+        let victim_did = str_of(&victim, "did").to_owned();
+        net.create_account("user.test", "user password").await;
+        let attacker = client_from("127.0.0.1");
+
+        // Five wrong passwords from one address, then 429 for anything
+        // from it, a right password included (answering it would tell a
+        // guesser when it is right).
+        for _ in 0..5 {
+            login_with(&net, &attacker, "victim.test", "wrong password")
+                .await
+                .err(StatusCode::UNAUTHORIZED, "AuthenticationRequired");
+        }
+        let r = login_with(&net, &attacker, "victim.test", "wrong password").await;
+        assert_limited(&r, "from this address", 12);
+        let r = login_with(&net, &attacker, "user.test", "user password").await;
+        assert_limited(&r, "from this address", 12);
+
+        // Another address logs in at once, as often as it likes: right
+        // passwords never use up the budget.
+        let user = client_from("127.0.0.2");
+        for _ in 0..20 {
+            login_with(&net, &user, "user.test", "user password")
+                .await
+                .ok();
+        }
+
+        // One account from many addresses: after ten failures in all, the
+        // account is locked for everyone (its handle, email and DID alike).
+        for i in 0..5 {
+            let c = client_from(&format!("127.0.1.{i}"));
+            login_with(&net, &c, "victim.test", "wrong password")
+                .await
+                .err(StatusCode::UNAUTHORIZED, "AuthenticationRequired");
+        }
+        let fresh = client_from("127.0.2.1");
+        for id in [
+            "victim.test",
+            "VICTIM.test",
+            "victim.test@mail.test",
+            victim_did.as_str(),
+        ] {
+            let r = login_with(&net, &fresh, id, "victim password").await;
+            assert_limited(&r, "to this account", 60);
+        }
+        // Other accounts from that address are fine: the refusals there
+        // cost the address nothing.
+        login_with(&net, &fresh, "user.test", "user password")
+            .await
+            .ok();
+    })
+    .await;
+}
+
+/// The measured attack: thirty concurrent wrong-password logins from one
+/// address, at the standard scrypt cost, delayed a real login from another
+/// address to 13.7 s. Now all but five are refused before any password
+/// check, and the real login waits for at most those five.
+#[tokio::test]
+async fn a_login_flood_does_not_delay_other_logins() {
+    bounded(async {
+        let net = Net::start_with(None, PasswordSpeed::Standard);
+        net.create_account("target.test", "target password").await;
+        net.create_account("real.test", "real password").await;
+        let user = client_from("127.0.0.2");
+        let started = Instant::now();
+        login_with(&net, &user, "real.test", "real password")
+            .await
+            .ok();
+        let one_login = started.elapsed();
+
+        let attacker = client_from("127.0.0.1");
+        let flood: Vec<_> = (0..30)
+            .map(|_| {
+                let (net, attacker) = (&net, &attacker);
+                async move {
+                    let started = Instant::now();
+                    let r = login_with(net, attacker, "target.test", "wrong password").await;
+                    (r.status, started.elapsed())
+                }
+            })
+            .collect();
+        let real = async {
+            // Behind the attacker's checks in the queue.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let started = Instant::now();
+            login_with(&net, &user, "real.test", "real password")
+                .await
+                .ok();
+            started.elapsed()
+        };
+        let health = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let started = Instant::now();
+            let r = client_from("127.0.0.3")
+                .get(format!("{}/xrpc/_health", net.pds.url()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            started.elapsed()
+        };
+        let (flood, real, health) =
+            tokio::join!(futures_util::future::join_all(flood), real, health);
+        let started = Instant::now();
+        login_with(&net, &user, "real.test", "real password")
+            .await
+            .ok();
+        let one_login = one_login.max(started.elapsed());
+        let refused: Vec<_> = flood
+            .iter()
+            .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+            .collect();
+        let checked = flood
+            .iter()
+            .filter(|(s, _)| *s == StatusCode::UNAUTHORIZED)
+            .count();
+        assert_eq!((refused.len(), checked), (25, 5), "{flood:?}");
+        let slowest_refusal = refused.iter().map(|(_, t)| *t).max().unwrap();
+        eprintln!(
+            "one login {one_login:?}; under the flood: real login {real:?}, _health {health:?}, slowest 429 {slowest_refusal:?}"
+        );
+        // Refused before any password check (one takes ~0.45 s).
+        assert!(slowest_refusal < Duration::from_secs(2), "{slowest_refusal:?}");
+        // Five checks ahead of it on two slots, then its own: about three
+        // check times; unlimited, thirty would be ahead (about sixteen).
+        // The bound scales with this machine's speed now (one login alone,
+        // the slower of before and after the flood).
+        let bound = (one_login * 8).max(Duration::from_secs(4));
+        assert!(real < bound, "real login took {real:?} (one alone: {one_login:?})");
+        assert!(health < Duration::from_secs(1), "_health took {health:?}");
+    })
+    .await;
+}
+
+/// A blank or short `ATRELAY_PDS_ADMIN_PASSWORD` is a configuration error,
+/// not an admin API open to a one-space password.
+#[tokio::test]
+async fn a_blank_admin_password_refuses_to_start() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        for (password, what) in [(" ", "blank"), ("", "blank"), ("short", "too short")] {
+            let out = tokio::time::timeout(
+                Duration::from_secs(30),
+                tokio::process::Command::new(env!("CARGO_BIN_EXE_atrelay"))
+                    .args(["pds", "--listen", "127.0.0.1:0", "--data-dir"])
+                    .arg(dir.path())
+                    .args(["--plc-url", "http://127.0.0.1:9"])
+                    .env("ATRELAY_PDS_ADMIN_PASSWORD", password)
+                    .stdin(Stdio::null())
+                    .output(),
+            )
+            .await
+            .expect("atrelay pds exits at once")
+            .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{password:?} started: {stderr}");
+            assert!(
+                stderr.contains("ATRELAY_PDS_ADMIN_PASSWORD")
+                    && stderr.contains(what)
+                    && stderr.contains("at least 16 characters"),
+                "{password:?}: {stderr}"
+            );
+        }
     })
     .await;
 }

@@ -204,8 +204,8 @@ fn check_repo_car(bytes: &[u8], did: &str, head: Cid, key: &PublicKey, expected:
 async fn writes_swaps_and_their_errors() {
     bounded(90, async {
         let net = start().await;
-        let alice = net.pds.create_account("alice.test", None, "pw").await.unwrap();
-        let bob = net.pds.create_account("bob.test", None, "pw").await.unwrap();
+        let alice = net.pds.create_account("alice.test", None, "pw-secret").await.unwrap();
+        let bob = net.pds.create_account("bob.test", None, "pw-secret").await.unwrap();
         let tok = Some(alice.access_jwt.as_str());
         let did = alice.did.as_str();
 
@@ -497,8 +497,8 @@ async fn writes_swaps_and_their_errors() {
 async fn reads_blobs_and_exports() {
     bounded(90, async {
         let net = start().await;
-        let alice = net.pds.create_account("alice.test", None, "pw").await.unwrap();
-        let bob = net.pds.create_account("bob.test", None, "pw").await.unwrap();
+        let alice = net.pds.create_account("alice.test", None, "pw-secret").await.unwrap();
+        let bob = net.pds.create_account("bob.test", None, "pw-secret").await.unwrap();
         let tok = Some(alice.access_jwt.as_str());
         let did = alice.did.as_str();
         let mut expected = Expected::new();
@@ -993,8 +993,8 @@ fn check_frames(net: &Net, frames: &[Vec<u8>], first: i64) -> Vec<(String, Strin
 async fn the_firehose_carries_every_write_in_order() {
     bounded(90, async {
         let net = start().await;
-        let alice = net.pds.create_account("alice.test", None, "pw").await.unwrap();
-        let bob = net.pds.create_account("bob.test", None, "pw").await.unwrap();
+        let alice = net.pds.create_account("alice.test", None, "pw-secret").await.unwrap();
+        let bob = net.pds.create_account("bob.test", None, "pw-secret").await.unwrap();
         let mut commits = write_posts(&net, &alice, 3, "alice").await;
         commits.extend(write_posts(&net, &bob, 2, "bob").await);
 
@@ -1061,12 +1061,12 @@ async fn our_relay_crawls_the_pds_and_passes_every_commit_on() {
         let net = start().await;
         let alice = net
             .pds
-            .create_account("alice.test", None, "pw")
+            .create_account("alice.test", None, "pw-secret")
             .await
             .unwrap();
         let bob = net
             .pds
-            .create_account("bob.test", None, "pw")
+            .create_account("bob.test", None, "pw-secret")
             .await
             .unwrap();
 

@@ -18,6 +18,7 @@ use clap::Args;
 
 use super::daemon::{announce, fail, init_logging, runtime, wait_for_signal};
 use super::error::CliError;
+use atrelay::config::{check_admin_password, Secret, ADMIN_PASSWORD_VAR};
 use atrelay::devnet::progress::{LiveLine, Snapshot};
 use atrelay::devnet::{Devnet, DevnetSettings, Kind};
 
@@ -122,9 +123,13 @@ async fn run_network(
     temporary: bool,
 ) -> Result<(), CliError> {
     let mut cfg = args.config(data_dir);
-    let password_from_env = std::env::var("ATRELAY_ADMIN_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
+    // Held to the same rule as `atrelay serve`'s: a set variable must hold a
+    // real password (unset: the devnet makes a random one).
+    let password_from_env = std::env::var(ADMIN_PASSWORD_VAR).ok();
+    if let Some(pw) = &password_from_env {
+        check_admin_password(ADMIN_PASSWORD_VAR, &Secret(pw.clone()))
+            .map_err(|e| fail("configuration", e))?;
+    }
     cfg.admin_password = password_from_env.clone();
     let net = Devnet::start(cfg)
         .await

@@ -10,17 +10,42 @@ use axum::http::{header, HeaderMap};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-/// Whether `headers` carry `Authorization: Basic` for `user` / `password`.
-pub fn basic_auth_ok(headers: &HeaderMap, user: &str, password: &str) -> bool {
+/// What a request's `Authorization` header says, checked against one user
+/// and password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BasicAuth {
+    /// No `Basic` credentials at all (no header, another scheme, bad
+    /// base64): not a guess, so not counted as a failed attempt.
+    Missing,
+    /// Credentials, but not these: a failed attempt.
+    Wrong,
+    /// The right user and password.
+    Right,
+}
+
+/// Checks `headers` for `Authorization: Basic` with `user` / `password`.
+pub fn check_basic(headers: &HeaderMap, user: &str, password: &str) -> BasicAuth {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(basic_credentials);
-    given.is_some_and(|(u, p)| {
-        let user_ok = constant_time_eq(u.as_bytes(), user.as_bytes());
-        let pass_ok = constant_time_eq(p.as_bytes(), password.as_bytes());
-        user_ok & pass_ok
-    })
+    match given {
+        None => BasicAuth::Missing,
+        Some((u, p)) => {
+            let user_ok = constant_time_eq(u.as_bytes(), user.as_bytes());
+            let pass_ok = constant_time_eq(p.as_bytes(), password.as_bytes());
+            if user_ok & pass_ok {
+                BasicAuth::Right
+            } else {
+                BasicAuth::Wrong
+            }
+        }
+    }
+}
+
+/// Whether `headers` carry `Authorization: Basic` for `user` / `password`.
+pub fn basic_auth_ok(headers: &HeaderMap, user: &str, password: &str) -> bool {
+    check_basic(headers, user, password) == BasicAuth::Right
 }
 
 /// `Basic base64(user:pass)` → `(user, pass)`.
@@ -64,9 +89,13 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abcd"));
         let mut headers = HeaderMap::new();
         assert!(!basic_auth_ok(&headers, "admin", "s3cret:with:colons"));
+        assert_eq!(check_basic(&headers, "admin", "x"), BasicAuth::Missing);
         headers.insert(header::AUTHORIZATION, header.parse().unwrap());
         assert!(basic_auth_ok(&headers, "admin", "s3cret:with:colons"));
         assert!(!basic_auth_ok(&headers, "root", "s3cret:with:colons"));
         assert!(!basic_auth_ok(&headers, "admin", "s3cret"));
+        assert_eq!(check_basic(&headers, "admin", "s3cret"), BasicAuth::Wrong);
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(check_basic(&headers, "admin", "s3cret"), BasicAuth::Missing);
     }
 }

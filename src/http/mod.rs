@@ -2,6 +2,7 @@
 //! queries, `requestCrawl`, health.
 
 mod admin;
+pub mod auth_limit;
 pub mod basic_auth;
 mod crawl;
 mod error;
@@ -48,6 +49,9 @@ pub struct AppState {
     /// `requestCrawl` calls per client address: each may cost a DNS lookup,
     /// a probe and a database write, so one client cannot make them in bulk.
     pub crawl_requests: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// Failed `/admin` authentications per client address
+    /// ([`auth_limit::ADMIN_FAILURE_BURST`]).
+    pub admin_failures: Arc<auth_limit::AttemptLimiter<std::net::IpAddr>>,
     /// For `describeServer` probes.
     pub http: reqwest::Client,
     /// Flips to true when the relay stops: open subscriber sessions end.

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{load_layers, take_secret, ConfigError, Secret, PDS_ENV_PREFIX};
+use crate::config::{
+    check_admin_password, load_layers, take_secret, ConfigError, Secret, PDS_ENV_PREFIX,
+};
 use crate::control::normalize_domain;
 
 /// The admin password's variable (for `deleteAccount` and other admin calls).
@@ -119,6 +121,9 @@ impl PdsConfig {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<PdsConfig, ConfigError> {
         let (admin_password, env) = take_secret(env, PDS_ADMIN_PASSWORD_VAR);
+        if let Some(password) = &admin_password {
+            check_admin_password(PDS_ADMIN_PASSWORD_VAR, password)?;
+        }
         let mut cfg: PdsConfig = load_layers(PdsConfig::default(), file, env, PDS_ENV_PREFIX)?;
         cfg.admin_password = admin_password;
         cfg.validate()?;
@@ -213,7 +218,7 @@ mod tests {
             env(&[
                 ("ATRELAY_PDS_SERVER_HOSTNAME", "PDS.Example.com"),
                 ("ATRELAY_PDS_CRAWL_CRAWLERS", "https://relay.example.com"),
-                ("ATRELAY_PDS_ADMIN_PASSWORD", "pw"),
+                ("ATRELAY_PDS_ADMIN_PASSWORD", "pw-pw-pw-pw-pw-pw"),
                 // The relay's own variables are not the PDS's business.
                 ("ATRELAY_SERVER_LISTEN", "127.0.0.1:1"),
             ]),
@@ -222,7 +227,13 @@ mod tests {
         assert_eq!(cfg.hostname(), "pds.example.com");
         assert_eq!(cfg.user_domains(), [".pds.example.com"]);
         assert_eq!(cfg.crawl.crawlers, ["https://relay.example.com"]);
-        assert!(!format!("{cfg:?}").contains("\"pw\""));
+        assert!(!format!("{cfg:?}").contains("pw-pw"));
+        for blank in ["", "   "] {
+            let e =
+                PdsConfig::load(None, env(&[("ATRELAY_PDS_ADMIN_PASSWORD", blank)])).unwrap_err();
+            let e = e.to_string();
+            assert!(e.contains("ATRELAY_PDS_ADMIN_PASSWORD: blank"), "{e}");
+        }
         let e = PdsConfig::load(None, env(&[("ATRELAY_PDS_NOPE", "1")])).unwrap_err();
         assert!(e.to_string().contains("no such config key"), "{e}");
         let e = PdsConfig::load(

@@ -14,6 +14,11 @@ use rand::RngCore;
 use scrypt::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use scrypt::{Params, Scrypt};
 
+/// Shortest password a new account (or any password change) may set, in
+/// characters. Logins are not held to it, so an account made before the rule
+/// still logs in.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
 /// Longest password accepted, in bytes. Bounds the work an attacker can ask
 /// for per login attempt (scrypt's cost does not grow much with length, but
 /// there is no reason to hash megabytes) and matches common PDS limits.
@@ -63,13 +68,19 @@ impl PasswordCost {
     }
 }
 
-/// Why a password cannot be hashed.
+/// Why a password cannot be hashed, or cannot be set.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordError {
     #[error("password is empty")]
     Empty,
     #[error("password is longer than {MAX_PASSWORD_LEN} bytes")]
     TooLong,
+    #[error("password must be at least {MIN_PASSWORD_CHARS} characters")]
+    TooShort,
+    #[error("password must not be only spaces")]
+    Blank,
+    #[error("password must not contain control characters (NUL, tab, newline, ...)")]
+    ControlCharacter,
     /// The cost parameters are out of scrypt's range (a programming error).
     #[error("cannot hash password: {0}")]
     Hash(String),
@@ -81,6 +92,32 @@ fn check_len(password: &str) -> Result<(), PasswordError> {
         n if n > MAX_PASSWORD_LEN => Err(PasswordError::TooLong),
         _ => Ok(()),
     }
+}
+
+/// Checks a password someone wants to *set* (a new account, a password
+/// change): [`MIN_PASSWORD_CHARS`] characters or more, at most
+/// [`MAX_PASSWORD_LEN`] bytes, not only white space, and no control
+/// characters (NUL, tab, newline, DEL, the C1 range), which no one types and
+/// which break the forms and terminals a password passes through.
+///
+/// ```
+/// use atrelay::pds::password::{check_new_password, PasswordError};
+/// assert_eq!(check_new_password("a"), Err(PasswordError::TooShort));
+/// assert_eq!(check_new_password(&"\0".repeat(10)), Err(PasswordError::ControlCharacter));
+/// assert!(check_new_password("correct horse").is_ok());
+/// ```
+pub fn check_new_password(password: &str) -> Result<(), PasswordError> {
+    check_len(password)?;
+    if password.chars().any(char::is_control) {
+        return Err(PasswordError::ControlCharacter);
+    }
+    if password.chars().all(char::is_whitespace) {
+        return Err(PasswordError::Blank);
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(PasswordError::TooShort);
+    }
+    Ok(())
 }
 
 /// Hashes `password` at [`PasswordCost::STANDARD`] with a fresh random salt.
@@ -170,6 +207,38 @@ mod tests {
         assert!(verify_password(&max, &phc));
         assert!(!verify_password(&long, &phc));
         assert_eq!(hash_password(""), Err(PasswordError::Empty));
+    }
+
+    #[test]
+    fn rules_for_new_passwords() {
+        use PasswordError as E;
+        for (pw, want) in [
+            ("", Err(E::Empty)),
+            ("a", Err(E::TooShort)),
+            ("1234567", Err(E::TooShort)),
+            ("12345678", Ok(())),
+            ("interop password 1", Ok(())),
+            ("pässwörd", Ok(())),
+            ("\0\0\0\0\0\0\0\0\0\0", Err(E::ControlCharacter)),
+            ("password\0", Err(E::ControlCharacter)),
+            ("pass\tword", Err(E::ControlCharacter)),
+            ("password\n", Err(E::ControlCharacter)),
+            ("password\u{7f}", Err(E::ControlCharacter)),
+            ("password\u{85}", Err(E::ControlCharacter)),
+            ("          ", Err(E::Blank)),
+            (
+                "\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}",
+                Err(E::Blank),
+            ),
+        ] {
+            assert_eq!(check_new_password(pw), want, "{pw:?}");
+        }
+        assert_eq!(
+            check_new_password(&"x".repeat(MAX_PASSWORD_LEN + 1)),
+            Err(E::TooLong)
+        );
+        // Eight characters, not eight bytes.
+        assert_eq!(check_new_password("ääää"), Err(E::TooShort));
     }
 
     #[test]

@@ -40,10 +40,7 @@ impl PdsServer {
             shutdown: stop.clone(),
             tasks: tasks_tx.clone(),
         };
-        let app = router(PdsState {
-            pds: pds.clone(),
-            firehose,
-        });
+        let app = router(PdsState::new(pds.clone(), firehose));
         let guard = tasks_tx.clone();
         let mut server_stop = stop.clone();
         let server = tokio::spawn(async move {

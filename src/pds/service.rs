@@ -23,7 +23,9 @@ use tokio::sync::watch;
 
 use super::config::PdsConfig;
 use super::events::EventSink;
-use super::password::{hash_password_with, verify_password, PasswordCost, PasswordError};
+use super::password::{
+    check_new_password, hash_password_with, verify_password, PasswordCost, PasswordError,
+};
 use super::session_token::{SessionTokens, TokenKind};
 use super::store::{AccountRecord, CommitWrite, PdsStore, StoreError};
 use super::writes::{check_swap_commit, check_swap_record, prepare, WriteError, WriteRequest};
@@ -259,6 +261,8 @@ impl Pds {
                 return Err(PdsError::Invalid("InvalidRequest", "invalid email".into()));
             }
         }
+        check_new_password(password)
+            .map_err(|e| PdsError::Invalid("InvalidPassword", e.to_string()))?;
         let password_hash = self.hash(password).await?;
         let signing_key = PrivateKey::generate(Curve::K256);
         let rotation = self.inner.rotation_key.public_key().to_did_key();
@@ -302,14 +306,7 @@ impl Pds {
         identifier: &str,
         password: &str,
     ) -> Result<(Session, AccountRecord), PdsError> {
-        let id = identifier.trim().to_ascii_lowercase();
-        let did = if id.starts_with("did:") {
-            Some(id.clone())
-        } else if id.contains('@') {
-            self.inner.store.did_for_email(&id)?
-        } else {
-            self.inner.store.did_for_handle(&id)?
-        };
+        let (_, did) = self.resolve_identifier(identifier)?;
         let account = match did {
             Some(did) => self.inner.store.account(&did)?,
             None => None,
@@ -338,6 +335,29 @@ impl Pds {
             }
             _ => Err(PdsError::Auth("invalid identifier or password".into())),
         }
+    }
+
+    /// What a login identifier (handle, email or DID, any case) names: the
+    /// identifier normalised, and the account's DID if there is one.
+    fn resolve_identifier(&self, identifier: &str) -> Result<(String, Option<String>), PdsError> {
+        let id = identifier.trim().to_ascii_lowercase();
+        let did = if id.starts_with("did:") {
+            Some(id.clone())
+        } else if id.contains('@') {
+            self.inner.store.did_for_email(&id)?
+        } else {
+            self.inner.store.did_for_handle(&id)?
+        };
+        Ok((id, did))
+    }
+
+    /// The key failed logins to `identifier` are counted under: the
+    /// account's DID when it names one (so its handle, email and DID share
+    /// one budget), else the normalised identifier. A store lookup, no
+    /// password work: call it before deciding whether to check a password.
+    pub fn login_key(&self, identifier: &str) -> Result<String, PdsError> {
+        let (id, did) = self.resolve_identifier(identifier)?;
+        Ok(did.unwrap_or(id))
     }
 
     /// Trades a refresh token for a new pair (the old refresh token is
@@ -587,7 +607,11 @@ impl Pds {
             .await
             .map_err(|e| PdsError::Internal(e.to_string()))?
             .map_err(|e| match e {
-                PasswordError::Empty | PasswordError::TooLong => {
+                PasswordError::Empty
+                | PasswordError::TooLong
+                | PasswordError::TooShort
+                | PasswordError::Blank
+                | PasswordError::ControlCharacter => {
                     PdsError::Invalid("InvalidPassword", e.to_string())
                 }
                 e => PdsError::Internal(e.to_string()),

@@ -178,6 +178,10 @@ impl Relay {
         let crawl_requests = Arc::new(governor::RateLimiter::keyed(
             crate::http::crawl_request_quota(),
         ));
+        let admin_failures = Arc::new(crate::http::auth_limit::AttemptLimiter::new(
+            crate::http::auth_limit::ADMIN_FAILURE_BURST,
+            crate::http::auth_limit::ADMIN_FAILURE_PERIOD,
+        ));
         let app = AppState {
             log: log.clone(),
             ring: ring.clone(),
@@ -196,6 +200,7 @@ impl Relay {
             allow_private_hosts: cfg.crawl.allow_private_hosts,
             dns,
             crawl_requests: crawl_requests.clone(),
+            admin_failures: admin_failures.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .redirect(reqwest::redirect::Policy::none())
@@ -243,6 +248,7 @@ impl Relay {
         {
             let hosts = hosts.clone();
             let crawl_requests = crawl_requests.clone();
+            let admin_failures = admin_failures.clone();
             let idle_after = Duration::from_secs(cfg.crawl.idle_after_secs);
             let every = (idle_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(10));
             let mut stop = shutdown.subscribe();
@@ -257,6 +263,7 @@ impl Relay {
                             hosts.update_idle(idle_after, now_micros());
                             // Forget clients whose limit has refilled.
                             crawl_requests.retain_recent();
+                            admin_failures.retain_recent();
                         }
                         _ = stop.wait_for(|s| *s) => return,
                     }

@@ -612,3 +612,112 @@ async fn admin_api_requires_the_password() {
     .await
     .expect("test timed out");
 }
+
+/// `GET path` on the relay from `source` (any 127.x.y.z), with optional
+/// Basic credentials: `(status, Retry-After)`.
+async fn get_from(
+    relay: &RelayProcess,
+    source: &str,
+    path: &str,
+    creds: Option<(&str, &str)>,
+) -> (u16, Option<u64>) {
+    let client = reqwest::Client::builder()
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut req = client.get(relay.url(path));
+    if let Some((user, pass)) = creds {
+        req = req.basic_auth(user, Some(pass));
+    }
+    let res = req.send().await.expect("request the relay");
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    (res.status().as_u16(), retry_after)
+}
+
+/// Wrong admin credentials are limited per client address: ten, then 429
+/// with `Retry-After` for everything from that address, right credentials
+/// included; other addresses and requests without credentials are not
+/// affected, and right credentials are never slowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_limits_failed_authentication_per_address() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let net = Net::start().await;
+        const PASSWORD: &str = "correct horse battery staple";
+        let relay = RelayProcess::spawn(&net, true, &[("ATRELAY_ADMIN_PASSWORD", PASSWORD)]).await;
+        let right = Some(("admin", PASSWORD));
+        let wrong = Some(("admin", "guess"));
+
+        for i in 0..10 {
+            let (status, _) = get_from(&relay, "127.0.0.1", "/admin", wrong).await;
+            assert_eq!(status, 401, "wrong credentials #{}", i + 1);
+        }
+        for creds in [wrong, right] {
+            let (status, retry_after) = get_from(&relay, "127.0.0.1", "/admin", creds).await;
+            assert_eq!(status, 429, "{creds:?}");
+            assert!(
+                retry_after.is_some_and(|s| (1..=30).contains(&s)),
+                "{retry_after:?}"
+            );
+        }
+
+        // Another address: right credentials at once, every time.
+        for _ in 0..30 {
+            let started = Instant::now();
+            let (status, _) = get_from(&relay, "127.0.0.2", "/admin", right).await;
+            assert_eq!(status, 200);
+            assert!(started.elapsed() < Duration::from_secs(2));
+        }
+        // No credentials is not a guess: still 401, and no limit.
+        for _ in 0..20 {
+            assert_eq!(get_from(&relay, "127.0.0.3", "/admin", None).await.0, 401);
+        }
+        assert_eq!(get_from(&relay, "127.0.0.3", "/admin", right).await.0, 200);
+
+        let s = relay
+            .scrape_until(|s| s.get("atrelay_admin_auth_rate_limited_total", &[]) == Some(2.0))
+            .await;
+        assert_eq!(s.value("atrelay_admin_auth_rate_limited_total", &[]), 2.0);
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// A blank or short `ATRELAY_ADMIN_PASSWORD` stops `atrelay serve` at start
+/// with a message saying what to do; it never opens `/admin` to a
+/// one-space password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blank_admin_password_refuses_to_start() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = tempfile::tempdir().unwrap();
+        for (password, what) in [
+            (" ", "blank"),
+            ("", "blank"),
+            ("\t", "blank"),
+            ("hunter2", "too short"),
+        ] {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_atrelay"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""])
+                .arg("--data-dir")
+                .arg(dir.path())
+                .env("ATRELAY_ADMIN_PASSWORD", password)
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{password:?} started: {stderr}");
+            assert!(
+                stderr.contains("ATRELAY_ADMIN_PASSWORD")
+                    && stderr.contains(what)
+                    && stderr.contains("at least 16 characters"),
+                "{password:?}: {stderr}"
+            );
+        }
+    })
+    .await
+    .expect("test timed out");
+}

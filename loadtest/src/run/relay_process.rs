@@ -106,7 +106,7 @@ impl RelayProcess {
         .map_err(|e| format!("{}: {e}", config.display()))?;
         let log_path = dir.join("relay.log");
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-        let admin_password = format!("loadtest-{}", rand::random::<u64>());
+        let admin_password = format!("loadtest-{:032x}", rand::random::<u128>());
         let child = Command::new(bin)
             .arg("serve")
             .arg("--config")

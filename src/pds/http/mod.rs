@@ -22,6 +22,9 @@ pub mod sync;
 
 use axum::Router;
 
+use crate::http::auth_limit::{
+    AttemptLimiter, LoginLimits, ADMIN_FAILURE_BURST, ADMIN_FAILURE_PERIOD,
+};
 use crate::http::{Firehose, XrpcError};
 use crate::pds::service::{Pds, PdsError};
 
@@ -30,6 +33,26 @@ use crate::pds::service::{Pds, PdsError};
 pub struct PdsState {
     pub pds: Pds,
     pub firehose: Firehose,
+    /// Failed `createSession`s per client address and per account.
+    pub logins: std::sync::Arc<LoginLimits>,
+    /// Failed admin authentications per client address.
+    pub admin_failures: std::sync::Arc<AttemptLimiter<std::net::IpAddr>>,
+}
+
+impl PdsState {
+    /// The state for `pds` and its firehose, with the standard limits on
+    /// failed logins and admin authentications.
+    pub fn new(pds: Pds, firehose: Firehose) -> PdsState {
+        PdsState {
+            pds,
+            firehose,
+            logins: Default::default(),
+            admin_failures: std::sync::Arc::new(AttemptLimiter::new(
+                ADMIN_FAILURE_BURST,
+                ADMIN_FAILURE_PERIOD,
+            )),
+        }
+    }
 }
 
 /// Every PDS route.

@@ -27,7 +27,9 @@ use serde_json::{json, Value};
 
 use super::auth::{AccessDid, RefreshToken};
 use super::{xrpc, PdsState};
-use crate::http::XrpcError;
+use crate::http::auth_limit::{client_key, too_many_attempts, Refused};
+use crate::http::basic_auth::{check_basic, BasicAuth};
+use crate::http::{PeerAddr, XrpcError};
 use crate::pds::config::PDS_ADMIN_PASSWORD_VAR;
 use crate::pds::service::{Pds, PdsError, Session};
 use crate::pds::store::AccountRecord;
@@ -199,22 +201,53 @@ struct CreateSessionInput {
     password: String,
 }
 
+/// Logs in. Failed logins are limited per client address and per account
+/// ([`crate::http::auth_limit`]): past either limit the answer is 429
+/// `RateLimitExceeded` with `Retry-After`, before any password is checked,
+/// so a guesser cannot queue password checks ahead of everyone else's
+/// logins. A login counts as failed from the moment it starts (thirty
+/// concurrent guesses are thirty attempts, not zero until the first check
+/// ends) and is given back when the password was right.
 async fn create_session(
     State(st): State<PdsState>,
+    PeerAddr(peer): PeerAddr,
     input: Result<Json<CreateSessionInput>, JsonRejection>,
 ) -> Response {
-    reply(
-        async {
-            let input = body(input)?;
-            let (session, account) = st
-                .pds
-                .create_session(&input.identifier, &input.password)
-                .await
-                .map_err(xrpc)?;
-            Ok(Some(with_account(session_json(&session), &account)))
+    let input = match body(input) {
+        Ok(input) => input,
+        Err(e) => return reply(Err(e)),
+    };
+    let key = match st.pds.login_key(&input.identifier) {
+        Ok(key) => key,
+        Err(e) => return reply(Err(xrpc(e))),
+    };
+    let attempt = match st.logins.begin(peer.map(|p| p.ip()), &key) {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            if refused.first() {
+                tracing::warn!(peer = ?peer.map(|p| p.ip()), account = %key, ?refused, "logins refused: too many failures");
+            }
+            return refused.response();
         }
-        .await,
-    )
+    };
+    match st
+        .pds
+        .create_session(&input.identifier, &input.password)
+        .await
+    {
+        Ok((session, account)) => {
+            attempt.succeeded();
+            reply(Ok(Some(with_account(session_json(&session), &account))))
+        }
+        // A wrong identifier or password: the attempt stays counted.
+        Err(e @ PdsError::Auth(_)) => reply(Err(xrpc(e))),
+        // The password was right (a taken-down account), or the check
+        // failed on this side: not a guess.
+        Err(e) => {
+            attempt.succeeded();
+            reply(Err(xrpc(e)))
+        }
+    }
 }
 
 async fn refresh_session(
@@ -305,10 +338,11 @@ struct AdminDeleteInput {
 /// body is looked at, so an unauthenticated caller learns nothing from it.
 async fn admin_delete_account(
     State(st): State<PdsState>,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     input: Result<Json<AdminDeleteInput>, JsonRejection>,
 ) -> Response {
-    if let Err(refused) = check_admin(&st.pds, &headers) {
+    if let Err(refused) = check_admin(&st, peer, &headers) {
         return refused.into_response();
     }
     reply(
@@ -329,6 +363,8 @@ enum AdminRefused {
     Disabled,
     /// Missing or wrong credentials: 401 with a Basic challenge.
     BadCredentials,
+    /// Too many wrong credentials from the client's address: 429.
+    TooMany(Refused),
 }
 
 impl IntoResponse for AdminRefused {
@@ -342,6 +378,10 @@ impl IntoResponse for AdminRefused {
                 ),
             )
             .into_response(),
+            AdminRefused::TooMany(refused) => too_many_attempts(
+                refused.wait,
+                "too many failed admin authentications from this address",
+            ),
             AdminRefused::BadCredentials => {
                 let mut res = XrpcError::named(
                     StatusCode::UNAUTHORIZED,
@@ -363,17 +403,42 @@ impl IntoResponse for AdminRefused {
 
 /// HTTP Basic `admin:<ATRELAY_PDS_ADMIN_PASSWORD>`. Without a configured
 /// password the admin calls answer 404 `AdminDisabled`: an admin API that
-/// cannot be secured is not served (as the relay's `/admin`).
-fn check_admin(pds: &Pds, headers: &HeaderMap) -> Result<(), AdminRefused> {
-    let Some(password) = pds.config().admin_password.as_ref() else {
+/// cannot be secured is not served (as the relay's `/admin`). Wrong
+/// credentials are limited per client address as the relay's are
+/// ([`crate::http::auth_limit::ADMIN_FAILURE_BURST`]).
+fn check_admin(
+    st: &PdsState,
+    peer: Option<std::net::SocketAddr>,
+    headers: &HeaderMap,
+) -> Result<(), AdminRefused> {
+    let Some(password) = st.pds.config().admin_password.as_ref() else {
         return Err(AdminRefused::Disabled);
     };
-    let ok = crate::http::basic_auth::basic_auth_ok(headers, "admin", &password.0);
-    if !ok {
-        tracing::warn!(target: "atrelay::admin", "PDS admin request refused: bad or missing credentials");
-        return Err(AdminRefused::BadCredentials);
+    let client = peer.map(|p| client_key(p.ip()));
+    let creds = check_basic(headers, "admin", &password.0);
+    if let (Some(client), true) = (&client, creds != BasicAuth::Missing) {
+        // Before the comparison's result is used: a blocked guesser must not
+        // learn that a guess was right.
+        st.admin_failures.take(client).map_err(|refused| {
+            if refused.first {
+                tracing::warn!(target: "atrelay::admin", %client, "PDS admin authentication refused: too many failed attempts from this address");
+            }
+            AdminRefused::TooMany(refused)
+        })?;
     }
-    Ok(())
+    match creds {
+        BasicAuth::Right => {
+            if let Some(client) = &client {
+                st.admin_failures.give_back(client);
+            }
+            Ok(())
+        }
+        BasicAuth::Wrong => {
+            tracing::warn!(target: "atrelay::admin", ?client, "PDS admin request refused: wrong credentials");
+            Err(AdminRefused::BadCredentials)
+        }
+        BasicAuth::Missing => Err(AdminRefused::BadCredentials),
+    }
 }
 
 /// The service's `did:web` document: what a client resolving the PDS's own
