@@ -1,14 +1,21 @@
 //! HTTP Basic credentials for the admin APIs (the relay's `/admin` and PDS
-//! mode's `com.atproto.admin.*`), checked in constant time.
+//! mode's `com.atproto.admin.*`), checked in constant time, with wrong ones
+//! limited per client address ([`check_admin`]).
 //!
 //! Both sides are hashed and the digests compared without an early exit, so
 //! neither the password's content nor its length leaks through timing; the
 //! user and the password are both compared, always, so a wrong user costs
 //! what a wrong password does.
 
-use axum::http::{header, HeaderMap};
+use std::net::IpAddr;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+
+use super::auth_limit::{client_key, too_many_attempts, AttemptLimiter, Refused};
+use super::XrpcError;
 
 /// What a request's `Authorization` header says, checked against one user
 /// and password.
@@ -46,6 +53,75 @@ pub fn check_basic(headers: &HeaderMap, user: &str, password: &str) -> BasicAuth
 /// Whether `headers` carry `Authorization: Basic` for `user` / `password`.
 pub fn basic_auth_ok(headers: &HeaderMap, user: &str, password: &str) -> bool {
     check_basic(headers, user, password) == BasicAuth::Right
+}
+
+/// Why an admin request was not let through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminAuthError {
+    /// No Basic credentials (not counted as a failed attempt).
+    Missing,
+    /// Wrong credentials (counted).
+    Wrong,
+    /// Too many wrong credentials from the client's address: refused
+    /// before its credentials were compared.
+    TooMany(Refused),
+}
+
+impl AdminAuthError {
+    /// 401 `AuthenticationRequired` with a Basic challenge for `realm`, or
+    /// 429 `RateLimitExceeded` with `Retry-After`.
+    pub fn response(&self, realm: &str) -> Response {
+        if let AdminAuthError::TooMany(refused) = self {
+            return too_many_attempts(
+                refused.wait,
+                "too many failed admin authentications from this address",
+            );
+        }
+        let mut res = XrpcError::named(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationRequired",
+            "admin credentials required (HTTP Basic, user admin)",
+        )
+        .into_response();
+        if let Ok(challenge) =
+            HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
+        {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        res
+    }
+}
+
+/// An admin API's check: Basic `user` / `password`, with wrong credentials
+/// limited per client address by `failures` (when the address is known).
+///
+/// A blocked address is refused before its credentials' result is used, or
+/// the answer would tell a guesser when it is right. Requests without Basic
+/// credentials are not guesses and cost nothing; right credentials give
+/// their attempt back and are never delayed.
+pub fn check_admin(
+    headers: &HeaderMap,
+    user: &str,
+    password: &str,
+    client: Option<IpAddr>,
+    failures: &AttemptLimiter<IpAddr>,
+) -> Result<(), AdminAuthError> {
+    let creds = check_basic(headers, user, password);
+    let client = client.map(client_key);
+    if let (Some(client), true) = (&client, creds != BasicAuth::Missing) {
+        failures.take(client).map_err(AdminAuthError::TooMany)?;
+    }
+    match creds {
+        BasicAuth::Right => {
+            if let Some(client) = &client {
+                failures.give_back(client);
+            }
+            Ok(())
+        }
+        BasicAuth::Wrong => Err(AdminAuthError::Wrong),
+        BasicAuth::Missing => Err(AdminAuthError::Missing),
+    }
 }
 
 /// `Basic base64(user:pass)` → `(user, pass)`.

@@ -7,12 +7,11 @@
 //! ([`crate::http::auth_limit`]).
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::http::auth_limit::{client_key, too_many_attempts};
-use crate::http::basic_auth::{check_basic, BasicAuth};
+use crate::http::basic_auth::{check_admin, AdminAuthError};
 use crate::http::{AppState, XrpcError};
 
 /// The only admin user name.
@@ -20,12 +19,10 @@ pub const ADMIN_USER: &str = "admin";
 
 /// Lets a request through only with the right credentials.
 ///
-/// A client address that sent [`ADMIN_FAILURE_BURST`](crate::http::auth_limit::ADMIN_FAILURE_BURST) wrong credentials is
-/// refused with 429 `RateLimitExceeded` (and `Retry-After`) until it regains
-/// an attempt, two a minute: before its credentials are even compared, or
-/// the answer would tell a guesser when it is right. Requests without Basic
-/// credentials are not guesses and do not count; right credentials give
-/// their attempt back and are never delayed.
+/// A client address that sent [`ADMIN_FAILURE_BURST`](crate::http::auth_limit::ADMIN_FAILURE_BURST)
+/// wrong credentials gets 429 `RateLimitExceeded` (and `Retry-After`) for
+/// everything until it regains an attempt, two a minute
+/// ([`check_admin`]).
 pub async fn require_admin(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let Some(password) = app.admin_password.as_ref() else {
         return XrpcError::named(
@@ -39,49 +36,35 @@ pub async fn require_admin(State(app): State<AppState>, req: Request, next: Next
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
-    let client = peer.map(|p| client_key(p.ip()));
-    let creds = check_basic(req.headers(), ADMIN_USER, &password.0);
-    if creds != BasicAuth::Missing {
-        if let Some(client) = &client {
-            if let Err(refused) = app.admin_failures.take(client) {
-                metrics::counter!("atrelay_admin_auth_rate_limited_total").increment(1);
-                if refused.first {
-                    tracing::warn!(target: "atrelay::admin", %client, "admin authentication refused: too many failed attempts from this address");
-                }
-                return too_many_attempts(
-                    refused.wait,
-                    "too many failed admin authentications from this address",
-                );
+    let checked = check_admin(
+        req.headers(),
+        ADMIN_USER,
+        &password.0,
+        peer.map(|p| p.ip()),
+        &app.admin_failures,
+    );
+    let refused = match checked {
+        Ok(()) => return next.run(req).await,
+        Err(refused) => refused,
+    };
+    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+    let path = req.uri().path();
+    match refused {
+        AdminAuthError::TooMany(r) => {
+            metrics::counter!("atrelay_admin_auth_rate_limited_total").increment(1);
+            if r.first {
+                tracing::warn!(target: "atrelay::admin", %peer, "admin requests refused: too many wrong credentials from this address");
             }
         }
-    }
-    match creds {
-        BasicAuth::Right => {
-            if let Some(client) = &client {
-                app.admin_failures.give_back(client);
-            }
-            next.run(req).await
-        }
-        BasicAuth::Wrong | BasicAuth::Missing => {
-            let peer = peer.map(|p| p.to_string()).unwrap_or_default();
-            if creds == BasicAuth::Wrong {
-                // Bounded by the limit above.
-                tracing::warn!(target: "atrelay::admin", %peer, path = %req.uri().path(), "admin request refused: wrong credentials");
-            } else {
-                tracing::debug!(target: "atrelay::admin", %peer, path = %req.uri().path(), "admin request refused: no credentials");
-            }
+        // Bounded by the limit.
+        AdminAuthError::Wrong => {
             metrics::counter!("atrelay_admin_auth_failures_total").increment(1);
-            let mut res = XrpcError::named(
-                StatusCode::UNAUTHORIZED,
-                "AuthenticationRequired",
-                "admin credentials required (HTTP Basic, user admin)",
-            )
-            .into_response();
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"atrelay admin\", charset=\"UTF-8\""),
-            );
-            res
+            tracing::warn!(target: "atrelay::admin", %peer, %path, "admin request refused: wrong credentials");
+        }
+        AdminAuthError::Missing => {
+            metrics::counter!("atrelay_admin_auth_failures_total").increment(1);
+            tracing::debug!(target: "atrelay::admin", %peer, %path, "admin request refused: no credentials");
         }
     }
+    refused.response("atrelay admin")
 }

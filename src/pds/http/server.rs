@@ -27,8 +27,7 @@ use serde_json::{json, Value};
 
 use super::auth::{AccessDid, RefreshToken};
 use super::{xrpc, PdsState};
-use crate::http::auth_limit::{client_key, too_many_attempts, Refused};
-use crate::http::basic_auth::{check_basic, BasicAuth};
+use crate::http::basic_auth::AdminAuthError;
 use crate::http::{PeerAddr, XrpcError};
 use crate::pds::config::PDS_ADMIN_PASSWORD_VAR;
 use crate::pds::service::{Pds, PdsError, Session};
@@ -361,10 +360,9 @@ async fn admin_delete_account(
 enum AdminRefused {
     /// No admin password configured: 404 `AdminDisabled`.
     Disabled,
-    /// Missing or wrong credentials: 401 with a Basic challenge.
-    BadCredentials,
-    /// Too many wrong credentials from the client's address: 429.
-    TooMany(Refused),
+    /// Missing or wrong credentials (401), or too many wrong ones from the
+    /// client's address (429).
+    Auth(AdminAuthError),
 }
 
 impl IntoResponse for AdminRefused {
@@ -378,25 +376,7 @@ impl IntoResponse for AdminRefused {
                 ),
             )
             .into_response(),
-            AdminRefused::TooMany(refused) => too_many_attempts(
-                refused.wait,
-                "too many failed admin authentications from this address",
-            ),
-            AdminRefused::BadCredentials => {
-                let mut res = XrpcError::named(
-                    StatusCode::UNAUTHORIZED,
-                    "AuthenticationRequired",
-                    "admin credentials required (HTTP Basic, user admin)",
-                )
-                .into_response();
-                res.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(
-                        "Basic realm=\"atrelay pds admin\", charset=\"UTF-8\"",
-                    ),
-                );
-                res
-            }
+            AdminRefused::Auth(e) => e.response("atrelay pds admin"),
         }
     }
 }
@@ -405,7 +385,7 @@ impl IntoResponse for AdminRefused {
 /// password the admin calls answer 404 `AdminDisabled`: an admin API that
 /// cannot be secured is not served (as the relay's `/admin`). Wrong
 /// credentials are limited per client address as the relay's are
-/// ([`crate::http::auth_limit::ADMIN_FAILURE_BURST`]).
+/// ([`check_admin`](crate::http::basic_auth::check_admin)).
 fn check_admin(
     st: &PdsState,
     peer: Option<std::net::SocketAddr>,
@@ -414,31 +394,16 @@ fn check_admin(
     let Some(password) = st.pds.config().admin_password.as_ref() else {
         return Err(AdminRefused::Disabled);
     };
-    let client = peer.map(|p| client_key(p.ip()));
-    let creds = check_basic(headers, "admin", &password.0);
-    if let (Some(client), true) = (&client, creds != BasicAuth::Missing) {
-        // Before the comparison's result is used: a blocked guesser must not
-        // learn that a guess was right.
-        st.admin_failures.take(client).map_err(|refused| {
-            if refused.first {
-                tracing::warn!(target: "atrelay::admin", %client, "PDS admin authentication refused: too many failed attempts from this address");
+    let client = peer.map(|p| p.ip());
+    crate::http::basic_auth::check_admin(headers, "admin", &password.0, client, &st.admin_failures)
+        .map_err(|e| {
+            match e {
+                AdminAuthError::TooMany(r) if r.first => tracing::warn!(target: "atrelay::admin", ?client, "PDS admin requests refused: too many wrong credentials from this address"),
+                AdminAuthError::Wrong => tracing::warn!(target: "atrelay::admin", ?client, "PDS admin request refused: wrong credentials"),
+                _ => {}
             }
-            AdminRefused::TooMany(refused)
-        })?;
-    }
-    match creds {
-        BasicAuth::Right => {
-            if let Some(client) = &client {
-                st.admin_failures.give_back(client);
-            }
-            Ok(())
-        }
-        BasicAuth::Wrong => {
-            tracing::warn!(target: "atrelay::admin", ?client, "PDS admin request refused: wrong credentials");
-            Err(AdminRefused::BadCredentials)
-        }
-        BasicAuth::Missing => Err(AdminRefused::BadCredentials),
-    }
+            AdminRefused::Auth(e)
+        })
 }
 
 /// The service's `did:web` document: what a client resolving the PDS's own
