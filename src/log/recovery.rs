@@ -172,3 +172,107 @@ fn descriptor_headroom(dir: &std::path::Path) -> Result<(), LogError> {
         .map(drop)
         .map_err(|e| LogError::Io(format!("not reopening the log yet: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::log::{LogEvent, LogOptions};
+
+    fn batch(first: u64, n: u64, tag: u8) -> AppendBatch {
+        AppendBatch {
+            events: (first..first + n)
+                .map(|seq| LogEvent {
+                    seq,
+                    received_micros: seq,
+                    frame: Bytes::from(vec![tag; 100 + seq as usize]),
+                })
+                .collect(),
+            ..AppendBatch::default()
+        }
+    }
+
+    /// What `append` leaves behind when the write of `failed` returned an
+    /// error: a reopen is due, the batch is unsettled, and `last_seq` is
+    /// still `before`, whatever reached disk.
+    fn as_if_the_write_failed(log: &EventLog, failed: &AppendBatch, before: u64) {
+        let first = failed.events.first().unwrap().seq;
+        let last = failed.events.last().unwrap().seq;
+        log.inner.lock_writer().unsettled = Some(first..=last);
+        log.inner.last_seq.store(before, Ordering::Release);
+        log.inner.needs_reopen.store(true, Ordering::Release);
+    }
+
+    #[test]
+    fn a_retried_batch_that_landed_is_not_written_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), LogOptions::default()).unwrap();
+        log.append(&batch(1, 3, 1)).unwrap();
+        let landed = batch(4, 2, 2);
+        log.append(&landed).unwrap();
+        as_if_the_write_failed(&log, &landed, 3);
+
+        // Another batch for the same seqs: the reopen finds 4..=5 taken.
+        assert_eq!(
+            log.append(&batch(4, 2, 9)),
+            Err(LogError::Gap {
+                expected: 6,
+                got: 4
+            })
+        );
+        assert_eq!(log.last_seq(), 5, "recovered from the database");
+        // The identical batch: already there, nothing written.
+        log.append(&landed).unwrap();
+        assert_eq!(log.last_seq(), 5);
+        log.append(&batch(6, 1, 3)).unwrap();
+        let all = log.read_from(1, 100, usize::MAX).unwrap();
+        let seqs: Vec<u64> = all.iter().map(|e| e.0).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(all[3].1, landed.events[0].frame, "the first write's bytes");
+    }
+
+    #[test]
+    fn a_retried_batch_that_did_not_land_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), LogOptions::default()).unwrap();
+        log.append(&batch(1, 3, 1)).unwrap();
+        let lost = batch(4, 2, 2);
+        as_if_the_write_failed(&log, &lost, 3);
+        log.append(&lost).unwrap();
+        assert_eq!(log.last_seq(), 5);
+        assert!(!log.inner.needs_reopen.load(Ordering::Acquire));
+        assert!(log.inner.lock_writer().unsettled.is_none());
+        drop(log);
+        let log = EventLog::open(dir.path(), LogOptions::default()).unwrap();
+        assert_eq!(log.read_from(4, 10, usize::MAX).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn state_writes_and_retention_reopen_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), LogOptions::default()).unwrap();
+        log.append(&batch(1, 3, 1)).unwrap();
+        log.inner.needs_reopen.store(true, Ordering::Release);
+        log.put_meta("k", b"v").unwrap();
+        assert!(!log.inner.needs_reopen.load(Ordering::Acquire));
+        assert_eq!(log.get_meta("k").unwrap().as_deref(), Some(&b"v"[..]));
+        log.inner.needs_reopen.store(true, Ordering::Release);
+        log.enforce_retention(0).unwrap();
+        assert!(!log.inner.needs_reopen.load(Ordering::Acquire));
+        assert_eq!((log.oldest_seq(), log.last_seq()), (Some(1), 3));
+    }
+
+    #[test]
+    fn acknowledged_events_missing_after_a_reopen_are_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), LogOptions::default()).unwrap();
+        log.append(&batch(1, 3, 1)).unwrap();
+        // The writer believes more was acknowledged than the database holds.
+        log.inner.last_seq.store(7, Ordering::Release);
+        log.inner.needs_reopen.store(true, Ordering::Release);
+        let err = log.append(&batch(8, 1, 1)).unwrap_err();
+        assert!(matches!(err, LogError::Corrupt(_)), "{err}");
+        assert!(!err.is_transient());
+    }
+}

@@ -18,7 +18,7 @@ use crate::wire::frame::Event;
 
 /// How long an event's append is retried through transient failures before
 /// the write that caused it fails.
-const EMIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+const EMIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Sequences, persists and publishes events.
 pub struct EventSink {
