@@ -186,4 +186,15 @@ impl EventLog {
         )?;
         Ok(())
     }
+
+    /// Removes one host's record (absent hosts are fine): a record stored
+    /// under a spelling that is not the host's canonical one, folded into
+    /// the canonical record at load.
+    pub fn delete_host(&self, hostname: &str) -> Result<(), LogError> {
+        let inner = &*self.inner;
+        inner
+            .db
+            .delete_cf_opt(inner.cf(CF_HOSTS)?, hostname.as_bytes(), &inner.write_opts)?;
+        Ok(())
+    }
 }
