@@ -11,7 +11,7 @@
 //!   event through without identity, for the verifier to drop and count.
 //! - Reconnects forever with capped exponential backoff and jitter. The
 //!   failures are remembered across handshakes: a connection that ends
-//!   within [`HEALTHY_CONNECTION`] counts as a failure like a refused dial,
+//!   within 30 s counts as a failure like a refused dial,
 //!   so a host that completes the handshake and then breaks the stream is
 //!   retried ever more slowly, not every half second.
 //! - What the upstream sends is logged within a line budget per host
