@@ -185,7 +185,7 @@ mod tests {
             "nodot",
             "pds.example.com:0",
             "pds.example.com:99999",
-            "127.0.0.1:042181",
+            "127.0.0.1:+42181",
             "[nope]:80",
         ] {
             assert!(parse_hostname(bad).is_err(), "{bad}");

@@ -16,7 +16,8 @@
 //! - IPv4 literals in dotted-quad form only; IPv6 literals compressed and
 //!   written in brackets; an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is
 //!   the IPv4 address it maps;
-//! - a port written as a plain decimal (no sign, no leading zero), dropped
+//! - a port written as a plain decimal (no sign; leading zeros are read and
+//!   dropped, so `:042181` is `:42181`), dropped
 //!   when it is the port the relay would dial anyway: 443 (`wss`/`https`)
 //!   for public names, 80 (`ws`/`http`) for this machine's or a private
 //!   network's literals, which are only ever dialed in the clear.
@@ -27,7 +28,7 @@
 //! assert_eq!(h.as_str(), "pds.example.com");
 //! assert_eq!(HostName::parse("[::1]:2583").unwrap().as_str(), "[::1]:2583");
 //! assert_eq!(HostName::parse("[::ffff:127.0.0.1]:80").unwrap().as_str(), "127.0.0.1");
-//! assert!(HostName::parse("127.0.0.1:042181").is_err());
+//! assert_eq!(HostName::parse("127.0.0.1:042181").unwrap().as_str(), "127.0.0.1:42181");
 //! ```
 
 use std::fmt;
@@ -46,9 +47,7 @@ pub enum HostNameError {
     NotBare(String),
     #[error("{0:?} is not a DNS name (at least two labels), localhost, or an IP address")]
     BadHost(String),
-    #[error(
-        "{0:?}: the port must be a number from 1 to 65535 written without sign or leading zeros"
-    )]
+    #[error("{0:?}: the port must be a decimal number from 1 to 65535")]
     BadPort(String),
 }
 
@@ -277,9 +276,10 @@ fn parse_host(name: &str) -> Option<Host> {
     None
 }
 
-/// 1–5 decimal digits, no leading zero, 1..=65535.
+/// Decimal digits only (leading zeros read as the number they spell, as URL
+/// parsers do, and then never written), 1..=65535.
 fn parse_port(p: &str) -> Option<u16> {
-    if p.is_empty() || p.len() > 5 || p.starts_with('0') || !p.bytes().all(|b| b.is_ascii_digit()) {
+    if p.is_empty() || p.len() > 10 || !p.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     p.parse::<u16>().ok().filter(|&p| p > 0)
@@ -331,15 +331,27 @@ mod tests {
     }
 
     #[test]
-    fn aliases_are_refused_or_folded() {
+    fn aliases_fold_into_one_spelling() {
         // The spellings hostile testing registered as new hosts.
-        for bad in ["127.0.0.1:042181", "127.0.0.1:0042181", "127.0.0.1:+2583"] {
+        for alias in [
+            "127.0.0.1:042181",
+            "127.0.0.1:0042181",
+            "127.0.0.1.:42181",
+            "[::ffff:127.0.0.1]:42181",
+        ] {
+            assert_eq!(canon(alias), "127.0.0.1:42181", "{alias}");
+        }
+        assert_eq!(canon("pds.example.com:0443"), "pds.example.com");
+        for bad in [
+            "127.0.0.1:+2583",
+            "127.0.0.1:-1",
+            "127.0.0.1:00000000042181",
+        ] {
             assert!(
                 matches!(HostName::parse(bad), Err(HostNameError::BadPort(_))),
                 "{bad}"
             );
         }
-        assert_eq!(canon("127.0.0.1:42181"), canon("127.0.0.1.:42181"));
     }
 
     #[test]

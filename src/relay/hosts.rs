@@ -484,4 +484,42 @@ mod tests {
         // Finishing an unknown seq is harmless.
         assert_eq!(h.finish(99), 20);
     }
+
+    #[test]
+    fn other_spellings_stored_by_older_versions_fold_into_one_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), crate::log::LogOptions::default()).unwrap();
+        let at = |cursor| HostState {
+            cursor,
+            last_seq_seen: cursor,
+            ..HostState::new(0)
+        };
+        log.put_host("127.0.0.1:042181", &at(70)).unwrap();
+        log.put_host("127.0.0.1:42181", &at(50)).unwrap();
+        log.put_host("pds.example.com", &at(9)).unwrap();
+        log.put_host("pds.example.com:443", &at(3)).unwrap();
+        log.put_host("not a host", &at(1)).unwrap();
+        let policy = Policy::load(&log, &crate::config::RelayConfig::default()).unwrap();
+        let hosts = Hosts::load(&log, policy, Clock::system(), RefreshBudget::default()).unwrap();
+        let mut names: Vec<String> = hosts.all().iter().map(|h| h.hostname.to_string()).collect();
+        names.sort();
+        assert_eq!(names, ["127.0.0.1:42181", "pds.example.com"]);
+        // The furthest cursor wins, and the store now says so.
+        assert_eq!(hosts.get("127.0.0.1:42181").unwrap().watermark(), 70);
+        assert_eq!(hosts.get("pds.example.com").unwrap().watermark(), 9);
+        let stored: Vec<(String, u64)> = log
+            .list_hosts()
+            .unwrap()
+            .into_iter()
+            .map(|(h, s)| (h, s.cursor))
+            .collect();
+        assert_eq!(
+            stored,
+            [
+                ("127.0.0.1:42181".to_owned(), 70),
+                ("not a host".to_owned(), 1),
+                ("pds.example.com".to_owned(), 9)
+            ]
+        );
+    }
 }

@@ -429,6 +429,12 @@ impl Shard {
         {
             metrics::counter!("atrelay_identity_refresh_limited_total", "scope" => "did")
                 .increment(1);
+            // The cache holds what the last refresh fetched (less than the
+            // interval ago), which may be newer than what the crawler
+            // attached: a key rotated with an `#identity` just before.
+            if let Some(current) = self.resolver.cached(&did) {
+                ev.identity = Some(current);
+            }
             ev.refreshed = true;
             self.handle(ev);
             return;
