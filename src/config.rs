@@ -79,6 +79,13 @@ pub struct IdentityConfig {
     pub cache_capacity: usize,
     /// Per-request timeout, in seconds.
     pub timeout_secs: u64,
+    /// Least time between two forced re-resolutions of one DID (after a
+    /// signature or host mismatch, or an `#identity`), in seconds.
+    pub refresh_interval_secs: u64,
+    /// Forced re-resolutions made on one host's behalf, per second.
+    pub refresh_per_host_per_sec: u32,
+    /// How many forced re-resolutions one host may ask for at once.
+    pub refresh_burst_per_host: u32,
 }
 
 /// Which hosts are crawled and how they are dialed.
@@ -226,6 +233,9 @@ impl Default for IdentityConfig {
             cache_ttl_secs: 3600,
             cache_capacity: 1_000_000,
             timeout_secs: 10,
+            refresh_interval_secs: 30,
+            refresh_per_host_per_sec: 10,
+            refresh_burst_per_host: 100,
         }
     }
 }
@@ -382,6 +392,21 @@ impl RelayConfig {
                 "identity",
                 "cache_capacity and timeout_secs must be positive",
             ));
+        }
+        if self.identity.refresh_per_host_per_sec == 0 || self.identity.refresh_burst_per_host == 0
+        {
+            return Err(invalid(
+                "identity",
+                "refresh_per_host_per_sec and refresh_burst_per_host must be positive",
+            ));
+        }
+        if let Some((bad, e)) = self
+            .crawl
+            .hosts
+            .iter()
+            .find_map(|h| crate::net::HostName::parse(h).err().map(|e| (h, e)))
+        {
+            return Err(invalid("crawl.hosts", &format!("{bad:?}: {e}")));
         }
         if self.crawl.idle_after_secs == 0 {
             return Err(invalid("crawl.idle_after_secs", "must be positive"));

@@ -61,7 +61,7 @@ pub fn describe() {
     );
     describe_counter!(
         "atrelay_relay_events_received_total",
-        "Upstream events read, by type, before verification"
+        "Upstream frames read, by type (every frame whose header decodes, #info, errors and unknown types included), before any check"
     );
     describe_counter!(
         "atrelay_relay_events_accepted_total",
@@ -164,6 +164,23 @@ pub fn describe() {
         "atrelay_request_crawl_rate_limited_total",
         "requestCrawl calls refused by the per-client rate limit"
     );
+    // The trust boundary.
+    describe_counter!(
+        "atrelay_identity_refresh_limited_total",
+        "Forced identity re-resolutions refused (scope did) or delayed (scope host) by their rate limits"
+    );
+    describe_counter!(
+        "atrelay_relay_identity_handles_stripped_total",
+        "Forwarded #identity events whose handle the DID document does not claim (handle removed)"
+    );
+    describe_counter!(
+        "atrelay_dns_lookups_total",
+        "Host names resolved for outbound connections"
+    );
+    describe_counter!(
+        "atrelay_dns_refused_total",
+        "Outbound connections refused because the host is or resolves to a local or private address"
+    );
     // The log.
     describe_counter!(
         "atrelay_log_append_batches_total",
@@ -257,6 +274,9 @@ fn register_at_zero() {
         "atrelay_admin_auth_failures_total",
         "atrelay_admin_auth_rate_limited_total",
         "atrelay_request_crawl_rate_limited_total",
+        "atrelay_relay_identity_handles_stripped_total",
+        "atrelay_dns_lookups_total",
+        "atrelay_dns_refused_total",
         "atrelay_log_append_batches_total",
         "atrelay_log_appended_events_total",
         "atrelay_log_appended_frame_bytes_total",
@@ -348,6 +368,9 @@ fn register_at_zero() {
     ] {
         metrics::counter!("atrelay_relay_events_ignored_total", "reason" => reason.as_str())
             .increment(0);
+    }
+    for scope in ["did", "host"] {
+        metrics::counter!("atrelay_identity_refresh_limited_total", "scope" => scope).increment(0);
     }
     for end in [
         SessionEnd::ClientClosed,

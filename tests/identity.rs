@@ -464,10 +464,11 @@ fn pds_host_keeps_only_non_default_ports() {
             "http://pds.example.com",
             "pds.example.com",
         ),
+        // The host as the relay dials it: wss on 443 for a public name.
         (
             "http://pds.example.com:443",
             "http://pds.example.com:443",
-            "pds.example.com:443",
+            "pds.example.com",
         ),
         (
             "http://127.0.0.1:2583",

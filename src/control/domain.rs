@@ -5,37 +5,22 @@
 //! An entry with a port (`127.0.0.1:2583`) covers exactly that host and port.
 //! Comparison is on lower-case names, so `PDS.Example.com` cannot dodge a ban.
 
-use crate::relay::crawler::host_part;
-use crate::wire::syntax::validate_handle;
+use crate::net::{host_part, HostName};
 
 /// Lower-cases and checks an allowlist/ban entry: a DNS name (at least two
 /// labels), `localhost`, or an IP address, optionally with a port; no scheme,
-/// path or wildcard (a plain domain already covers its subdomains).
+/// path or wildcard (a plain domain already covers its subdomains). Parsed
+/// as a [`HostName`], so an entry names a host exactly as requestCrawl and
+/// the admin API do: an entry with a (non-default) port is that host's
+/// canonical spelling, one without is the bare host, matched as a suffix.
 pub fn normalize_domain(raw: &str) -> Result<String, String> {
-    let entry = raw.trim().trim_end_matches('.').to_ascii_lowercase();
-    let entry = entry.strip_prefix("*.").unwrap_or(&entry).to_owned();
-    if entry.is_empty()
-        || entry.contains("://")
-        || entry.contains('/')
-        || entry.contains('@')
-        || entry.contains('?')
-    {
-        return Err(format!("{raw:?}: expected a bare host or domain"));
-    }
-    let (host, port) = match entry.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, Some(p)),
-        _ => (entry.as_str(), None),
-    };
-    if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
-        return Err(format!("{raw:?}: invalid port"));
-    }
-    let ok = host == "localhost"
-        || host.parse::<std::net::IpAddr>().is_ok()
-        || validate_handle(host).is_ok();
-    if !ok {
-        return Err(format!("{raw:?} is not a hostname or domain"));
-    }
-    Ok(entry)
+    let trimmed = raw.trim();
+    let entry = trimmed.strip_prefix("*.").unwrap_or(trimmed);
+    let host = HostName::parse(entry).map_err(|e| e.to_string())?;
+    Ok(match host.explicit_port() {
+        Some(_) => host.as_str().to_owned(),
+        None => host.host_str(),
+    })
 }
 
 /// Whether `entry` (normalized) covers `hostname` (`host[:port]`, lower-case).

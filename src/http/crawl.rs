@@ -21,8 +21,7 @@ use serde::Deserialize;
 
 use super::error::XrpcError;
 use super::AppState;
-use crate::relay::crawler::{host_part, is_private_host};
-use crate::wire::syntax::validate_handle;
+use crate::net::HostName;
 
 /// How long the `describeServer` probe may take.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -58,9 +57,9 @@ pub async fn request_crawl(
     }
     let Json(req) =
         body.map_err(|e| XrpcError::invalid(format!("expected JSON {{\"hostname\": ...}}: {e}")))?;
-    let hostname = normalize_hostname(&req.hostname)?;
-    let known = app.hosts.get(&hostname);
-    if let Some(ban) = app.hosts.policy().ban_of(&hostname) {
+    let hostname = parse_hostname(&req.hostname)?;
+    let known = app.hosts.get(hostname.as_str());
+    if let Some(ban) = app.hosts.policy().ban_of(hostname.as_str()) {
         return Err(banned(format!(
             "{hostname} is under this relay's ban of {ban}"
         )));
@@ -70,49 +69,43 @@ pub async fn request_crawl(
             "{hostname} is blocked by this relay's operator"
         )));
     }
-    let private = is_private_host(&hostname);
-    if private && !app.allow_private_hosts {
+    let local = hostname.is_local();
+    if local && !app.allow_private_hosts {
         return Err(XrpcError::invalid(format!(
             "{hostname} is a local or private address; this relay does not crawl those"
         )));
     }
-    let scheme = if private { "http" } else { "https" };
-    let addrs = app
-        .dns
-        .resolve_checked(
-            &hostname,
-            if private { 80 } else { 443 },
-            app.allow_private_hosts,
-        )
+    // Resolved (and every address checked) before anything is recorded.
+    app.dns
+        .resolve(&hostname.host_str(), hostname.port())
         .await
-        .map_err(XrpcError::invalid)?;
+        .map_err(|e| XrpcError::invalid(e.to_string()))?;
     let now = app.hosts.clock().now_micros();
-    if known.is_none() && !app.hosts.policy().admits(&hostname) {
+    if known.is_none() && !app.hosts.policy().admits(hostname.as_str()) {
         app.hosts
             .policy()
-            .record_pending(&hostname, now)
+            .record_pending(hostname.as_str(), now)
             .map_err(XrpcError::internal)?;
         tracing::info!(%hostname, "requestCrawl from an unlisted host recorded as pending");
         return Err(XrpcError::invalid(format!(
             "this relay crawls only allowlisted hosts; the request for {hostname} is recorded for the operator to review"
         )));
     }
-    let url = format!("{scheme}://{hostname}/xrpc/com.atproto.server.describeServer");
-    // The probe connects to the address just checked (no second lookup for
-    // DNS to answer differently) and follows no redirects, so it cannot be
+    // The probe goes through the outbound client: the SSRF rule checks the
+    // addresses it dials, and it follows no redirects, so it cannot be
     // bounced to an internal address.
-    let host = host_part(&hostname);
-    let client = if host.parse::<std::net::IpAddr>().is_ok() {
-        app.http.clone()
-    } else {
-        reqwest::Client::builder()
-            .timeout(PROBE_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .resolve(host, addrs[0])
-            .build()
-            .map_err(XrpcError::internal)?
-    };
-    let probe = client.get(&url).timeout(PROBE_TIMEOUT).send().await;
+    let secure = !(local && app.allow_private_hosts);
+    let url = format!(
+        "{}/xrpc/com.atproto.server.describeServer",
+        hostname.origin(secure, false)
+    );
+    let probe = app
+        .outbound
+        .get(&url)
+        .map_err(|e| XrpcError::invalid(e.to_string()))?
+        .timeout(PROBE_TIMEOUT)
+        .send()
+        .await;
     if let Ok(r) = &probe {
         let server = r
             .headers()
@@ -162,47 +155,15 @@ fn banned(message: String) -> XrpcError {
     XrpcError::named(StatusCode::BAD_REQUEST, "HostBanned", message)
 }
 
-/// Lower-cases and checks `host[:port]`: no scheme, path or userinfo; the host
-/// a DNS name with at least two labels, `localhost`, or an IP address.
-pub fn normalize_hostname(raw: &str) -> Result<String, XrpcError> {
-    let h = raw.trim().to_ascii_lowercase();
-    if h.is_empty() || h.contains("://") || h.contains('/') || h.contains('@') || h.contains('?') {
-        return Err(XrpcError::invalid(
-            "hostname must be a bare host[:port], without scheme or path",
-        ));
-    }
-    let (host, port) = match h.strip_prefix('[') {
-        // `[v6]:port`: the brackets only delimit the address.
-        Some(rest) => match rest.split_once("]:") {
-            Some((v6, port)) if v6.parse::<std::net::Ipv6Addr>().is_ok() => (v6, Some(port)),
-            _ => {
-                return Err(XrpcError::invalid(format!(
-                    "{raw:?} is not a valid hostname"
-                )))
-            }
-        },
-        None => match h.rsplit_once(':') {
-            Some((host, port)) if !host.contains(':') => (host, Some(port)),
-            _ => (h.as_str(), None),
-        },
-    };
-    if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
-        return Err(XrpcError::invalid("hostname has an invalid port"));
-    }
-    let ok = host == "localhost"
-        || host.parse::<std::net::IpAddr>().is_ok()
-        || validate_handle(host).is_ok();
-    if !ok {
-        return Err(XrpcError::invalid(format!(
-            "{raw:?} is not a valid hostname"
-        )));
-    }
-    Ok(h)
+/// `host[:port]` in its one canonical spelling ([`HostName`]), or
+/// `InvalidRequest` saying what is wrong with it.
+pub fn parse_hostname(raw: &str) -> Result<HostName, XrpcError> {
+    HostName::parse(raw).map_err(|e| XrpcError::invalid(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_hostname;
+    use super::parse_hostname;
 
     #[test]
     fn hostnames() {
@@ -214,7 +175,7 @@ mod tests {
             "::1",
             "[::1]:2583",
         ] {
-            assert!(normalize_hostname(ok).is_ok(), "{ok}");
+            assert!(parse_hostname(ok).is_ok(), "{ok}");
         }
         for bad in [
             "https://pds.example.com",
@@ -224,10 +185,10 @@ mod tests {
             "nodot",
             "pds.example.com:0",
             "pds.example.com:99999",
-            "[::1]",
+            "127.0.0.1:+42181",
             "[nope]:80",
         ] {
-            assert!(normalize_hostname(bad).is_err(), "{bad}");
+            assert!(parse_hostname(bad).is_err(), "{bad}");
         }
     }
 }

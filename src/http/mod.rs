@@ -44,16 +44,16 @@ pub struct AppState {
     /// Live subscriber sessions (admin listing, lag metrics).
     pub subscribers: crate::fanout::Subscribers,
     pub allow_private_hosts: bool,
-    /// Resolves hosts for `requestCrawl`'s checks and probe.
-    pub dns: crate::relay::dns::Dns,
+    /// Resolves hosts for `requestCrawl`'s checks, with the SSRF rule.
+    pub dns: crate::net::Dns,
     /// `requestCrawl` calls per client address: each may cost a DNS lookup,
     /// a probe and a database write, so one client cannot make them in bulk.
     pub crawl_requests: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// Failed `/admin` authentications per client address
     /// ([`auth_limit::ADMIN_FAILURE_BURST`]).
     pub admin_failures: Arc<auth_limit::AttemptLimiter<std::net::IpAddr>>,
-    /// For `describeServer` probes.
-    pub http: reqwest::Client,
+    /// For `describeServer` probes: the outbound client, with the SSRF rule.
+    pub outbound: crate::net::Outbound,
     /// Flips to true when the relay stops: open subscriber sessions end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Held by every session task; the relay's stop waits until all clones

@@ -12,7 +12,6 @@ use serde_json::json;
 use super::error::XrpcError;
 use super::AppState;
 use crate::log::AccountState;
-use crate::relay::crawler::is_private_host;
 use crate::wire::syntax::validate_did;
 
 type Params = Query<HashMap<String, String>>;
@@ -142,14 +141,11 @@ pub async fn get_repo(
     let did = did_param(&p)?;
     let a = account(&app, &did)?;
     require_active(&did, &a)?;
-    let scheme = if app.allow_private_hosts && is_private_host(&a.host) {
-        "http"
-    } else {
-        "https"
-    };
+    let host = crate::net::HostName::parse(&a.host).map_err(XrpcError::internal)?;
+    let secure = !(app.allow_private_hosts && host.is_local());
     let mut location = format!(
-        "{scheme}://{}/xrpc/com.atproto.sync.getRepo?did={did}",
-        a.host
+        "{}/xrpc/com.atproto.sync.getRepo?did={did}",
+        host.origin(secure, false)
     );
     if let Some(since) = p.get("since") {
         crate::wire::syntax::validate_tid(since).map_err(|e| XrpcError::invalid(e.to_string()))?;

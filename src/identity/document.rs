@@ -281,8 +281,10 @@ fn parse_pds(
 /// Checks and normalizes a PDS `serviceEndpoint`: it must be an `http` or `https`
 /// URL with a host, no userinfo, no query or fragment, and no path (a lone
 /// trailing `/` is allowed). Returns `(endpoint, host)` where `endpoint` is
-/// `scheme://host[:port]` and `host` is the lower-case `hostname[:port]`, the port
-/// kept only when it is not the scheme default; `None` if the URL is unusable.
+/// `scheme://host[:port]` (the port kept only when it is not the scheme default)
+/// and `host` is the host's canonical spelling ([`crate::net::HostName`]: the
+/// port kept only when it is not the one the relay dials); `None` if the URL
+/// is unusable.
 ///
 /// Public so that other parts of the relay (host matching, crawl requests) can
 /// normalize a hostname or URL the same way the DID document's endpoint is.
@@ -304,17 +306,14 @@ pub fn normalize_pds_endpoint(endpoint: &str) -> Option<(String, String)> {
     if url.path() != "/" {
         return None;
     }
-    let host = url.host_str()?;
-    if host.is_empty() {
-        return None;
-    }
-    // `Url` lower-cases registered names, and drops the port when it is the
-    // scheme default, which is exactly the normalization wanted here.
-    let host = match url.port() {
-        Some(port) => format!("{}:{port}", host.to_ascii_lowercase()),
-        None => host.to_ascii_lowercase(),
+    // The host in the one spelling the relay keys hosts by (see
+    // `net::HostName`): it must equal the name the host was crawled under.
+    let host = crate::net::HostName::from_url(&url)?;
+    let origin = match url.port() {
+        Some(port) => format!("{}://{}:{port}", url.scheme(), url.host_str()?),
+        None => format!("{}://{}", url.scheme(), url.host_str()?),
     };
-    Some((format!("{}://{host}", url.scheme()), host))
+    Some((origin, host.as_str().to_owned()))
 }
 
 #[cfg(test)]

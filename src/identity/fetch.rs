@@ -19,40 +19,16 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::error::ResolveError;
+use crate::net::{outbound, DnsError, Outbound};
 
 /// Largest DID document body accepted, in bytes. Real documents are around 1 KiB;
 /// the cap bounds the memory one hostile host can make the relay spend.
 pub const MAX_DOCUMENT_BYTES: usize = 128 * 1024;
 
-/// Builds the HTTP client the resolver shares across requests: per-request
-/// `timeout` (connect included), no redirects, a descriptive user agent.
-pub fn build_client(timeout: Duration) -> reqwest::Client {
-    let built = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!(
-            "atrelay/",
-            env!("CARGO_PKG_VERSION"),
-            " (identity)"
-        ))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build();
-    match built {
-        Ok(client) => client,
-        Err(e) => {
-            // Only fails when the TLS backend cannot initialise; the default
-            // client then reports the same problem on each request.
-            tracing::error!(error = %e, "building the identity HTTP client failed; using defaults");
-            reqwest::Client::new()
-        }
-    }
-}
-
 /// GETs `url` and parses the body as JSON, bounded by `timeout` (the whole
 /// exchange, body included) and [`MAX_DOCUMENT_BYTES`].
 pub async fn fetch_json(
-    client: &reqwest::Client,
+    client: &Outbound,
     url: &str,
     timeout: Duration,
 ) -> Result<Value, ResolveError> {
@@ -64,9 +40,10 @@ pub async fn fetch_json(
     }
 }
 
-async fn fetch_inner(client: &reqwest::Client, url: &str) -> Result<Value, ResolveError> {
+async fn fetch_inner(client: &Outbound, url: &str) -> Result<Value, ResolveError> {
     let mut response = client
         .get(url)
+        .map_err(refused)?
         .header(
             reqwest::header::ACCEPT,
             "application/did+ld+json, application/json;q=0.9",
@@ -114,9 +91,21 @@ pub fn status_error(status: StatusCode) -> ResolveError {
     }
 }
 
+/// A refused address: the document's host is, or resolves to, one the SSRF
+/// rule does not let the relay dial.
+fn refused(e: DnsError) -> ResolveError {
+    ResolveError::Invalid(format!("DID document host refused: {e}"))
+}
+
 /// Everything that goes wrong below HTTP (DNS, connect, TLS, reset, timeout,
-/// a broken body) may work next time.
+/// a broken body) may work next time, except an address the SSRF rule
+/// refuses.
 fn transport_error(e: reqwest::Error) -> ResolveError {
+    if let Some(dns) = outbound::refusal(&e) {
+        if !dns.is_transient() {
+            return refused(dns.clone());
+        }
+    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -31,11 +31,12 @@ use tokio::sync::watch;
 use super::cache::{Cache, Outcome};
 use super::document::{parse_document, Identity};
 use super::error::ResolveError;
-use super::fetch::{build_client, fetch_json};
+use super::fetch::fetch_json;
 use super::intern::{self, Interner};
 use super::plc::{plc_document_url, DEFAULT_PLC_URL, PLC_PREFIX};
 use super::telemetry;
 use super::web::{did_web_url, WEB_PREFIX};
+use crate::net::{Dns, Outbound};
 
 /// Longest DID the resolver will look at. A did:plc is 32 characters and a
 /// did:web at most `did:web:` + 253-character host + `%3A` + port; anything
@@ -49,8 +50,9 @@ pub struct ResolverConfig {
     /// did:plc document is fetched from `{plc_url}/{did}`.
     pub plc_url: String,
     /// Resolve did:web on `localhost` / `127.0.0.1` (with an optional `%3A` port)
-    /// over plain `http://`. For development and tests only; when false such DIDs
-    /// are [`ResolveError::Invalid`].
+    /// over plain `http://`, and let any name resolve to a private address.
+    /// For development and tests only; when false such DIDs, and did:web names
+    /// that resolve to private addresses, are [`ResolveError::Invalid`].
     pub allow_private: bool,
     /// How long a resolved identity is served from the cache (default 1 hour).
     /// `#identity` events purge earlier.
@@ -90,7 +92,7 @@ pub struct Resolver {
 
 struct Inner {
     cfg: ResolverConfig,
-    client: reqwest::Client,
+    client: Outbound,
     cache: Cache,
     /// Shares PDS names between cached identities.
     names: Interner,
@@ -132,9 +134,22 @@ impl std::fmt::Debug for Resolver {
 }
 
 impl Resolver {
-    /// A resolver with an empty cache and its own HTTP client.
+    /// A resolver with an empty cache and its own HTTP client, resolving
+    /// names with the system resolver under the SSRF rule (private answers
+    /// allowed only with [`ResolverConfig::allow_private`]; the PLC
+    /// directory's own host is the operator's choice and always allowed).
     pub fn new(cfg: ResolverConfig) -> Resolver {
-        let client = build_client(cfg.timeout);
+        let plc_host = reqwest::Url::parse(&cfg.plc_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned));
+        let dns = Dns::system().with_policy(cfg.allow_private, plc_host);
+        Resolver::with_dns(cfg, dns)
+    }
+
+    /// A resolver fetching through `dns` (which carries the SSRF policy:
+    /// the relay shares one between its crawlers and its resolver).
+    pub fn with_dns(cfg: ResolverConfig, dns: Dns) -> Resolver {
+        let client = Outbound::new(dns, cfg.timeout, "identity");
         Resolver {
             inner: Arc::new(Inner {
                 cache: Cache::new(cfg.capacity),
@@ -210,6 +225,35 @@ impl Resolver {
     pub async fn refresh(&self, did: &str) -> Result<Arc<Identity>, ResolveError> {
         self.purge(did);
         self.resolve(did).await
+    }
+
+    /// Resolves `did`, retrying transient failures with capped backoff for
+    /// as long as they last (the caller's events wait meanwhile, and with
+    /// them the upstream: an outage of the directory delays events, never
+    /// lets one through unverified). `None` after a definitive failure. With
+    /// `refresh`, the first attempt bypasses the cache ([`Resolver::refresh`]).
+    pub async fn resolve_patiently(&self, did: &str, refresh: bool) -> Option<Arc<Identity>> {
+        let mut attempt = 0u32;
+        loop {
+            let result = if refresh && attempt == 0 {
+                self.refresh(did).await
+            } else {
+                self.resolve(did).await
+            };
+            match result {
+                Ok(identity) => return Some(identity),
+                Err(e) if e.is_transient() => {
+                    attempt += 1;
+                    metrics::counter!(telemetry::RETRIES).increment(1);
+                    tracing::warn!(%did, error = %e, attempt, "identity lookup failed transiently; holding events");
+                    tokio::time::sleep(crate::net::backoff(attempt, Duration::from_secs(30))).await;
+                }
+                Err(e) => {
+                    tracing::debug!(%did, error = %e, "identity lookup failed");
+                    return None;
+                }
+            }
+        }
     }
 
     /// Entries in the cache, fresh or expired-but-not-yet-evicted (for metrics,

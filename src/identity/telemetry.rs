@@ -31,6 +31,11 @@ pub const CACHE_EVICTIONS: &str = "atrelay_identity_cache_evictions_total";
 /// malformed, too long, or of an unsupported method.
 pub const INVALID_DIDS: &str = "atrelay_identity_invalid_dids_total";
 
+/// Counter: lookups retried after a transient failure while the caller's
+/// events wait ([`Resolver::resolve_patiently`](super::Resolver::resolve_patiently)).
+/// Named for the crawler, whose events wait, as before it moved here.
+pub const RETRIES: &str = "atrelay_crawler_identity_retries_total";
+
 /// Registers help text for every identity metric with the installed recorder.
 pub fn describe_metrics() {
     metrics::describe_counter!(CACHE_HITS, "identity resolutions served from the cache");

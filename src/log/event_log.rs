@@ -488,22 +488,22 @@ impl EventLog {
 /// The append's WriteBatch built with `put_cf`, entry by entry: the fallback
 /// when [`Codes`] could not be learned.
 fn entry_by_entry(
-    inner: &Db<'_>,
+    db: &Db<'_>,
     batch: &AppendBatch,
     staged: &[(u64, Segment)],
     scratch: &mut Vec<u8>,
 ) -> Result<WriteBatch, LogError> {
     let mut wb = WriteBatch::default();
-    let events_cf = inner.cf(CF_EVENTS)?;
+    let events_cf = db.cf(CF_EVENTS)?;
     for ev in &batch.events {
         encode_event_value(ev.received_micros, &ev.frame, scratch);
         wb.put_cf(events_cf, event_key(ev.seq), &scratch[..]);
     }
-    let meta_cf = inner.cf(CF_META)?;
+    let meta_cf = db.cf(CF_META)?;
     for (seq, seg) in staged {
         wb.put_cf(meta_cf, segment_key(*seq), seg.encode());
     }
-    let accounts_cf = inner.cf(CF_ACCOUNTS)?;
+    let accounts_cf = db.cf(CF_ACCOUNTS)?;
     for (did, state) in &batch.accounts {
         match state {
             Some(state) => {
@@ -514,7 +514,7 @@ fn entry_by_entry(
             None => wb.delete_cf(accounts_cf, did.as_bytes()),
         }
     }
-    let hosts_cf = inner.cf(CF_HOSTS)?;
+    let hosts_cf = db.cf(CF_HOSTS)?;
     for (host, state) in &batch.hosts {
         scratch.clear();
         state.encode(scratch);

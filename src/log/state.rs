@@ -166,4 +166,11 @@ impl EventLog {
             Ok(db.put_cf_opt(db.cf(CF_HOSTS)?, hostname.as_bytes(), &value, w)?)
         })
     }
+
+    /// Removes one host's record (absent hosts are fine): a record stored
+    /// under a spelling that is not the host's canonical one, folded into
+    /// the canonical record at load.
+    pub fn delete_host(&self, hostname: &str) -> Result<(), LogError> {
+        self.write_state(|db, w| Ok(db.delete_cf_opt(db.cf(CF_HOSTS)?, hostname.as_bytes(), w)?))
+    }
 }

@@ -4,4 +4,16 @@
 //! connection limits.
 //!
 //! Knows nothing of events, repos or identities: everything above uses it,
-//! it uses nothing of the crate but the clock-free helpers here.
+//! it uses nothing of the crate above `wire` (host name syntax).
+
+mod backoff;
+mod dns;
+mod host;
+pub mod outbound;
+mod private;
+
+pub use backoff::backoff;
+pub use dns::{Dns, DnsError};
+pub use host::{host_part, Host, HostName, HostNameError};
+pub use outbound::Outbound;
+pub use private::is_private_ip;

@@ -181,7 +181,7 @@ impl PdsConfig {
             return self.identity.user_domains.clone();
         }
         let host = self.hostname();
-        let host = crate::relay::crawler::host_part(&host);
+        let host = crate::net::host_part(&host);
         // An address or `localhost` cannot end a handle (a handle's last
         // label is a TLD that does not start with a digit): local networks
         // use `.test`, as the reference PDS's development mode does.

@@ -168,8 +168,8 @@ impl Pds {
         let rotation_key = PrivateKey::from_bytes(Curve::K256, &rotation)
             .map_err(|e| PdsError::Internal(format!("stored rotation key: {e}")))?;
         let hostname = cfg.hostname();
-        let host = crate::relay::crawler::host_part(&hostname).to_owned();
-        let scheme = if crate::relay::crawler::is_private_host(&hostname) {
+        let host = crate::net::host_part(&hostname).to_owned();
+        let scheme = if crate::net::HostName::parse(&hostname).is_ok_and(|h| h.is_local()) {
             "http"
         } else {
             "https"

@@ -9,7 +9,17 @@
 //!   a resolver failure is transient (the host's later events wait behind it,
 //!   and TCP backpressure reaches the upstream); a definitive failure lets the
 //!   event through without identity, for the verifier to drop and count.
-//! - Reconnects forever with capped exponential backoff and jitter.
+//! - Reconnects forever with capped exponential backoff and jitter. The
+//!   failures are remembered across handshakes: a connection that ends
+//!   within 30 s counts as a failure like a refused dial,
+//!   so a host that completes the handshake and then breaks the stream is
+//!   retried ever more slowly, not every half second.
+//! - What the upstream sends is logged within a line budget per host
+//!   (`#info`, error frames, close reasons; each line cut short); every
+//!   frame is counted by type (`atrelay_relay_events_received_total`).
+//! - Stops reading a host while [`super::hosts::MAX_HELD_EVENTS`] of its
+//!   events wait for an identity re-resolution, so a host forging events
+//!   for accounts it does not hold slows itself, not the relay.
 //! - A `FutureCursor` from upstream means the upstream lost data: the crawler
 //!   stops, marks the host `offline` and says so, instead of looping.
 //! - Each event is admitted by the host's budget first: the per-second pace
@@ -34,9 +44,8 @@
 //! is invalid (bad CBOR, over a size limit) is dropped as one bad event and
 //! counted; the stream goes on past its seq.
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -46,11 +55,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::hosts::{HostEntry, Hosts};
 use super::pool::{Pool, ShardMsg, MAX_DISPATCH};
+use super::upstream_log::{clip, LogLimit};
 use super::verifier::Inbound;
 use crate::control::Admit;
-use crate::identity::{Identity, Resolver};
+use crate::identity::Resolver;
+use crate::net::{backoff, Dns, HostName};
 use crate::repo::verify::now_micros;
-use crate::wire::frame::{decode_header, peek_did, peek_seq, Body, ErrorFrame, Event, EventKind};
+use crate::wire::frame::{decode_header, peek_did, peek_seq, Body, ErrorFrame, EventKind, Info};
 
 /// Largest frame read from an upstream (digest §1.3).
 pub const MAX_FRAME: usize = 5_000_000;
@@ -72,8 +83,8 @@ pub struct CrawlerConfig {
     pub offline_backoff: Duration,
     /// Ping after this long without traffic; give up after the same again.
     pub idle_ping: Duration,
-    /// Resolves hosts for dialing (with the SSRF guard).
-    pub dns: super::dns::Dns,
+    /// Resolves hosts for dialing (with the SSRF rule).
+    pub dns: Dns,
 }
 
 /// Starts and tracks the crawler tasks.
@@ -111,32 +122,32 @@ impl Crawlers {
     /// Starts crawling `hostname` unless a crawler for it is already running
     /// or the host is blocked or under a domain ban. Returns whether one was
     /// started.
-    pub fn ensure(&self, hostname: &str) -> bool {
-        let hostname = hostname.to_ascii_lowercase();
-        if let Some(task) = self.inner.running.get(&hostname) {
+    pub fn ensure(&self, hostname: &HostName) -> bool {
+        let key = hostname.as_str();
+        if let Some(task) = self.inner.running.get(key) {
             if !task.is_finished() {
                 // Already crawled: cut a reconnect backoff short instead.
-                if let Some(host) = self.inner.hosts.get(&hostname) {
+                if let Some(host) = self.inner.hosts.get(key) {
                     host.wake.notify_one();
                 }
                 return false;
             }
         }
-        if let Some(ban) = self.inner.hosts.policy().ban_of(&hostname) {
+        if let Some(ban) = self.inner.hosts.policy().ban_of(key) {
             tracing::info!(%hostname, %ban, "not crawling a host under a domain ban");
             return false;
         }
         let (host, _) = self
             .inner
             .hosts
-            .get_or_create(&hostname, self.inner.hosts.clock().now_micros());
+            .get_or_create(hostname, self.inner.hosts.clock().now_micros());
         if host.status() == "banned" {
             return false;
         }
         host.set_status("active");
         let inner = self.inner.clone();
         let task = tokio::spawn(async move { crawl(inner, host).await });
-        self.inner.running.insert(hostname, task);
+        self.inner.running.insert(key.to_owned(), task);
         true
     }
 
@@ -215,38 +226,58 @@ impl Drop for Connected {
     }
 }
 
+/// A connection that stayed up this long was healthy: its end starts the
+/// backoff over. A shorter one counts as a failure like a refused dial, so
+/// a host that completes the handshake and then breaks the stream is
+/// retried ever more slowly instead of every half second.
+const HEALTHY_CONNECTION: Duration = Duration::from_secs(30);
+
+/// Most lines per host per minute logged from what an upstream sends
+/// (`#info` frames, error frames, close reasons); the rest are counted.
+const UPSTREAM_LOG_LINES_PER_MINUTE: u32 = 6;
+
 async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
     // Upstream seqs at or below this were dispatched already (or persisted as
     // finished before a restart); the upstream must send only later ones.
     let mut last_seq = host.watermark();
+    // Failed dials and short-lived connections in a row.
     let mut failures: u32 = 0;
     let mut paused = inner.paused.subscribe();
+    let mut upstream_log = LogLimit::per_minute(UPSTREAM_LOG_LINES_PER_MINUTE);
     loop {
         if *paused.borrow_and_update() {
             tracing::info!(host = %host.hostname, "crawling paused by the operator");
             let _ = paused.wait_for(|p| !*p).await;
         }
         wait_out_budget(&inner, &host).await;
-        let url = subscribe_url(&host.hostname, last_seq, inner.cfg.allow_private);
+        let url = subscribe_url(&host.name, last_seq, inner.cfg.allow_private);
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(MAX_FRAME))
             .max_frame_size(Some(MAX_FRAME));
         let connected = tokio::time::timeout(
             Duration::from_secs(30),
-            dial(&inner.cfg, &host.hostname, &url, config),
+            dial(&inner.cfg, &host.name, &url, config),
         )
         .await;
         match connected {
             Ok(Ok(ws)) => {
                 tracing::info!(host = %host.hostname, cursor = last_seq, "subscribed");
-                failures = 0;
+                let connected_at = Instant::now();
                 host.set_status("active");
                 // A fresh connection counts as activity until `idle_after`.
                 host.last_event_micros
                     .store(now_micros(), std::sync::atomic::Ordering::Relaxed);
                 let connected = Connected::new();
-                let end = read(&inner, &host, ws, &mut last_seq, &mut paused).await;
+                let end = read(
+                    &inner,
+                    &host,
+                    ws,
+                    &mut last_seq,
+                    &mut paused,
+                    &mut upstream_log,
+                )
+                .await;
                 drop(connected);
                 match end {
                     End::FutureCursor => {
@@ -257,15 +288,27 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
                         return;
                     }
                     End::Reconnect(why) => {
-                        tracing::warn!(host = %host.hostname, reason = %why, "upstream connection ended");
+                        if connected_at.elapsed() >= HEALTHY_CONNECTION {
+                            failures = 0;
+                        }
+                        failures += 1;
+                        if let Some(suppressed) = upstream_log.allow() {
+                            tracing::warn!(host = %host.hostname, reason = %why, failures, suppressed,
+                                "upstream connection ended");
+                        }
                     }
                     // Both wait at the top of the loop, then reconnect at once.
-                    End::Throttled | End::Paused => continue,
+                    End::Throttled | End::Paused => {
+                        failures = 0;
+                        continue;
+                    }
                 }
             }
             Ok(Err(e)) => {
                 failures += 1;
-                tracing::warn!(host = %host.hostname, error = %e, failures, "connect failed");
+                if let Some(suppressed) = upstream_log.allow() {
+                    tracing::warn!(host = %host.hostname, error = %clip(&e, 300), failures, suppressed, "connect failed");
+                }
             }
             Err(_) => {
                 failures += 1;
@@ -293,20 +336,20 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Resolves the host once, applies the SSRF guard to the addresses, and
+/// Resolves the host once, applies the SSRF rule to the addresses, and
 /// connects to a checked one (so DNS cannot answer differently for the dial
 /// than for the check), then runs the websocket handshake over it.
 async fn dial(
     cfg: &CrawlerConfig,
-    hostname: &str,
+    hostname: &HostName,
     url: &str,
     ws: WebSocketConfig,
 ) -> Result<Ws, String> {
-    let default_port = if url.starts_with("wss://") { 443 } else { 80 };
     let addrs = cfg
         .dns
-        .resolve_checked(hostname, default_port, cfg.allow_private)
-        .await?;
+        .resolve(&hostname.host_str(), hostname.port())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut last_error = String::new();
     for addr in addrs {
         match tokio::net::TcpStream::connect(addr).await {
@@ -411,9 +454,17 @@ async fn read(
     ws: Ws,
     last_seq: &mut u64,
     paused: &mut tokio::sync::watch::Receiver<bool>,
+    upstream_log: &mut LogLimit,
 ) -> End {
     let mut pending = Pending::new(inner.pool.shards());
-    let end = read_frames(inner, host, ws, last_seq, paused, &mut pending).await;
+    let mut conn = Connection {
+        inner,
+        host,
+        counters: FrameCounters::new(),
+        pending: &mut pending,
+        upstream_log,
+    };
+    let end = conn.read_frames(ws, last_seq, paused).await;
     // Events already registered with the host must reach a verifier, or its
     // cursor would stop at them.
     if !pending.flush(&inner.pool, host).await {
@@ -422,67 +473,202 @@ async fn read(
     end
 }
 
-async fn read_frames(
-    inner: &Inner,
-    host: &Arc<HostEntry>,
-    ws: Ws,
-    last_seq: &mut u64,
-    paused: &mut tokio::sync::watch::Receiver<bool>,
-    pending: &mut Pending,
-) -> End {
-    let (mut tx, mut rx) = ws.split();
-    let mut pinged = false;
-    let counters = FrameCounters::new();
-    loop {
-        // A frame the socket already holds joins the pending batch; otherwise
-        // the batch goes out before waiting.
-        let ready = if pending.len() > 0 && pending.len() < MAX_DISPATCH {
-            rx.next().now_or_never()
-        } else {
-            None
-        };
-        let next = match ready {
-            Some(next) => Ok(next),
-            None => {
-                if !pending.flush(&inner.pool, host).await {
-                    return End::Reconnect("verifier pool stopped".into());
+/// One upstream connection's reading state.
+struct Connection<'a> {
+    inner: &'a Inner,
+    host: &'a Arc<HostEntry>,
+    counters: FrameCounters,
+    pending: &'a mut Pending,
+    /// Lines logged from upstream content, per host (kept across
+    /// reconnects by the crawler).
+    upstream_log: &'a mut LogLimit,
+}
+
+impl Connection<'_> {
+    async fn read_frames(
+        &mut self,
+        ws: Ws,
+        last_seq: &mut u64,
+        paused: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> End {
+        let (mut tx, mut rx) = ws.split();
+        let mut pinged = false;
+        loop {
+            // A frame the socket already holds joins the pending batch;
+            // otherwise the batch goes out before waiting.
+            let ready = if self.pending.len() > 0 && self.pending.len() < MAX_DISPATCH {
+                rx.next().now_or_never()
+            } else {
+                None
+            };
+            let next = match ready {
+                Some(next) => Ok(next),
+                None => {
+                    if !self.flush().await {
+                        return End::Reconnect("verifier pool stopped".into());
+                    }
+                    // Events of this host waiting for an identity refresh
+                    // are capped: past the cap the host is read no further
+                    // until they are decided (a forging host slows itself).
+                    self.host.wait_for_held_room().await;
+                    tokio::select! {
+                        biased;
+                        _ = paused.wait_for(|p| *p) => return End::Paused,
+                        next = tokio::time::timeout(self.inner.cfg.idle_ping, rx.next()) => next,
+                    }
                 }
-                tokio::select! {
-                    biased;
-                    _ = paused.wait_for(|p| *p) => return End::Paused,
-                    next = tokio::time::timeout(inner.cfg.idle_ping, rx.next()) => next,
+            };
+            let msg = match next {
+                Err(_) if pinged => return End::Reconnect("no traffic and no pong".into()),
+                Err(_) => {
+                    pinged = true;
+                    if tx.send(Message::Ping(Bytes::new())).await.is_err() {
+                        return End::Reconnect("ping failed".into());
+                    }
+                    continue;
                 }
+                Ok(None) => return End::Reconnect("stream closed".into()),
+                Ok(Some(Err(e))) => return End::Reconnect(clip(&e.to_string(), 300)),
+                Ok(Some(Ok(m))) => m,
+            };
+            pinged = false;
+            match msg {
+                Message::Binary(frame) => {
+                    if let Some(end) = self.on_frame(frame, last_seq).await {
+                        return end;
+                    }
+                }
+                Message::Text(_) => {
+                    return End::Reconnect("text message on a binary stream".into())
+                }
+                Message::Close(_) => return End::Reconnect("closed by upstream".into()),
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
             }
-        };
-        let msg = match next {
-            Err(_) if pinged => return End::Reconnect("no traffic and no pong".into()),
-            Err(_) => {
-                pinged = true;
-                if tx.send(Message::Ping(Bytes::new())).await.is_err() {
-                    return End::Reconnect("ping failed".into());
-                }
-                continue;
-            }
-            Ok(None) => return End::Reconnect("stream closed".into()),
-            Ok(Some(Err(e))) => return End::Reconnect(e.to_string()),
-            Ok(Some(Ok(m))) => m,
-        };
-        pinged = false;
-        match msg {
-            Message::Binary(frame) => {
-                if let Some(end) = on_frame(inner, host, frame, last_seq, &counters, pending).await
-                {
-                    return end;
-                }
-            }
-            Message::Text(_) => return End::Reconnect("text message on a binary stream".into()),
-            Message::Close(_) => return End::Reconnect("closed by upstream".into()),
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
+    }
+
+    /// Sends the pending events; false once the verifier pool has stopped.
+    async fn flush(&mut self) -> bool {
+        self.pending.flush(&self.inner.pool, self.host).await
+    }
+
+    /// Handles one frame; `Some` ends the connection.
+    async fn on_frame(&mut self, frame: Bytes, last_seq: &mut u64) -> Option<End> {
+        let (inner, host) = (self.inner, self.host);
+        let received_micros = now_micros();
+        self.counters.frames.increment(1);
+        host.last_event_micros
+            .store(received_micros, std::sync::atomic::Ordering::Relaxed);
+        let Ok((header, body)) = decode_header(&frame) else {
+            return Some(malformed("frame header"));
+        };
+        let kind = header.kind();
+        // Every frame with a readable header is counted by type, including
+        // the ones never forwarded (`#info`, errors, unknown types).
+        self.counters.received(kind).increment(1);
+        match kind {
+            EventKind::Error => {
+                let (error, message) = match ErrorFrame::decode(body) {
+                    Ok(e) => (e.error.to_owned(), e.message.map(|m| clip(m, 200))),
+                    Err(_) => (String::new(), None),
+                };
+                if error == ErrorFrame::FUTURE_CURSOR {
+                    return Some(End::FutureCursor);
+                }
+                return Some(End::Reconnect(format!(
+                    "upstream error frame {} {}",
+                    clip(&error, 64),
+                    message.unwrap_or_default()
+                )));
+            }
+            EventKind::Info => {
+                // Upstream content: logged within a per-host line budget,
+                // each line cut short.
+                if let Some(suppressed) = self.upstream_log.allow() {
+                    let (name, message) = match Info::decode(body) {
+                        Ok(i) => (clip(i.name, 64), i.message.map(|m| clip(m, 200))),
+                        Err(_) => ("(unreadable)".to_owned(), None),
+                    };
+                    tracing::info!(host = %host.hostname, %name, message = message.as_deref().unwrap_or(""),
+                        suppressed, "upstream #info");
+                }
+                return None;
+            }
+            EventKind::Unknown => return None,
+            _ => {}
+        }
+        let seq = match peek_seq(body) {
+            Ok(Some(s)) if s > 0 => s as u64,
+            _ => return Some(malformed("seq")),
+        };
+        if seq <= *last_seq {
+            metrics::counter!("atrelay_crawler_non_increasing_seq_total").increment(1);
+            return None;
+        }
+        // The budget comes before anything is dispatched: a refused event
+        // stays behind the cursor and comes again after the window resets.
+        loop {
+            match host.budget.admit() {
+                Admit::Go => break,
+                Admit::Pace(wait) => {
+                    if !self.flush().await {
+                        return Some(End::Reconnect("verifier pool stopped".into()));
+                    }
+                    tokio::time::sleep(wait).await
+                }
+                Admit::Throttled { .. } => return Some(End::Throttled),
+            }
+        }
+        // The framing is sound and the seq readable: a body without a
+        // readable DID is one bad event, not a broken stream. Drop it and
+        // move past its seq; dropping the connection instead would only have
+        // the upstream resend the same frame forever. The rest of the body
+        // is decoded (once) by the verifier, which drops the event as
+        // malformed if it is not valid.
+        let Some(did) = peek_did(kind, body).ok().flatten() else {
+            metrics::counter!("atrelay_relay_events_dropped_total", "reason" => "malformed")
+                .increment(1);
+            host.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Registered in upstream order: the pending events go first.
+            if !self.flush().await {
+                return Some(End::Reconnect("verifier pool stopped".into()));
+            }
+            host.begin(seq);
+            host.finish(seq);
+            *last_seq = seq;
+            return None;
+        };
+        // Every event type, `#identity` included, is decided against the
+        // DID's current document; the verifier asks for a (rate-limited)
+        // re-resolution when the event suggests the document changed.
+        let identity = match inner.resolver.cached(did) {
+            Some(identity) => Some(identity),
+            None => {
+                // A fetch may take a while (or hold the stream): what is
+                // pending goes first.
+                if !self.flush().await {
+                    return Some(End::Reconnect("verifier pool stopped".into()));
+                }
+                inner.resolver.resolve_patiently(did, false).await
+            }
+        };
+        let shard = inner.pool.shard_of(did);
+        // Registered with the host when dispatched (see `Pending`).
+        *last_seq = seq;
+        let inbound = Inbound {
+            host: host.hostname.clone(),
+            upstream_seq: seq,
+            frame,
+            received_micros,
+            identity,
+            refreshed: false,
+        };
+        self.pending.push(shard, inbound);
+        None
     }
 }
 
-/// Handles one frame; `Some` ends the connection.
 /// Per-frame counters, resolved once per connection: a registry lookup per
 /// frame costs more than the increment.
 struct FrameCounters {
@@ -524,115 +710,6 @@ impl FrameCounters {
     }
 }
 
-async fn on_frame(
-    inner: &Inner,
-    host: &Arc<HostEntry>,
-    frame: Bytes,
-    last_seq: &mut u64,
-    counters: &FrameCounters,
-    pending: &mut Pending,
-) -> Option<End> {
-    let received_micros = now_micros();
-    counters.frames.increment(1);
-    host.last_event_micros
-        .store(received_micros, std::sync::atomic::Ordering::Relaxed);
-    let Ok((header, body)) = decode_header(&frame) else {
-        return Some(malformed("frame header"));
-    };
-    let kind = header.kind();
-    match kind {
-        EventKind::Error => {
-            let error = ErrorFrame::decode(body)
-                .map(|e| e.error.to_owned())
-                .unwrap_or_default();
-            if error == ErrorFrame::FUTURE_CURSOR {
-                return Some(End::FutureCursor);
-            }
-            return Some(End::Reconnect(format!("upstream error frame {error:?}")));
-        }
-        EventKind::Info => {
-            tracing::info!(host = %host.hostname, "upstream #info: {:?}", Event::decode_body(&header, body).ok());
-            return None;
-        }
-        EventKind::Unknown => return None,
-        _ => {}
-    }
-    let seq = match peek_seq(body) {
-        Ok(Some(s)) if s > 0 => s as u64,
-        _ => return Some(malformed("seq")),
-    };
-    if seq <= *last_seq {
-        metrics::counter!("atrelay_crawler_non_increasing_seq_total").increment(1);
-        return None;
-    }
-    counters.received(kind).increment(1);
-    // The budget comes before anything is dispatched: a refused event stays
-    // behind the cursor and comes again after the window resets.
-    loop {
-        match host.budget.admit() {
-            Admit::Go => break,
-            Admit::Pace(wait) => {
-                if !pending.flush(&inner.pool, host).await {
-                    return Some(End::Reconnect("verifier pool stopped".into()));
-                }
-                tokio::time::sleep(wait).await
-            }
-            Admit::Throttled { .. } => return Some(End::Throttled),
-        }
-    }
-    // The framing is sound and the seq readable: a body without a readable
-    // DID is one bad event, not a broken stream. Drop it and move past its
-    // seq; dropping the connection instead would only have the upstream
-    // resend the same frame forever. The rest of the body is decoded (once)
-    // by the verifier, which drops the event as malformed if it is not valid.
-    let Some(did) = peek_did(kind, body).ok().flatten() else {
-        metrics::counter!("atrelay_relay_events_dropped_total", "reason" => "malformed")
-            .increment(1);
-        host.dropped
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // Registered in upstream order: the pending events go first.
-        if !pending.flush(&inner.pool, host).await {
-            return Some(End::Reconnect("verifier pool stopped".into()));
-        }
-        host.begin(seq);
-        host.finish(seq);
-        *last_seq = seq;
-        return None;
-    };
-    let identity = match kind {
-        EventKind::Identity => {
-            // The document may have changed: forget it before anything of
-            // this DID is verified again.
-            inner.resolver.purge(did);
-            None
-        }
-        _ => match inner.resolver.cached(did) {
-            Some(identity) => Some(identity),
-            None => {
-                // A fetch may take a while (or hold the stream): what is
-                // pending goes first.
-                if !pending.flush(&inner.pool, host).await {
-                    return Some(End::Reconnect("verifier pool stopped".into()));
-                }
-                resolve_patiently(&inner.resolver, did, false).await
-            }
-        },
-    };
-    let shard = inner.pool.shard_of(did);
-    // Registered with the host when dispatched (see `Pending`).
-    *last_seq = seq;
-    let inbound = Inbound {
-        host: host.hostname.clone(),
-        upstream_seq: seq,
-        frame,
-        received_micros,
-        identity,
-        refreshed: false,
-    };
-    pending.push(shard, inbound);
-    None
-}
-
 /// The metrics label of an event type.
 pub fn kind_label(kind: EventKind) -> &'static str {
     match kind {
@@ -651,118 +728,17 @@ fn malformed(what: &str) -> End {
     End::Reconnect(format!("malformed {what}; dropping the connection"))
 }
 
-/// Resolves `did`, retrying transient failures with capped backoff for as long
-/// as they last (the caller's events wait meanwhile). `None` after a
-/// definitive failure: the verifier drops the event as unresolvable.
-pub async fn resolve_patiently(
-    resolver: &Resolver,
-    did: &str,
-    refresh: bool,
-) -> Option<Arc<Identity>> {
-    let mut attempt = 0u32;
-    loop {
-        let result = if refresh && attempt == 0 {
-            resolver.refresh(did).await
-        } else {
-            resolver.resolve(did).await
-        };
-        match result {
-            Ok(identity) => return Some(identity),
-            Err(e) if e.is_transient() => {
-                attempt += 1;
-                metrics::counter!("atrelay_crawler_identity_retries_total").increment(1);
-                tracing::warn!(%did, error = %e, attempt, "identity lookup failed transiently; holding events");
-                tokio::time::sleep(backoff(attempt, Duration::from_secs(30))).await;
-            }
-            Err(e) => {
-                tracing::debug!(%did, error = %e, "identity lookup failed");
-                return None;
-            }
-        }
-    }
-}
-
-/// Capped exponential backoff with ±25% jitter: 0.5 s, 1 s, 2 s, … up to `max`.
-pub fn backoff(failures: u32, max: Duration) -> Duration {
-    let base = Duration::from_millis(500)
-        .saturating_mul(1u32 << failures.min(16).saturating_sub(1))
-        .min(max);
-    let jitter = 0.75 + rand::random::<f64>() * 0.5;
-    base.mul_f64(jitter)
-}
-
-/// `ws(s)://host/xrpc/com.atproto.sync.subscribeRepos[?cursor=N]`: plain ws
+/// `ws(s)://host/xrpc/com.atproto.sync.subscribeRepos?cursor=N`: plain ws
 /// only for loopback/private hosts when they are allowed.
-pub fn subscribe_url(hostname: &str, cursor: u64, allow_private: bool) -> String {
-    let scheme = if allow_private && is_private_host(hostname) {
-        "ws"
-    } else {
-        "wss"
-    };
-    let mut url = format!("{scheme}://{hostname}/xrpc/com.atproto.sync.subscribeRepos");
+pub fn subscribe_url(host: &HostName, cursor: u64, allow_private: bool) -> String {
+    let secure = !(allow_private && host.is_local());
     // Always sent, 0 included: a host seen for the first time is read from
     // the oldest event it retains, so the events that made it ask for a
     // crawl (a new PDS's first accounts) are not lost to a live start.
-    url.push_str(&format!("?cursor={cursor}"));
-    url
-}
-
-/// Whether `hostname[:port]` names this machine or a private network:
-/// `localhost` or an address [`is_private_ip`] refuses. A DNS name can still
-/// resolve to such an address: `requestCrawl` also checks the resolved ones.
-pub fn is_private_host(hostname: &str) -> bool {
-    let host = host_part(hostname);
-    if host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost") {
-        return true;
-    }
-    host.parse::<IpAddr>().is_ok_and(is_private_ip)
-}
-
-/// Addresses a public relay must never dial on a stranger's word (the SSRF
-/// guard): loopback, private, link-local, carrier-grade NAT, unspecified,
-/// multicast, benchmarking, documentation and reserved ranges, unique-local
-/// IPv6, and IPv4-mapped forms of all of these.
-pub fn is_private_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0 && c == 0)
-                || (a == 198 && (b == 18 || b == 19))
-                || a >= 240
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private_ip(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8
-        }
-    }
-}
-
-/// The host of `hostname[:port]`, `[v6]:port`, or a bare IPv6 address.
-pub fn host_part(hostname: &str) -> &str {
-    if let Some(rest) = hostname.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match hostname.rsplit_once(':') {
-        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => hostname,
-    }
+    format!(
+        "{}/xrpc/com.atproto.sync.subscribeRepos?cursor={cursor}",
+        host.origin(secure, true)
+    )
 }
 
 #[cfg(test)]
@@ -771,63 +747,22 @@ mod tests {
 
     #[test]
     fn urls_and_schemes() {
+        let h = |s: &str| HostName::parse(s).unwrap();
         assert_eq!(
-            subscribe_url("127.0.0.1:2583", 0, true),
+            subscribe_url(&h("127.0.0.1:2583"), 0, true),
             "ws://127.0.0.1:2583/xrpc/com.atproto.sync.subscribeRepos?cursor=0"
         );
         assert_eq!(
-            subscribe_url("127.0.0.1:2583", 42, false),
+            subscribe_url(&h("127.0.0.1:2583"), 42, false),
             "wss://127.0.0.1:2583/xrpc/com.atproto.sync.subscribeRepos?cursor=42"
         );
         assert_eq!(
-            subscribe_url("pds.example.com", 7, true),
+            subscribe_url(&h("pds.example.com"), 7, true),
             "wss://pds.example.com/xrpc/com.atproto.sync.subscribeRepos?cursor=7"
         );
-    }
-
-    #[test]
-    fn private_hosts() {
-        for h in [
-            "localhost",
-            "localhost:2583",
-            "127.0.0.1",
-            "127.0.0.1:80",
-            "10.1.2.3",
-            "192.168.0.1:8080",
-            "[::1]:2583",
-            "::1",
-            "fd00::1",
-        ] {
-            assert!(is_private_host(h), "{h}");
-        }
-        for h in ["pds.example.com", "8.8.8.8", "8.8.8.8:443", "bsky.network"] {
-            assert!(!is_private_host(h), "{h}");
-        }
-        for ip in [
-            "100.64.0.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "224.0.0.1",
-            "240.0.0.1",
-            "198.18.0.1",
-            "::ffff:127.0.0.1",
-            "fe80::1",
-            "2001:db8::1",
-        ] {
-            assert!(is_private_ip(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
-            assert!(!is_private_ip(ip.parse().unwrap()), "{ip}");
-        }
-    }
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let max = Duration::from_secs(60);
-        assert!(backoff(1, max) <= Duration::from_millis(625));
-        assert!(backoff(5, max) >= Duration::from_secs(6));
-        for f in [20, 1000] {
-            assert!(backoff(f, max) <= Duration::from_secs(75));
-        }
+        assert_eq!(
+            subscribe_url(&h("[::1]:2583"), 7, true),
+            "ws://[::1]:2583/xrpc/com.atproto.sync.subscribeRepos?cursor=7"
+        );
     }
 }

@@ -9,18 +9,55 @@
 //! writes the watermark in the same batch as the events it covers.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use dashmap::DashMap;
 
 use crate::control::{Clock, HostBudget, Limits, Policy};
 use crate::log::{EventLog, HostState, LogError};
+use crate::net::HostName;
+
+/// Most events of one host waiting for an identity re-resolution (on hold
+/// in the verifier threads). Past it, the host's crawler reads no further
+/// until some are decided, so a host that forges events for accounts it
+/// does not hold cannot pile them up in memory.
+pub const MAX_HELD_EVENTS: usize = 4096;
+
+/// How often forced re-resolutions may be made on one host's behalf (a
+/// signature or host mismatch, an `#identity`): a rate and a burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefreshBudget {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for RefreshBudget {
+    fn default() -> RefreshBudget {
+        RefreshBudget {
+            per_second: 10,
+            burst: 100,
+        }
+    }
+}
+
+impl RefreshBudget {
+    fn limiter(self) -> governor::DefaultDirectRateLimiter {
+        let nz = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("at least 1");
+        governor::RateLimiter::direct(
+            governor::Quota::per_second(nz(self.per_second)).allow_burst(nz(self.burst)),
+        )
+    }
+}
 
 /// One upstream host.
 #[derive(Debug)]
 pub struct HostEntry {
-    /// `hostname[:port]`, lower-case.
+    /// The host.
+    pub name: HostName,
+    /// Its canonical spelling ([`HostName::as_str`]), shared with the
+    /// events read from it.
     pub hostname: Arc<str>,
     state: Mutex<HostState>,
     progress: Mutex<Progress>,
@@ -39,6 +76,12 @@ pub struct HostEntry {
     /// Wakes the host's crawler out of a reconnect backoff (the host asked
     /// to be crawled again).
     pub wake: tokio::sync::Notify,
+    /// Forced identity re-resolutions on this host's behalf.
+    refreshes: governor::DefaultDirectRateLimiter,
+    /// Events of this host on hold for a re-resolution.
+    held: AtomicUsize,
+    /// Wakes the crawler when `held` drops below [`MAX_HELD_EVENTS`].
+    held_room: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -50,11 +93,17 @@ struct Progress {
 }
 
 impl HostEntry {
-    fn new(hostname: &str, state: HostState, budget: HostBudget) -> HostEntry {
+    fn new(
+        name: HostName,
+        state: HostState,
+        budget: HostBudget,
+        refresh: RefreshBudget,
+    ) -> HostEntry {
         let watermark = state.cursor;
         let last_seq_seen = AtomicU64::new(state.last_seq_seen);
         HostEntry {
-            hostname: hostname.into(),
+            hostname: name.as_arc(),
+            name,
             state: Mutex::new(state),
             progress: Mutex::new(Progress {
                 inflight: VecDeque::new(),
@@ -66,6 +115,48 @@ impl HostEntry {
             last_seq_seen,
             budget,
             wake: tokio::sync::Notify::new(),
+            refreshes: refresh.limiter(),
+            held: AtomicUsize::new(0),
+            held_room: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Waits for this host's turn to have an identity re-resolved (its
+    /// [`RefreshBudget`]).
+    pub async fn refresh_turn(&self) {
+        if self.refreshes.check().is_err() {
+            metrics::counter!("atrelay_identity_refresh_limited_total", "scope" => "host")
+                .increment(1);
+            self.refreshes.until_ready().await;
+        }
+    }
+
+    /// Counts `n` more (positive) or fewer (negative) of this host's events
+    /// on hold for a re-resolution.
+    pub fn add_held(&self, n: isize) {
+        if n >= 0 {
+            self.held.fetch_add(n as usize, Ordering::Relaxed);
+        } else {
+            let before = self.held.fetch_sub(n.unsigned_abs(), Ordering::Relaxed);
+            if before >= MAX_HELD_EVENTS && before - n.unsigned_abs() < MAX_HELD_EVENTS {
+                self.held_room.notify_waiters();
+            }
+        }
+    }
+
+    /// This host's events on hold for a re-resolution.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Returns once fewer than [`MAX_HELD_EVENTS`] of this host's events
+    /// are on hold (at once, nearly always).
+    pub async fn wait_for_held_room(&self) {
+        while self.held() >= MAX_HELD_EVENTS {
+            // Re-checked at least every 100 ms: a wake-up between the check
+            // and the wait is not lost for long.
+            let _ =
+                tokio::time::timeout(Duration::from_millis(100), self.held_room.notified()).await;
         }
     }
 
@@ -190,14 +281,43 @@ pub struct Hosts {
     log: EventLog,
     policy: Policy,
     clock: Clock,
+    refresh: RefreshBudget,
 }
 
 impl Hosts {
     /// Loads the persisted hosts; their budgets follow `policy`'s limits.
-    pub fn load(log: &EventLog, policy: Policy, clock: Clock) -> Result<Hosts, LogError> {
-        let map = DashMap::new();
-        for (name, state) in log.list_hosts()? {
-            let budget = HostBudget::new(policy.limits(&name), clock.clone());
+    ///
+    /// Stored names are read back through [`HostName::parse`]. A name that
+    /// is not canonical (stored by an older version, which accepted other
+    /// spellings of one host) is folded into its canonical entry: the
+    /// entry with the furthest cursor is kept, the other record deleted.
+    pub fn load(
+        log: &EventLog,
+        policy: Policy,
+        clock: Clock,
+        refresh: RefreshBudget,
+    ) -> Result<Hosts, LogError> {
+        let map: DashMap<String, Arc<HostEntry>> = DashMap::new();
+        for (stored, state) in log.list_hosts()? {
+            let name = match HostName::parse(&stored) {
+                Ok(name) => name,
+                Err(e) => {
+                    tracing::warn!(host = %stored, error = %e, "ignoring a stored host whose name is not a host name");
+                    continue;
+                }
+            };
+            let alias = name.as_str() != stored;
+            if alias {
+                tracing::warn!(host = %stored, canonical = %name, "stored host is another spelling of a host; folding it into the canonical one");
+                log.delete_host(&stored)?;
+            }
+            if map
+                .get(name.as_str())
+                .is_some_and(|kept| kept.snapshot().cursor >= state.cursor)
+            {
+                continue;
+            }
+            let budget = HostBudget::new(policy.limits(name.as_str()), clock.clone());
             if let Some(saved) = log.get_meta(&format!("{BUDGET_KEY}{name}"))? {
                 match serde_json::from_slice(&saved) {
                     Ok(w) => budget.restore(w),
@@ -206,13 +326,18 @@ impl Hosts {
                     }
                 }
             }
-            map.insert(name.clone(), Arc::new(HostEntry::new(&name, state, budget)));
+            let entry = Arc::new(HostEntry::new(name.clone(), state, budget, refresh));
+            if alias {
+                log.put_host(name.as_str(), &entry.snapshot())?;
+            }
+            map.insert(name.as_str().to_owned(), entry);
         }
         Ok(Hosts {
             map: Arc::new(map),
             log: log.clone(),
             policy,
             clock,
+            refresh,
         })
     }
 
@@ -252,15 +377,21 @@ impl Hosts {
 
     /// The host, created (status `active`, first seen now) if new; the flag
     /// says whether it was created.
-    pub fn get_or_create(&self, hostname: &str, now_micros: u64) -> (Arc<HostEntry>, bool) {
+    pub fn get_or_create(&self, hostname: &HostName, now_micros: u64) -> (Arc<HostEntry>, bool) {
         let mut created = false;
         let entry = self
             .map
-            .entry(hostname.to_owned())
+            .entry(hostname.as_str().to_owned())
             .or_insert_with(|| {
                 created = true;
-                let budget = HostBudget::new(self.policy.limits(hostname), self.clock.clone());
-                Arc::new(HostEntry::new(hostname, HostState::new(now_micros), budget))
+                let budget =
+                    HostBudget::new(self.policy.limits(hostname.as_str()), self.clock.clone());
+                Arc::new(HostEntry::new(
+                    hostname.clone(),
+                    HostState::new(now_micros),
+                    budget,
+                    self.refresh,
+                ))
             })
             .clone();
         (entry, created)
@@ -324,7 +455,7 @@ mod tests {
 
     fn entry(cursor: u64) -> HostEntry {
         HostEntry::new(
-            "h.example",
+            HostName::parse("h.example.com").unwrap(),
             HostState {
                 status: "active".into(),
                 cursor,
@@ -333,6 +464,7 @@ mod tests {
                 last_seq_seen: cursor,
             },
             HostBudget::new(Limits::default(), Clock::system()),
+            RefreshBudget::default(),
         )
     }
 
@@ -351,5 +483,43 @@ mod tests {
         assert_eq!(h.in_flight(), 0);
         // Finishing an unknown seq is harmless.
         assert_eq!(h.finish(99), 20);
+    }
+
+    #[test]
+    fn other_spellings_stored_by_older_versions_fold_into_one_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), crate::log::LogOptions::default()).unwrap();
+        let at = |cursor| HostState {
+            cursor,
+            last_seq_seen: cursor,
+            ..HostState::new(0)
+        };
+        log.put_host("127.0.0.1:042181", &at(70)).unwrap();
+        log.put_host("127.0.0.1:42181", &at(50)).unwrap();
+        log.put_host("pds.example.com", &at(9)).unwrap();
+        log.put_host("pds.example.com:443", &at(3)).unwrap();
+        log.put_host("not a host", &at(1)).unwrap();
+        let policy = Policy::load(&log, &crate::config::RelayConfig::default()).unwrap();
+        let hosts = Hosts::load(&log, policy, Clock::system(), RefreshBudget::default()).unwrap();
+        let mut names: Vec<String> = hosts.all().iter().map(|h| h.hostname.to_string()).collect();
+        names.sort();
+        assert_eq!(names, ["127.0.0.1:42181", "pds.example.com"]);
+        // The furthest cursor wins, and the store now says so.
+        assert_eq!(hosts.get("127.0.0.1:42181").unwrap().watermark(), 70);
+        assert_eq!(hosts.get("pds.example.com").unwrap().watermark(), 9);
+        let stored: Vec<(String, u64)> = log
+            .list_hosts()
+            .unwrap()
+            .into_iter()
+            .map(|(h, s)| (h, s.cursor))
+            .collect();
+        assert_eq!(
+            stored,
+            [
+                ("127.0.0.1:42181".to_owned(), 70),
+                ("not a host".to_owned(), 1),
+                ("pds.example.com".to_owned(), 9)
+            ]
+        );
     }
 }

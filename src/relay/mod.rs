@@ -8,12 +8,12 @@
 
 pub mod account_cache;
 pub mod crawler;
-pub mod dns;
 pub mod hosts;
 pub mod outbound;
 pub mod pool;
 pub mod sequencer;
 pub mod service;
+mod upstream_log;
 pub mod verifier;
 
 pub use service::{Relay, StartError, StartOptions};

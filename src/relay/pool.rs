@@ -17,6 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam::channel::Sender;
 use tokio::sync::mpsc;
@@ -69,6 +70,10 @@ pub struct PoolConfig {
     pub lenient: bool,
     /// Accounts cached in memory, over all threads.
     pub account_cache_capacity: usize,
+    /// Least time between two forced re-resolutions of one DID. A refresh
+    /// asked sooner is refused and the event decided on the identity at
+    /// hand: forged events cannot turn into one directory lookup each.
+    pub refresh_interval: Duration,
 }
 
 impl Pool {
@@ -94,6 +99,8 @@ impl Pool {
                 cached_accounts: metrics::gauge!("atrelay_verifier_account_cache_entries"),
                 cached_reported: 0,
                 held: HashMap::new(),
+                refreshed_at: HashMap::new(),
+                refresh_interval: cfg.refresh_interval,
                 self_tx: tx.downgrade(),
                 resolver: resolver.clone(),
                 hosts: hosts.clone(),
@@ -220,6 +227,10 @@ struct Shard {
     cached_reported: usize,
     /// DIDs waiting for a refreshed identity, with the events queued behind.
     held: HashMap<String, VecDeque<Inbound>>,
+    /// When each DID was last force-refreshed (one DID always meets the same
+    /// thread, so this thread's map is the whole story for its DIDs).
+    refreshed_at: HashMap<String, Instant>,
+    refresh_interval: Duration,
     /// Weak, so the shard's own handle does not keep its channel open: when
     /// the pool is dropped the thread sees the end and exits.
     self_tx: mpsc::WeakSender<ShardMsg>,
@@ -262,13 +273,14 @@ impl Shard {
                     } else {
                         did_of(&ev).filter(|d| self.held.contains_key(d))
                     };
-                    match held.and_then(|d| self.held.get_mut(&d)) {
-                        Some(queue) => queue.push_back(ev),
+                    match held {
+                        Some(did) => self.queue_behind(&did, ev),
                         None => self.handle(ev),
                     }
                 }
             }
             ShardMsg::Retry(ev) => {
+                self.count_held(&ev, -1);
                 let did = did_of(&ev);
                 let queued = did
                     .as_ref()
@@ -278,10 +290,11 @@ impl Shard {
                 // decides it for good.
                 self.handle(ev);
                 for next in queued {
+                    self.count_held(&next, -1);
                     // An earlier queued event may have put the DID on hold
                     // again: the rest wait behind it, in order.
-                    match did.as_ref().and_then(|d| self.held.get_mut(d)) {
-                        Some(queue) => queue.push_back(next),
+                    match did.as_ref().filter(|d| self.held.contains_key(*d)) {
+                        Some(d) => self.queue_behind(&d.clone(), next),
                         None => self.handle(next),
                     }
                 }
@@ -387,22 +400,72 @@ impl Shard {
         }
     }
 
-    /// Puts the DID on hold and re-resolves it off-thread; the event comes back
-    /// as a [`ShardMsg::Retry`].
+    /// Queues `ev` behind its DID's held events.
+    fn queue_behind(&mut self, did: &str, ev: Inbound) {
+        self.count_held(&ev, 1);
+        if let Some(queue) = self.held.get_mut(did) {
+            queue.push_back(ev);
+        }
+    }
+
+    /// Counts an event on hold (or no longer) against its host's cap.
+    fn count_held(&mut self, ev: &Inbound, n: isize) {
+        if let Some(host) = self.host(&ev.host) {
+            host.add_held(n);
+        }
+    }
+
+    /// Puts the DID on hold and re-resolves it off-thread, when its host's
+    /// refresh budget allows; the event comes back as a [`ShardMsg::Retry`].
+    /// A DID refreshed less than `refresh_interval` ago is not refreshed
+    /// again: the event is decided on the identity at hand.
     fn refresh(&mut self, mut ev: Inbound) {
         let Some(did) = did_of(&ev) else { return };
-        self.held.entry(did.clone()).or_default();
-        let resolver = self.resolver.clone();
+        let now = Instant::now();
+        if self
+            .refreshed_at
+            .get(&did)
+            .is_some_and(|at| now.duration_since(*at) < self.refresh_interval)
+        {
+            metrics::counter!("atrelay_identity_refresh_limited_total", "scope" => "did")
+                .increment(1);
+            // The cache holds what the last refresh fetched (less than the
+            // interval ago), which may be newer than what the crawler
+            // attached: a key rotated with an `#identity` just before.
+            if let Some(current) = self.resolver.cached(&did) {
+                ev.identity = Some(current);
+            }
+            ev.refreshed = true;
+            self.handle(ev);
+            return;
+        }
+        if self.refreshed_at.len() >= MAX_REMEMBERED_REFRESHES {
+            let interval = self.refresh_interval;
+            self.refreshed_at
+                .retain(|_, at| now.duration_since(*at) < interval);
+        }
+        self.refreshed_at.insert(did.clone(), now);
         let Some(tx) = self.self_tx.upgrade() else {
             return; // the relay is stopping
         };
+        self.held.entry(did.clone()).or_default();
+        self.count_held(&ev, 1);
+        let resolver = self.resolver.clone();
+        let host = self.host(&ev.host);
         self.runtime.spawn(async move {
-            ev.identity = super::crawler::resolve_patiently(&resolver, &did, true).await;
+            if let Some(host) = host {
+                host.refresh_turn().await;
+            }
+            ev.identity = resolver.resolve_patiently(&did, true).await;
             ev.refreshed = true;
             let _ = tx.send(ShardMsg::Retry(ev)).await;
         });
     }
 }
+
+/// DIDs whose last refresh time a verifier thread remembers before it
+/// forgets those older than the interval.
+const MAX_REMEMBERED_REFRESHES: usize = 65_536;
 
 /// The DID an event is about, read without decoding the whole frame.
 fn did_of(ev: &Inbound) -> Option<String> {

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::crawler::{CrawlerConfig, Crawlers};
-use super::dns::Dns;
-use super::hosts::Hosts;
+use super::hosts::{Hosts, RefreshBudget};
 use super::pool::{Pool, PoolConfig, MAX_DISPATCH};
 use super::sequencer;
 use crate::config::RelayConfig;
@@ -16,6 +15,7 @@ use crate::fanout::{Ring, SessionConfig};
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
 use crate::log::{Durability, EventLog, LogMemory, LogOptions};
+use crate::net::{Dns, HostName, Outbound};
 use crate::repo::verify::now_micros;
 
 /// Why the relay could not start.
@@ -41,7 +41,8 @@ pub enum StartError {
 pub struct StartOptions {
     /// The clock budgets read (tests advance it to reset budget windows).
     pub clock: Clock,
-    /// Name resolution for upstream hosts (tests pin names to addresses).
+    /// Name resolution for every outbound connection (tests pin names to
+    /// addresses; the SSRF policy is set from the config).
     pub dns: Dns,
 }
 
@@ -54,6 +55,9 @@ pub struct Relay {
     pub hosts: Hosts,
     pub crawlers: Crawlers,
     pub resolver: Resolver,
+    /// The resolver every outbound connection goes through, with the
+    /// relay's SSRF policy.
+    pub dns: Dns,
     shutdown: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     sequencer: std::thread::JoinHandle<()>,
@@ -109,16 +113,34 @@ impl Relay {
             },
         )?;
         let ring = Ring::new(cfg.fanout.ring_capacity, log.last_seq());
-        let resolver = Resolver::new(ResolverConfig {
-            plc_url: cfg.identity.plc_url.clone(),
-            allow_private: cfg.crawl.allow_private_hosts,
-            ttl: Duration::from_secs(cfg.identity.cache_ttl_secs),
-            capacity: cfg.identity.cache_capacity,
-            timeout: Duration::from_secs(cfg.identity.timeout_secs),
-            ..ResolverConfig::default()
-        });
+        // One SSRF policy for every outbound connection: private answers
+        // only when the operator allows private hosts; the PLC directory's
+        // host is the operator's own choice and always allowed.
+        let plc_host = reqwest::Url::parse(&cfg.identity.plc_url)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
+        let dns = dns.with_policy(cfg.crawl.allow_private_hosts, plc_host);
+        let resolver = Resolver::with_dns(
+            ResolverConfig {
+                plc_url: cfg.identity.plc_url.clone(),
+                allow_private: cfg.crawl.allow_private_hosts,
+                ttl: Duration::from_secs(cfg.identity.cache_ttl_secs),
+                capacity: cfg.identity.cache_capacity,
+                timeout: Duration::from_secs(cfg.identity.timeout_secs),
+                ..ResolverConfig::default()
+            },
+            dns.clone(),
+        );
         let policy = Policy::load(&log, cfg)?;
-        let hosts = Hosts::load(&log, policy.clone(), clock.clone())?;
+        let hosts = Hosts::load(
+            &log,
+            policy.clone(),
+            clock.clone(),
+            RefreshBudget {
+                per_second: cfg.identity.refresh_per_host_per_sec,
+                burst: cfg.identity.refresh_burst_per_host,
+            },
+        )?;
 
         // Batches of up to MAX_DISPATCH events each: at most 8,192 accepted
         // events wait for the sequencer, as many as before batching.
@@ -146,6 +168,7 @@ impl Relay {
                 threads: cfg.verifier_threads(),
                 lenient: cfg.verify.lenient,
                 account_cache_capacity: cfg.verify.account_cache_capacity,
+                refresh_interval: Duration::from_secs(cfg.identity.refresh_interval_secs),
             },
             log.clone(),
             resolver.clone(),
@@ -168,11 +191,17 @@ impl Relay {
         );
         for host in hosts.all() {
             if host.status() != "banned" {
-                crawlers.ensure(&host.hostname);
+                crawlers.ensure(&host.name);
             }
         }
         for host in &cfg.crawl.hosts {
-            crawlers.ensure(host);
+            match HostName::parse(host) {
+                Ok(name) => {
+                    crawlers.ensure(&name);
+                }
+                // `validate` refuses these; a caller that skipped it is told.
+                Err(e) => tracing::error!(%host, error = %e, "not crawling crawl.hosts entry"),
+            }
         }
 
         let crawl_requests = Arc::new(governor::RateLimiter::keyed(
@@ -198,14 +227,10 @@ impl Relay {
             pool,
             admin_password: cfg.admin_password.clone(),
             allow_private_hosts: cfg.crawl.allow_private_hosts,
-            dns,
+            dns: dns.clone(),
             crawl_requests: crawl_requests.clone(),
             admin_failures: admin_failures.clone(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
+            outbound: Outbound::new(dns.clone(), Duration::from_secs(10), "relay"),
             shutdown: shutdown.subscribe(),
             tasks: tasks_tx.clone(),
         };
@@ -283,6 +308,7 @@ impl Relay {
             hosts,
             crawlers,
             resolver,
+            dns,
             shutdown,
             server,
             sequencer,

@@ -10,6 +10,13 @@
 //!   its document moves), the active-account rule, rev strictly above the
 //!   stored rev (older or equal revs are dropped silently as duplicates),
 //!   `#sync` ignored unless newer, `#account` only from the current host;
+//! - `#identity`: stricter than the reference relay, which forwards it from
+//!   any host and only strips a handle it cannot confirm. Here it must come
+//!   from the host the DID document names, decided on a document fetched
+//!   after the event (one forced refresh, which also catches a migration the
+//!   cache has not seen); from any other host it is dropped (`wrong_host`),
+//!   and a forwarded one carries its `handle` only when the document
+//!   claims that same handle;
 //! - chain continuity: a verified commit whose `since`/`prevData` does not
 //!   continue the stored state is forwarded (Sync v1.1) and flagged as a chain
 //!   break for its host's counters; a commit without `prevData` for an account
@@ -60,7 +67,8 @@ pub struct Inbound {
     pub received_micros: u64,
     /// The DID's current identity, when the event needs one.
     pub identity: Option<Arc<Identity>>,
-    /// The identity was already force-refreshed for this event.
+    /// The identity was already force-refreshed for this event (or a
+    /// refresh was refused by the rate limits): decide on what is at hand.
     pub refreshed: bool,
 }
 
@@ -333,7 +341,7 @@ impl<L: AccountLookup> Verifier<L> {
             Event::Commit(_) | Event::Sync(_) | Event::Account(_) => {
                 self.decide_repo_event(ev, event, now_micros)
             }
-            Event::Identity(_) => accept(&event, None, None),
+            Event::Identity(identity) => Self::decide_identity(ev, identity),
             Event::Info(_) | Event::Error(_) | Event::Unknown { .. } => {
                 Decision::Ignore(IgnoreReason::NotForwarded)
             }
@@ -447,6 +455,38 @@ impl<L: AccountLookup> Verifier<L> {
             }
             other => other,
         }
+    }
+
+    /// `#identity`: the document may have changed, so it is decided on a
+    /// fresh one (a refresh first, which also purges the cached document),
+    /// and only from the host that document names.
+    fn decide_identity(ev: &Inbound, event: crate::wire::frame::Identity) -> Decision {
+        if !ev.refreshed {
+            return Decision::Refresh;
+        }
+        let Some(identity) = ev.identity.as_deref() else {
+            return Decision::Drop(DropReason::NoIdentity);
+        };
+        if identity.pds_host.as_deref() != Some(&*ev.host) {
+            return Decision::Drop(DropReason::WrongHost);
+        }
+        let confirmed = event.handle.filter(|h| {
+            identity
+                .handle
+                .as_deref()
+                .is_some_and(|d| d.eq_ignore_ascii_case(h))
+        });
+        if confirmed.is_none() && event.handle.is_some() {
+            metrics::counter!("atrelay_relay_identity_handles_stripped_total").increment(1);
+        }
+        accept(
+            &Event::Identity(crate::wire::frame::Identity {
+                handle: confirmed,
+                ..event
+            }),
+            None,
+            None,
+        )
     }
 
     /// `#account`: records the upstream status and forwards the relay's
@@ -925,16 +965,75 @@ mod tests {
         let a = accepted(decide(&mut v, &inbound(sync_for(&c3), HOST, id.clone())));
         assert_eq!(a.account.unwrap().data, Some(c3.data));
 
-        let ident = frame_of(Event::Identity(crate::wire::frame::Identity {
-            seq: 4,
-            did: DID,
-            time: TIME,
-            handle: Some("alice.example.com"),
+        let info = frame_of(Event::Info(Info {
+            name: "OutdatedCursor",
+            message: None,
         }));
-        accepted(decide(
-            &mut v,
-            &inbound(ident, "anyhost.example", id.clone()),
+        assert!(matches!(
+            decide(&mut v, &inbound(info, HOST, id)),
+            Decision::Ignore(IgnoreReason::NotForwarded)
         ));
+    }
+
+    #[test]
+    fn identity_only_from_the_current_host_and_handles_only_when_confirmed() {
+        let repo = TestRepo::new();
+        let mut v = Verifier::new(NoState, false);
+        let mut doc = (*repo.identity(HOST)).clone();
+        doc.handle = Some("alice.example.com".into());
+        let doc = Arc::new(doc);
+        let ident = |handle: Option<&str>| {
+            frame_of(Event::Identity(crate::wire::frame::Identity {
+                seq: 4,
+                did: DID,
+                time: TIME,
+                handle,
+            }))
+        };
+        // Always decided on a document fetched after the event.
+        let mut ev = inbound(ident(Some("alice.example.com")), HOST, doc.clone());
+        assert!(matches!(decide(&mut v, &ev), Decision::Refresh));
+        ev.refreshed = true;
+        let a = accepted(decide(&mut v, &ev));
+        let frame = a.frame.with_seq(1);
+        let Event::Identity(out) = Event::decode(&frame).unwrap() else {
+            panic!()
+        };
+        assert_eq!(out.handle, Some("alice.example.com"));
+        assert!(a.account.is_none(), "an #identity changes no account state");
+
+        // A handle the document does not claim is not forwarded.
+        let mut ev = inbound(ident(Some("hijacked.example.com")), HOST, doc.clone());
+        ev.refreshed = true;
+        let a = accepted(decide(&mut v, &ev));
+        let frame = a.frame.with_seq(2);
+        let Event::Identity(out) = Event::decode(&frame).unwrap() else {
+            panic!()
+        };
+        assert_eq!(out.handle, None);
+
+        // From a host the document does not name: dropped.
+        let mut ev = inbound(ident(Some("hijacked.example.com")), "evil.example.com", doc);
+        assert!(matches!(decide(&mut v, &ev), Decision::Refresh));
+        ev.refreshed = true;
+        assert!(matches!(
+            decide(&mut v, &ev),
+            Decision::Drop(DropReason::WrongHost)
+        ));
+        ev.identity = None;
+        assert!(matches!(
+            decide(&mut v, &ev),
+            Decision::Drop(DropReason::NoIdentity)
+        ));
+    }
+
+    #[test]
+    fn info_is_not_forwarded() {
+        let mut repo = TestRepo::new();
+        let mut v = Verifier::new(NoState, false);
+        let id = repo.identity(HOST);
+        let c1 = repo.post();
+        accepted(decide(&mut v, &inbound(repo.frame(&c1), HOST, id.clone())));
         let info = frame_of(Event::Info(Info {
             name: "OutdatedCursor",
             message: None,

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,8 +38,10 @@ pub struct RelayProcess {
     pub addr: SocketAddr,
     /// The Prometheus exporter's address, when enabled.
     pub metrics: Option<SocketAddr>,
-    /// The last 16 KiB of its stderr (its log), drained all along.
-    pub stderr: Arc<Mutex<String>>,
+    /// Bytes the relay has written to stderr (its log) so far.
+    pub stderr_bytes: Arc<AtomicU64>,
+    /// The last 16 KiB of its log.
+    pub stderr_tail: Arc<Mutex<String>>,
 }
 
 impl RelayProcess {
@@ -48,16 +51,32 @@ impl RelayProcess {
     /// free loopback port; picking one races other processes, so a failed
     /// start is retried once.
     pub async fn spawn(net: &Net, metrics: bool, env: &[(&str, &str)]) -> RelayProcess {
+        Self::spawn_with(net, metrics, env, true).await
+    }
+
+    /// [`RelayProcess::spawn`] as a public relay runs: without
+    /// `--allow-private-hosts` (so it cannot reach the test PDS on loopback).
+    pub async fn spawn_public(net: &Net, metrics: bool, env: &[(&str, &str)]) -> RelayProcess {
+        Self::spawn_with(net, metrics, env, false).await
+    }
+
+    async fn spawn_with(
+        net: &Net,
+        metrics: bool,
+        env: &[(&str, &str)],
+        allow_private: bool,
+    ) -> RelayProcess {
         let mut last_err = String::new();
         for _ in 0..2 {
             let metrics_addr = metrics.then(free_port);
-            match Self::try_spawn(net, metrics_addr, env).await {
-                Ok((child, addr, stderr)) => {
+            match Self::try_spawn(net, metrics_addr, env, allow_private).await {
+                Ok((child, addr, stderr_bytes, stderr_tail)) => {
                     return RelayProcess {
                         child,
                         addr,
                         metrics: metrics_addr,
-                        stderr,
+                        stderr_bytes,
+                        stderr_tail,
                     }
                 }
                 Err(e) if metrics => last_err = e,
@@ -71,10 +90,12 @@ impl RelayProcess {
         net: &Net,
         metrics: Option<SocketAddr>,
         env: &[(&str, &str)],
-    ) -> Result<(ChildGuard, SocketAddr, Arc<Mutex<String>>), String> {
+        allow_private: bool,
+    ) -> Result<(ChildGuard, SocketAddr, Arc<AtomicU64>, Arc<Mutex<String>>), String> {
         let metrics_listen = metrics.map(|a| a.to_string()).unwrap_or_default();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_atrelay"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--allow-private-hosts"])
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(allow_private.then_some("--allow-private-hosts"))
             .args(["--metrics-listen", &metrics_listen])
             .arg("--data-dir")
             .arg(net.dir.path())
@@ -92,9 +113,10 @@ impl RelayProcess {
         // Drained all along so a chatty relay never blocks on a full pipe;
         // the tail explains a failed start.
         let tail = Arc::new(Mutex::new(String::new()));
+        let bytes = Arc::new(AtomicU64::new(0));
         let drain = {
-            let tail = tail.clone();
-            std::thread::spawn(move || drain_tail(stderr, &tail))
+            let (tail, bytes) = (tail.clone(), bytes.clone());
+            std::thread::spawn(move || drain_tail(stderr, &tail, &bytes))
         };
         // A blocking read, off the runtime that serves the test PDS and PLC.
         let line = tokio::task::spawn_blocking(move || {
@@ -110,7 +132,7 @@ impl RelayProcess {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|a| a.parse().ok());
         match addr {
-            Some(addr) => Ok((child, addr, tail)),
+            Some(addr) => Ok((child, addr, bytes, tail)),
             None => {
                 drop(child);
                 let _ = drain.join();
@@ -151,13 +173,14 @@ impl RelayProcess {
     }
 }
 
-/// Keeps the last 16 KiB of `from`.
-fn drain_tail(mut from: impl Read, tail: &Mutex<String>) {
+/// Keeps the last 16 KiB of `from`, counting every byte.
+fn drain_tail(mut from: impl Read, tail: &Mutex<String>, bytes: &AtomicU64) {
     let mut buf = [0u8; 4096];
     while let Ok(n) = from.read(&mut buf) {
         if n == 0 {
             return;
         }
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
         let mut t = tail.lock().unwrap();
         t.push_str(&String::from_utf8_lossy(&buf[..n]));
         if t.len() > 16_384 {
@@ -509,7 +532,7 @@ async fn metrics_scrape_parses_and_moves_with_traffic() {
 }
 
 /// `GET` or `POST` on the relay with optional Basic credentials.
-async fn call(
+pub async fn call(
     relay: &RelayProcess,
     post: bool,
     path: &str,

@@ -236,7 +236,7 @@ async fn host_listing_ssrf_and_loop_guards() {
         strict.crawl.hosts.clear();
         // A public-looking name that resolves to loopback (pinned: no test
         // machine's DNS can be made to answer that).
-        let dns = atrelay::relay::dns::Dns::with_overrides(std::collections::HashMap::from([(
+        let dns = atrelay::net::Dns::with_overrides(std::collections::HashMap::from([(
             "pds.sneaky.example.com".to_owned(),
             vec!["127.0.0.1".parse().unwrap()],
         )]));

@@ -245,3 +245,48 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
     .await
     .expect("test timed out");
 }
+
+/// A key rotation announced by `#identity`: the commit signed with the new
+/// key right behind it is accepted, although it was read while the cached
+/// document still named the old key, and the `#identity` itself has used
+/// up the DID's forced re-resolution for the next half minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_with_an_identity_event_is_followed_at_once() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let net = Net::start().await;
+        let relay = Relay::start(&net.config()).await.unwrap();
+        let mut sub = Subscriber::connect(relay.addr, None).await;
+        let mut alice = net.account();
+        net.pds.emit_commit(&alice.post("old key"));
+        sub.take(1).await;
+
+        // Crawling paused, the three events queue upstream, so the crawler
+        // reads them in one burst: all dispatched with the cached old key.
+        relay.crawlers.set_paused(true);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice.key = atrelay::crypto::PrivateKey::generate(atrelay::crypto::Curve::K256);
+        net.plc
+            .register(&alice.did, &alice.key, &net.pds.endpoint());
+        net.pds.emit_identity(&alice.did);
+        let rotated = alice.post("new key");
+        net.pds.emit_commit(&rotated);
+        net.pds.emit_commit(&alice.post("new key again"));
+        relay.crawlers.set_paused(false);
+
+        let frames = sub.take(3).await;
+        assert!(matches!(decode(&frames[0]), Event::Identity(_)));
+        for f in &frames[1..] {
+            let Event::Commit(c) = decode(f) else {
+                panic!("expected the commits")
+            };
+            assert_eq!(c.repo, alice.did);
+        }
+        let Event::Commit(c) = decode(&frames[1]) else {
+            panic!()
+        };
+        assert_eq!(c.commit, rotated.commit);
+        relay.stop().await;
+    })
+    .await
+    .expect("test timed out");
+}

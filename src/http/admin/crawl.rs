@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{body, crawl_now, ok, refuse_banned, HostBody, Peer};
 use crate::control::{covers, CrawlMode, PolicyError};
-use crate::http::crawl::normalize_hostname;
+use crate::http::crawl::parse_hostname;
 use crate::http::{AppState, XrpcError};
 
 #[derive(Deserialize)]
@@ -140,9 +140,12 @@ pub async fn approve(
     c: Peer,
     b: Result<Json<HostBody>, JsonRejection>,
 ) -> Result<Response, XrpcError> {
-    let hostname = normalize_hostname(&body(b)?.hostname)?;
-    refuse_banned(&app, &hostname)?;
-    app.hosts.policy().allow(&hostname).map_err(policy_error)?;
+    let hostname = parse_hostname(&body(b)?.hostname)?;
+    refuse_banned(&app, hostname.as_str())?;
+    app.hosts
+        .policy()
+        .allow(hostname.as_str())
+        .map_err(policy_error)?;
     let started = crawl_now(&app, &hostname)?;
     tracing::info!(target: "atrelay::admin", peer = %c.0, %hostname, started, "admin: crawl request approved");
     Ok(ok(json!({ "hostname": hostname, "started": started })))
@@ -191,7 +194,7 @@ pub async fn unban(
         {
             host.unban();
             app.hosts.persist(&host).map_err(XrpcError::internal)?;
-            if app.crawlers.ensure(&host.hostname) {
+            if app.crawlers.ensure(&host.name) {
                 restarted.push(host.hostname.to_string());
             }
         }

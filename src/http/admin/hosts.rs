@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{body, crawl_now, ok, refuse_banned, HostBody, Peer};
 use crate::control::LimitOverride;
-use crate::http::crawl::normalize_hostname;
+use crate::http::crawl::parse_hostname;
 use crate::http::{AppState, XrpcError};
 
 #[derive(Deserialize)]
@@ -67,8 +67,8 @@ pub async fn add(
     c: Peer,
     b: Result<Json<HostBody>, JsonRejection>,
 ) -> Result<Response, XrpcError> {
-    let hostname = normalize_hostname(&body(b)?.hostname)?;
-    refuse_banned(&app, &hostname)?;
+    let hostname = parse_hostname(&body(b)?.hostname)?;
+    refuse_banned(&app, hostname.as_str())?;
     let started = crawl_now(&app, &hostname)?;
     tracing::info!(target: "atrelay::admin", peer = %c.0, %hostname, started, "admin: host added");
     Ok(ok(json!({ "hostname": hostname, "started": started })))
@@ -80,13 +80,13 @@ pub async fn block(
     c: Peer,
     b: Result<Json<HostBody>, JsonRejection>,
 ) -> Result<Response, XrpcError> {
-    let hostname = normalize_hostname(&body(b)?.hostname)?;
+    let hostname = parse_hostname(&body(b)?.hostname)?;
     let (host, _) = app
         .hosts
         .get_or_create(&hostname, app.hosts.clock().now_micros());
     host.ban();
     app.hosts.persist(&host).map_err(XrpcError::internal)?;
-    let stopped = app.crawlers.stop(&hostname).await;
+    let stopped = app.crawlers.stop(hostname.as_str()).await;
     tracing::info!(target: "atrelay::admin", peer = %c.0, %hostname, stopped, "admin: host blocked");
     Ok(ok(json!({ "hostname": hostname, "stopped": stopped })))
 }
@@ -97,8 +97,8 @@ pub async fn unblock(
     c: Peer,
     b: Result<Json<HostBody>, JsonRejection>,
 ) -> Result<Response, XrpcError> {
-    let hostname = normalize_hostname(&body(b)?.hostname)?;
-    let host = known(&app, &hostname)?;
+    let hostname = parse_hostname(&body(b)?.hostname)?;
+    let host = known(&app, hostname.as_str())?;
     host.unban();
     app.hosts.persist(&host).map_err(XrpcError::internal)?;
     let started = app.crawlers.ensure(&hostname);
@@ -114,21 +114,19 @@ pub async fn set_limits(
     b: Result<Json<LimitsBody>, JsonRejection>,
 ) -> Result<Response, XrpcError> {
     let req = body(b)?;
-    let hostname = normalize_hostname(&req.hostname)?;
-    known(&app, &hostname)?;
+    let hostname = parse_hostname(&req.hostname)?;
+    known(&app, hostname.as_str())?;
+    let limits = LimitOverride {
+        accounts: checked_limit("accounts", req.accounts)?,
+        per_second: checked_limit("per_second", req.per_second)?,
+        per_hour: checked_limit("per_hour", req.per_hour)?,
+        per_day: checked_limit("per_day", req.per_day)?,
+    };
     app.hosts
         .policy()
-        .set_limit_override(
-            &hostname,
-            LimitOverride {
-                accounts: req.accounts,
-                per_second: req.per_second,
-                per_hour: req.per_hour,
-                per_day: req.per_day,
-            },
-        )
+        .set_limit_override(hostname.as_str(), limits)
         .map_err(XrpcError::internal)?;
-    let limits = app.hosts.refresh_limits(&hostname);
+    let limits = app.hosts.refresh_limits(hostname.as_str());
     tracing::info!(target: "atrelay::admin", peer = %c.0, %hostname, ?limits, "admin: host limits changed");
     Ok(ok(json!({ "hostname": hostname, "limits": limits })))
 }
@@ -141,9 +139,22 @@ pub async fn reset_cursor(
     b: Result<Json<CursorBody>, JsonRejection>,
 ) -> Result<Response, XrpcError> {
     let req = body(b)?;
-    let hostname = normalize_hostname(&req.hostname)?;
-    let host = known(&app, &hostname)?;
-    let was_running = app.crawlers.stop(&hostname).await;
+    let hostname = parse_hostname(&req.hostname)?;
+    if req.cursor > MAX_CURSOR {
+        return Err(XrpcError::invalid(format!(
+            "cursor {} is not a firehose seq (at most {MAX_CURSOR}, the lexicon's integer range)",
+            req.cursor
+        )));
+    }
+    let host = known(&app, hostname.as_str())?;
+    let seen = host.snapshot().last_seq_seen;
+    if req.cursor > seen {
+        return Err(XrpcError::invalid(format!(
+            "cursor {} is beyond the highest seq this relay has seen from {hostname} ({seen}); the host would answer FutureCursor and be marked offline",
+            req.cursor
+        )));
+    }
+    let was_running = app.crawlers.stop(hostname.as_str()).await;
     host.reset_cursor(req.cursor);
     app.hosts.persist(&host).map_err(XrpcError::internal)?;
     let started = was_running && app.crawlers.ensure(&hostname);
@@ -151,6 +162,24 @@ pub async fn reset_cursor(
     Ok(ok(
         json!({ "hostname": hostname, "cursor": req.cursor, "started": started }),
     ))
+}
+
+/// Largest cursor accepted: seqs are the lexicon's 64-bit signed integers.
+const MAX_CURSOR: u64 = i64::MAX as u64;
+
+/// Largest limit accepted (0 is "no limit"): far beyond any real budget,
+/// and small enough that sums of budgets over every host cannot overflow.
+const MAX_LIMIT: u64 = 1 << 40;
+
+/// A limit from the operator, refused past [`MAX_LIMIT`] with a message
+/// saying how to ask for "no limit".
+fn checked_limit(field: &str, value: Option<u64>) -> Result<Option<u64>, XrpcError> {
+    match value {
+        Some(v) if v > MAX_LIMIT => Err(XrpcError::invalid(format!(
+            "{field} {v} is out of range (at most {MAX_LIMIT}; 0 means no limit)"
+        ))),
+        v => Ok(v),
+    }
 }
 
 fn known(

@@ -115,9 +115,9 @@ fn refuse_banned(app: &AppState, hostname: &str) -> Result<(), XrpcError> {
 
 /// Crawls `hostname` (if not already) and stores its entry; whether a
 /// crawler was started.
-fn crawl_now(app: &AppState, hostname: &str) -> Result<bool, XrpcError> {
+fn crawl_now(app: &AppState, hostname: &crate::net::HostName) -> Result<bool, XrpcError> {
     let started = app.crawlers.ensure(hostname);
-    if let Some(h) = app.hosts.get(hostname) {
+    if let Some(h) = app.hosts.get(hostname.as_str()) {
         app.hosts.persist(&h).map_err(XrpcError::internal)?;
     }
     Ok(started)
