@@ -5,3 +5,7 @@
 //!
 //! Knows nothing of events, repos or identities: everything above uses it,
 //! it uses nothing of the crate but the clock-free helpers here.
+
+pub mod fd_limit;
+mod http_conn;
+pub mod http_server;
