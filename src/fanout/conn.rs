@@ -123,9 +123,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + 'static> Conn<S> {
             return;
         };
         let raised = limit + self.out.pending_bytes() + GOODBYE_SLACK;
-        if socket::set_unsent_limit(tcp, raised).is_ok() {
-            self.unsent_limit = Some(raised);
+        if socket::set_unsent_limit(tcp, raised).is_err() {
+            return;
         }
+        self.unsent_limit = Some(raised);
+        // The runtime saw the socket full and waits for a wake-up that the
+        // new limit need not bring: write now, past its bookkeeping.
+        let waker = futures_util::task::noop_waker();
+        let _ = self.out.poll_flush(
+            &mut Context::from_waker(&waker),
+            &mut socket::DirectWrite(tcp),
+        );
     }
 
     /// True once a close frame is queued: queue no more data.

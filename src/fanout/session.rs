@@ -267,7 +267,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         let mut writing = false;
         loop {
             if self.conn.is_closing() {
-                return self.say_goodbye().await;
+                return self.say_goodbye(metrics).await;
             }
             if self.conn.out.is_empty() {
                 writing = false;
@@ -336,7 +336,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 Woke::Timer => {
                     let due = self.conn.last_progress + too_slow;
                     if Instant::now() >= due {
-                        return self.too_slow().await;
+                        return self.too_slow(metrics).await;
                     }
                     slow_timer.as_mut().reset(due);
                 }
@@ -526,7 +526,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     /// The socket stalled: drop what is not started, queue
     /// `ConsumerTooSlow` and a close behind the frame in progress, make
     /// room for them in the kernel, and say goodbye.
-    async fn too_slow(mut self) -> SessionEnd {
+    async fn too_slow(mut self, metrics: &mut SessionMetrics) -> SessionEnd {
         self.conn.out.truncate_unstarted();
         self.conn.error_and_close(
             ErrorFrame::CONSUMER_TOO_SLOW,
@@ -534,7 +534,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             SessionEnd::TooSlow,
         );
         self.conn.make_room_for_goodbye();
-        self.say_goodbye().await
+        self.say_goodbye(metrics).await
     }
 
     /// A close frame is queued: unlist the session, write what is queued,
@@ -542,8 +542,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     /// the close was queued for. A subscriber dropped as too slow gets
     /// `too_slow_after` for each step (it may resume reading and should
     /// then find the error frame, the close and a clean end of stream);
-    /// others get [`FINAL_FLUSH`].
-    async fn say_goodbye(self) -> SessionEnd {
+    /// others get [`FINAL_FLUSH`]. The end is counted in the metrics at
+    /// once, not after the goodbye.
+    async fn say_goodbye(self, metrics: &mut SessionMetrics) -> SessionEnd {
         let Session {
             mut conn,
             registration,
@@ -552,6 +553,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         } = self;
         drop(registration);
         let end = conn.take_closing().unwrap_or(SessionEnd::ClientClosed);
+        metrics.ended(&end);
         let grace = match end {
             SessionEnd::TooSlow => cfg.too_slow_after,
             _ => FINAL_FLUSH,

@@ -83,6 +83,51 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
     }
 }
 
+/// Writes to a TCP socket with plain non-blocking sends, bypassing the
+/// runtime's record of whether the socket is writable. Needed once: after
+/// raising the unsent limit, the socket may take bytes although the
+/// runtime, which saw it full, waits for a wake-up that raising the limit
+/// need not send. `WouldBlock` is `Pending` without a wake-up registered:
+/// poll through the stream itself to wait.
+pub(crate) struct DirectWrite<'a>(pub(crate) &'a TcpStream);
+
+impl AsyncWrite for DirectWrite<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        would_block_pending(socket2::SockRef::from(self.0).send(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        would_block_pending(socket2::SockRef::from(self.0).send_vectored(bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn would_block_pending(r: io::Result<usize>) -> Poll<io::Result<usize>> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+        r => Poll::Ready(r),
+    }
+}
+
 /// The TCP socket under `stream`, if it is one (bare or in a
 /// [`ReadAhead`]).
 pub(crate) fn tcp_of<S: 'static>(stream: &S) -> Option<&TcpStream> {

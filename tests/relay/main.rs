@@ -9,6 +9,7 @@ mod cursor;
 mod endpoints;
 mod grafana;
 mod harness;
+mod hostile_clients;
 mod loadtest;
 mod ordering;
 mod outage;
