@@ -251,8 +251,9 @@ pub struct LogConfig {
 pub struct FanoutConfig {
     /// Frames kept in memory for live subscribers (a power of two).
     pub ring_capacity: usize,
-    /// A subscriber whose socket has not drained for this long is dropped with
-    /// `ConsumerTooSlow`, in seconds.
+    /// A subscriber whose socket accepts no bytes at all for this long (while
+    /// there is something to send) is dropped with `ConsumerTooSlow`, in
+    /// seconds; see `fanout::session` for what that means in bytes/s.
     pub too_slow_secs: u64,
     /// Idle ping interval, in seconds.
     pub ping_secs: u64,
