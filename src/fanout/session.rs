@@ -47,12 +47,20 @@
 //! third of it has drained: a client reading 19 KB/s showed no progress for
 //! over a minute and was dropped although it never stopped. With the
 //! limit, the kernel wakes the session whenever the unsent queue falls
-//! below half of it, so progress shows every 64 KiB the client reads. In
-//! numbers: a subscriber that reads at least `unsent_limit` bytes every
-//! `too_slow_after` (about 4.4 KB/s with the defaults) is never dropped; one
-//! that reads nothing for `too_slow_after` is. The limit also bounds the
-//! kernel memory a stalled subscriber pins to about 128 KiB plus what is in
-//! flight.
+//! below half of it, so progress shows within every `unsent_limit` (plus a
+//! segment) the client reads. In numbers: a subscriber that reads at least
+//! twice `unsent_limit` every `too_slow_after` (256 KiB per 30 s, about
+//! 8.7 KB/s, with the defaults) is never dropped, however far behind it is;
+//! one that reads nothing for `too_slow_after` is. In between is the
+//! kernel's rounding. The limit also bounds the kernel memory a stalled
+//! subscriber pins to about 128 KiB plus what is in flight.
+//!
+//! Why "no progress for a while" rather than "fewer than N bytes/s": a
+//! reader that keeps up with nothing still costs only its socket and one
+//! batch (catch-up comes from the log, never from a queue), so the relay
+//! has no reason to drop it while it reads; a rate floor would drop
+//! consumers on slow links for nothing, and one low enough not to would
+//! say no more than this.
 //!
 //! A dropped subscriber gets what it was promised, not a reset: the frames
 //! not yet started are dropped, the `ConsumerTooSlow` error frame and a

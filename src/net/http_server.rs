@@ -265,7 +265,6 @@ pub async fn serve(
             }
             shared.wait_for_room(EVICTION_WAIT).await;
         }
-        let _ = stream.set_nodelay(true);
         let admitted = shared.admit(stream);
         tokio::spawn(serve_connection(
             shared.clone(),
@@ -288,8 +287,10 @@ pub async fn serve(
 /// briefly, reading what the client sends so closing does not reset the
 /// connection under its answer; beyond that they are closed at once.
 fn refuse(stream: TcpStream, refusing: &Arc<Semaphore>) {
-    let _ = stream.try_write(REFUSAL);
-    let _ = socket2::SockRef::from(&stream).shutdown(std::net::Shutdown::Write);
+    // A plain send: the runtime has not yet seen the new socket writable.
+    let sock = socket2::SockRef::from(&stream);
+    let _ = sock.send(REFUSAL);
+    let _ = sock.shutdown(std::net::Shutdown::Write);
     let Ok(permit) = refusing.clone().try_acquire_owned() else {
         return;
     };

@@ -259,6 +259,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("crawl.crawlers"), "{e}");
+        let e = PdsConfig::load(None, env(&[("ATRELAY_PDS_SERVER_IDLE_TIMEOUT_SECS", "0")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("server.idle_timeout_secs"), "{e}");
+        let cfg =
+            PdsConfig::load(None, env(&[("ATRELAY_PDS_SERVER_MAX_CONNECTIONS", "500")])).unwrap();
+        assert_eq!(cfg.server.limits().max_connections, 500);
     }
 
     #[test]
