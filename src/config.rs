@@ -251,9 +251,9 @@ pub struct LogConfig {
 pub struct FanoutConfig {
     /// Frames kept in memory for live subscribers (a power of two).
     pub ring_capacity: usize,
-    /// A subscriber whose socket accepts no bytes at all for this long (while
-    /// there is something to send) is dropped with `ConsumerTooSlow`, in
-    /// seconds; see `fanout::session` for what that means in bytes/s.
+    /// A subscriber that consumes nothing for this long (while there is
+    /// something to send it) is dropped with `ConsumerTooSlow`, in seconds;
+    /// see `fanout::session` for how that is measured.
     pub too_slow_secs: u64,
     /// Idle ping interval, in seconds.
     pub ping_secs: u64,

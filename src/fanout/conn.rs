@@ -80,6 +80,10 @@ pub(crate) struct Conn<S> {
     /// The socket's `TCP_NOTSENT_LOWAT`, when the stream is TCP and it
     /// could be set.
     unsent_limit: Option<usize>,
+    /// What the client's TCP had acknowledged when last asked (TCP only):
+    /// sampled when the socket fills up and when the stall timer fires, so
+    /// never per event.
+    acked: Option<u64>,
     /// Client bytes discarded while saying goodbye.
     discarded: usize,
 }
@@ -109,8 +113,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + 'static> Conn<S> {
             closing: None,
             last_progress: Instant::now(),
             unsent_limit,
+            acked: None,
             discarded: 0,
         }
+    }
+
+    /// Whether the client consumed anything since the last time this was
+    /// asked or the socket filled up: its TCP acknowledged more bytes. The
+    /// socket can take nothing for a while although the client reads (the
+    /// kernel wakes writers only once the unsent queue halves); this is how
+    /// the stall timer tells a slow reader from a stalled one. False when
+    /// the stream is not TCP or on the first sample.
+    pub(crate) fn client_consumed(&mut self) -> bool {
+        let Some(now) = socket::tcp_of(&self.stream).and_then(socket::bytes_acked) else {
+            return false;
+        };
+        let more = self.acked.is_some_and(|before| now > before);
+        self.acked = Some(now);
+        more
     }
 
     /// Lets the kernel take everything still queued (a partly written
@@ -191,13 +211,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + 'static> Conn<S> {
         }
         let before = self.out.bytes_written();
         let r = self.out.poll_flush(cx, &mut self.stream);
-        if self.out.bytes_written() != before {
+        let wrote = self.out.bytes_written() != before;
+        if wrote {
             self.last_progress = Instant::now();
         }
         match r {
             Poll::Ready(Ok(())) => Poll::Ready(IoEvent::Drained),
             Poll::Ready(Err(e)) => Poll::Ready(IoEvent::Failed(SessionEnd::Io(e.to_string()))),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                // The socket just filled up: what the client has
+                // acknowledged so far is the mark its reading is measured
+                // from while it stays full.
+                if wrote || self.acked.is_none() {
+                    self.acked = socket::tcp_of(&self.stream).and_then(socket::bytes_acked);
+                }
+                Poll::Pending
+            }
         }
     }
 

@@ -83,6 +83,37 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
     }
 }
 
+/// How many bytes the peer's TCP has acknowledged on `tcp`
+/// (`tcpi_bytes_acked`), where the kernel says. Acknowledged bytes are in
+/// the client's receive buffer; the count grows only while that buffer has
+/// room, i.e. while the client reads. `None` off Linux or on error.
+pub(crate) fn bytes_acked(tcp: &TcpStream) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: tcp_info is plain integers, valid when zeroed.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `info`.
+        let r = unsafe {
+            libc::getsockopt(
+                tcp.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        let needed = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_acked) + 8;
+        (r == 0 && len as usize >= needed).then_some(info.tcpi_bytes_acked)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = tcp;
+        None
+    }
+}
+
 /// Writes to a TCP socket with plain non-blocking sends, bypassing the
 /// runtime's record of whether the socket is writable. Needed once: after
 /// raising the unsent limit, the socket may take bytes although the
@@ -187,5 +218,23 @@ mod tests {
         assert_eq!(lowat, 128 * 1024);
         let wrapped = ReadAhead::new(Bytes::new(), client);
         assert!(tcp_of(&wrapped).is_some());
+    }
+
+    #[tokio::test]
+    async fn bytes_acked_counts_what_the_peer_received() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let before = bytes_acked(&server).unwrap();
+        server.write_all(&[7u8; 10_000]).await.unwrap();
+        let mut got = vec![0u8; 10_000];
+        client.read_exact(&mut got).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while bytes_acked(&server).unwrap() < before + 10_000 {
+            assert!(std::time::Instant::now() < deadline, "never acknowledged");
+            tokio::task::yield_now().await;
+        }
     }
 }
