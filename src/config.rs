@@ -65,6 +65,58 @@ pub struct ServerConfig {
     pub metrics_listen: String,
     /// Where the RocksDB log and state live.
     pub data_dir: PathBuf,
+    /// Seconds a connection may take to send a complete request head.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a keep-alive connection may stay idle between requests.
+    pub idle_timeout_secs: u64,
+    /// Most open inbound connections (websockets included); 0 = derived
+    /// from the open-file limit.
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// The HTTP server's limits (`max_connections` 0 still means derived).
+    pub fn limits(&self) -> crate::net::http_server::ServerLimits {
+        server_limits(
+            self.header_read_timeout_secs,
+            self.idle_timeout_secs,
+            self.max_connections,
+        )
+    }
+}
+
+/// [`crate::net::http_server::ServerLimits`] from the `[server]` keys every
+/// config shares.
+pub fn server_limits(
+    header_read_timeout_secs: u64,
+    idle_timeout_secs: u64,
+    max_connections: usize,
+) -> crate::net::http_server::ServerLimits {
+    crate::net::http_server::ServerLimits {
+        header_read_timeout: std::time::Duration::from_secs(header_read_timeout_secs),
+        idle_timeout: std::time::Duration::from_secs(idle_timeout_secs),
+        max_connections,
+    }
+}
+
+/// Checks the `[server]` timeouts every config shares: each must be
+/// positive (and at most a day: a larger value is a unit mistake).
+pub fn validate_server_timeouts(
+    header_read_timeout_secs: u64,
+    idle_timeout_secs: u64,
+) -> Result<(), ConfigError> {
+    for (key, secs) in [
+        ("server.header_read_timeout_secs", header_read_timeout_secs),
+        ("server.idle_timeout_secs", idle_timeout_secs),
+    ] {
+        if secs == 0 || secs > 86_400 {
+            return Err(ConfigError::Invalid {
+                key,
+                reason: "must be between 1 and 86400 seconds".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// DID resolution.
@@ -206,8 +258,9 @@ pub struct LogConfig {
 pub struct FanoutConfig {
     /// Frames kept in memory for live subscribers (a power of two).
     pub ring_capacity: usize,
-    /// A subscriber whose socket has not drained for this long is dropped with
-    /// `ConsumerTooSlow`, in seconds.
+    /// A subscriber that consumes nothing for this long (while there is
+    /// something to send it) is dropped with `ConsumerTooSlow`, in seconds;
+    /// see `fanout::session` for how that is measured.
     pub too_slow_secs: u64,
     /// Idle ping interval, in seconds.
     pub ping_secs: u64,
@@ -222,6 +275,9 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 2470)),
             metrics_listen: "127.0.0.1:2471".into(),
             data_dir: PathBuf::from("./data/relay"),
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 0,
         }
     }
 }
@@ -353,6 +409,10 @@ impl RelayConfig {
                 "must be host:port (an IP address) or empty",
             ));
         }
+        validate_server_timeouts(
+            self.server.header_read_timeout_secs,
+            self.server.idle_timeout_secs,
+        )?;
         if !matches!(self.log.durability.as_str(), "fsync" | "buffered") {
             return Err(invalid(
                 "log.durability",
@@ -743,6 +803,18 @@ mod tests {
         assert!(e.to_string().contains("no such config key"), "{e}");
         let e = RelayConfig::load(None, env(&[("ATRELAY_LOG_DURABILITY", "maybe")])).unwrap_err();
         assert!(e.to_string().contains("log.durability"), "{e}");
+        let e = RelayConfig::load(
+            None,
+            env(&[("ATRELAY_SERVER_HEADER_READ_TIMEOUT_SECS", "0")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("server.header_read_timeout_secs"),
+            "{e}"
+        );
+        let e =
+            RelayConfig::load(None, env(&[("ATRELAY_SERVER_IDLE_TIMEOUT_SECS", "0")])).unwrap_err();
+        assert!(e.to_string().contains("server.idle_timeout_secs"), "{e}");
     }
 
     #[test]

@@ -11,9 +11,13 @@
 //! per-process summaries.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::net::fd_limit::METRICS_CONNECTIONS;
+use crate::net::http_server::{self, ServerLimits};
 
 /// Latency buckets in seconds: 50 µs to 10 s.
 const SECONDS: &[f64] = &[
@@ -36,17 +40,78 @@ const COUNTS: &[f64] = &[
     1_048_576.0,
 ];
 
-/// An exporter serving `/metrics` on `addr`, with the relay's buckets.
-pub fn exporter(addr: SocketAddr) -> PrometheusBuilder {
-    let builder = PrometheusBuilder::new().with_http_listener(addr);
+/// How often the recorder's upkeep (draining histogram samples into their
+/// buckets) runs, as the exporter's own listener would.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The exporter's builder, with the relay's buckets.
+pub fn exporter() -> PrometheusBuilder {
     let with = |b: PrometheusBuilder, suffix: &str, buckets: &[f64]| {
         b.set_buckets_for_metric(Matcher::Suffix(suffix.to_owned()), buckets)
             .expect("bucket lists are not empty")
     };
     // Buckets apply to histograms only: gauges ending in `_events` are
     // unaffected.
-    let builder = with(builder, "_seconds", SECONDS);
+    let builder = with(PrometheusBuilder::new(), "_seconds", SECONDS);
     with(builder, "_events", COUNTS)
+}
+
+/// Installs the Prometheus recorder as the global one, describes every
+/// metric ([`describe`]) and starts its upkeep on the current runtime.
+/// Returns the handle `/metrics` renders.
+pub fn install() -> Result<PrometheusHandle, BuildError> {
+    let handle = exporter().install_recorder()?;
+    describe();
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(UPKEEP_EVERY).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+/// `GET /metrics`: the Prometheus text exposition of `handle`.
+pub fn router(handle: PrometheusHandle) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    )
+}
+
+/// Binds `addr` and serves `/metrics` from `handle` through the same HTTP
+/// server as the relay ([`http_server::serve`], label `server="metrics"`),
+/// with a small connection cap, until `stop` turns true.
+pub async fn serve(
+    addr: SocketAddr,
+    handle: PrometheusHandle,
+    limits: ServerLimits,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let limits = ServerLimits {
+        max_connections: METRICS_CONNECTIONS,
+        ..limits
+    };
+    Ok(tokio::spawn(http_server::serve(
+        listener,
+        router(handle),
+        "metrics",
+        limits,
+        stop,
+    )))
 }
 
 /// Describes every metric (help text and unit) to the installed recorder,
@@ -232,6 +297,35 @@ pub fn describe() {
         "atrelay_log_reopens_total",
         "Times the log's database was reopened in place after a failed write"
     );
+    // Inbound HTTP connections (src/net/http_server.rs), by server.
+    describe_gauge!(
+        http_server::CONNECTIONS,
+        "Open inbound connections, upgraded websockets included, by server"
+    );
+    describe_gauge!(
+        http_server::MAX_CONNECTIONS,
+        "The inbound connection cap, by server"
+    );
+    describe_counter!(
+        http_server::REFUSED,
+        "Connections refused with 503 at the cap (every slot busy), by server"
+    );
+    describe_counter!(
+        http_server::EVICTED,
+        "Idle or header-reading connections closed at the cap to admit a new one, by server"
+    );
+    describe_counter!(
+        http_server::HEADER_TIMEOUTS,
+        "Connections closed for not sending a complete request head in time, by server"
+    );
+    describe_counter!(
+        http_server::IDLE_TIMEOUTS,
+        "Keep-alive connections closed after the idle timeout, by server"
+    );
+    describe_counter!(
+        http_server::ACCEPT_ERRORS,
+        "Failed accepts, by server and kind (emfile, enfile, enobufs, enomem, other)"
+    );
     register_at_zero();
 }
 
@@ -380,6 +474,9 @@ fn register_at_zero() {
         SessionEnd::Protocol(String::new()),
     ] {
         metrics::counter!(fanout::SESSIONS_ENDED, "reason" => end.reason()).increment(0);
+    }
+    for server in ["relay", "metrics"] {
+        http_server::register_at_zero(server);
     }
     // The drop guard's reason for a session whose task was aborted.
     metrics::counter!(fanout::SESSIONS_ENDED, "reason" => "aborted").increment(0);

@@ -1,13 +1,22 @@
-//! What the long-running subcommands (`serve`, `plc`, later `pds` and
-//! `devnet`) share: logs on stderr, a runtime, one "listening" line on
-//! stdout, and running until SIGINT or SIGTERM.
+//! What the long-running subcommands (`serve`, `plc`, `pds` and `devnet`)
+//! share: logs on stderr, the open-file limit raised, a runtime, one
+//! "listening" line on stdout, and running until SIGINT or SIGTERM.
 
 use super::error::CliError;
+
+/// What every long-running subcommand does first: logging (below), then
+/// the soft open-file limit raised to the hard limit, with one INFO line
+/// saying from what to what. Every connection, RocksDB table and WAL takes
+/// a descriptor, and a common service default (1,024) is far too few.
+pub fn init_process() {
+    init_logging();
+    atrelay::net::fd_limit::raise_and_log();
+}
 
 /// Logs go to stderr (colored only on a terminal), filtered by `ATRELAY_LOG`
 /// (default `info`); stdout is kept for the "listening" line, which scripts
 /// and tests wait for.
-pub fn init_logging() {
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::daemon::{announce, fail, init_logging, runtime, wait_for_signal};
+use super::daemon::{announce, fail, init_process, runtime, wait_for_signal};
 use super::error::CliError;
 use atrelay::config::{check_admin_password, Secret, ADMIN_PASSWORD_VAR};
 use atrelay::devnet::progress::{LiveLine, Snapshot};
@@ -95,7 +95,7 @@ pub fn run(args: &DevnetArgs) -> Result<(), CliError> {
         // Still single-threaded: no other thread reads the environment.
         std::env::set_var("ATRELAY_LOG", "warn");
     }
-    init_logging();
+    init_process();
     let (data_dir, temporary) = match settings.data_dir() {
         Some(dir) => (dir.to_owned(), false),
         None => (

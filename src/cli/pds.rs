@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::daemon::{announce, fail, init_logging, runtime, wait_for_signal};
+use super::daemon::{announce, fail, init_process, runtime, wait_for_signal};
 use super::error::CliError;
 use atrelay::pds::config::PdsConfig;
 use atrelay::pds::password::PasswordCost;
@@ -79,7 +79,7 @@ pub fn run(args: &PdsArgs) -> Result<(), CliError> {
         PasswordCost::STANDARD
     };
 
-    init_logging();
+    init_process();
     if args.insecure_fast_passwords {
         tracing::warn!("--insecure-fast-passwords: password hashes are cheap to crack; never use this for real accounts");
     }

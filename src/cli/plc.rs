@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::daemon::{announce, fail, init_logging, runtime, wait_for_signal};
+use super::daemon::{announce, fail, init_process, runtime, wait_for_signal};
 use super::error::CliError;
 
 /// Flags for `plc`.
@@ -26,7 +26,7 @@ pub struct PlcArgs {
 
 /// Opens the directory and serves it until a signal.
 pub fn run(args: &PlcArgs) -> Result<(), CliError> {
-    init_logging();
+    init_process();
     let runtime = runtime("atrelay-plc")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::daemon::{announce, fail, init_logging, runtime, wait_for_signal};
+use super::daemon::{announce, fail, init_process, runtime, wait_for_signal};
 use super::error::CliError;
 use atrelay::config::RelayConfig;
 use atrelay::relay::Relay;
@@ -65,19 +65,22 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     cfg.crawl.hosts.extend(args.crawl.iter().cloned());
     cfg.validate().map_err(|e| fail("configuration", e))?;
 
-    init_logging();
+    init_process();
     let runtime = runtime("atrelay-io")?;
     runtime.block_on(async move {
+        // Stops the metrics endpoint after the relay.
+        let (stop_metrics, metrics_stop) = tokio::sync::watch::channel(false);
         if !cfg.server.metrics_listen.is_empty() {
             let addr: SocketAddr = cfg
                 .server
                 .metrics_listen
                 .parse()
                 .map_err(|e| fail("server.metrics_listen", e))?;
-            atrelay::metrics::exporter(addr)
-                .install()
-                .map_err(|e| fail("starting the metrics listener", e))?;
-            atrelay::metrics::describe();
+            let handle = atrelay::metrics::install()
+                .map_err(|e| fail("installing the metrics recorder", e))?;
+            atrelay::metrics::serve(addr, handle, cfg.server.limits(), metrics_stop)
+                .await
+                .map_err(|e| fail(&format!("metrics listener on {addr}"), e))?;
         }
         let relay = Relay::start(&cfg)
             .await
@@ -90,6 +93,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         wait_for_signal().await;
         tracing::info!("shutting down");
         relay.stop().await;
+        let _ = stop_metrics.send(true);
         Ok(())
     })
 }

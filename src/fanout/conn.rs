@@ -15,10 +15,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{timeout, Instant};
 
 use super::session::SessionEnd;
+use super::socket;
 use super::writer::FrameQueue;
 use super::ws::{self, ClientFrame, Parsed, ReadState};
 use crate::wire::frame::{ErrorFrame, Event};
@@ -31,9 +32,14 @@ const INITIAL_READ_BUF: usize = 512;
 /// task in its read loop.
 const READ_BUDGET: usize = 16;
 
-/// At most this many bytes are drained while lingering for the client's
-/// close after ours.
-const LINGER_MAX_BYTES: usize = 64 * 1024;
+/// At most this many client bytes are read and discarded while a session
+/// says goodbye; past it the client is flooding us and is simply closed.
+const DISCARD_MAX_BYTES: usize = 1 << 20;
+
+/// Room added to the socket's unsent limit, besides the frames themselves,
+/// so a session's last frames fit behind a partly written one even when the
+/// limit was reached (the kernel may pass the limit by one segment).
+const GOODBYE_SLACK: usize = 128 * 1024;
 
 /// What [`Conn::poll_io`] reports.
 #[derive(Debug)]
@@ -71,12 +77,30 @@ pub(crate) struct Conn<S> {
     closing: Option<SessionEnd>,
     /// Last time the socket accepted bytes (or a write phase began).
     pub(crate) last_progress: Instant,
+    /// The socket's `TCP_NOTSENT_LOWAT`, when the stream is TCP and it
+    /// could be set.
+    unsent_limit: Option<usize>,
+    /// What the client's TCP had acknowledged when last asked (TCP only):
+    /// sampled when the socket fills up and when the stall timer fires, so
+    /// never per event.
+    acked: Option<u64>,
+    /// Client bytes discarded while saying goodbye.
+    discarded: usize,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + 'static> Conn<S> {
     /// Wraps an upgraded stream; client frames over `max_client_frame` bytes
-    /// are refused (close 1009).
-    pub(crate) fn new(stream: S, max_client_frame: usize) -> Conn<S> {
+    /// are refused (close 1009). On a TCP socket, limits what the kernel
+    /// holds unsent to `unsent_limit` bytes (0: leave the socket alone):
+    /// see [`super::session`] for why.
+    pub(crate) fn new(stream: S, max_client_frame: usize, unsent_limit: usize) -> Conn<S> {
+        let unsent_limit = match socket::tcp_of(&stream) {
+            Some(tcp) if unsent_limit > 0 => socket::set_unsent_limit(tcp, unsent_limit)
+                .map_err(|e| tracing::debug!(error = %e, "could not set TCP_NOTSENT_LOWAT"))
+                .ok()
+                .map(|()| unsent_limit),
+            _ => None,
+        };
         Conn {
             stream,
             rbuf: Vec::new(),
@@ -88,7 +112,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             reading: true,
             closing: None,
             last_progress: Instant::now(),
+            unsent_limit,
+            acked: None,
+            discarded: 0,
         }
+    }
+
+    /// Whether the client consumed anything since the last time this was
+    /// asked or the socket filled up: its TCP acknowledged more bytes. The
+    /// socket can take nothing for a while although the client reads (the
+    /// kernel wakes writers only once the unsent queue halves); this is how
+    /// the stall timer tells a slow reader from a stalled one. False when
+    /// the stream is not TCP or on the first sample.
+    pub(crate) fn client_consumed(&mut self) -> bool {
+        let Some(now) = socket::tcp_of(&self.stream).and_then(socket::bytes_acked) else {
+            return false;
+        };
+        let more = self.acked.is_some_and(|before| now > before);
+        self.acked = Some(now);
+        more
+    }
+
+    /// Lets the kernel take everything still queued (a partly written
+    /// frame, then the error and close frames) at once although the client
+    /// stopped reading: raises the socket's unsent limit by that much, so
+    /// the goodbye is in the kernel's hands even if we give up waiting, and
+    /// the client reads it whenever it resumes.
+    pub(crate) fn make_room_for_goodbye(&mut self) {
+        let (Some(limit), Some(tcp)) = (self.unsent_limit, socket::tcp_of(&self.stream)) else {
+            return;
+        };
+        let raised = limit + self.out.pending_bytes() + GOODBYE_SLACK;
+        if socket::set_unsent_limit(tcp, raised).is_err() {
+            return;
+        }
+        self.unsent_limit = Some(raised);
+        // The runtime saw the socket full and waits for a wake-up that the
+        // new limit need not bring: write now, past its bookkeeping.
+        let waker = futures_util::task::noop_waker();
+        let _ = self.out.poll_flush(
+            &mut Context::from_waker(&waker),
+            &mut socket::DirectWrite(tcp),
+        );
     }
 
     /// True once a close frame is queued: queue no more data.
@@ -146,13 +211,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         let before = self.out.bytes_written();
         let r = self.out.poll_flush(cx, &mut self.stream);
-        if self.out.bytes_written() != before {
+        let wrote = self.out.bytes_written() != before;
+        if wrote {
             self.last_progress = Instant::now();
         }
         match r {
             Poll::Ready(Ok(())) => Poll::Ready(IoEvent::Drained),
             Poll::Ready(Err(e)) => Poll::Ready(IoEvent::Failed(SessionEnd::Io(e.to_string()))),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                // The socket just filled up: what the client has
+                // acknowledged so far is the mark its reading is measured
+                // from while it stays full.
+                if wrote || self.acked.is_none() {
+                    self.acked = socket::tcp_of(&self.stream).and_then(socket::bytes_acked);
+                }
+                Poll::Pending
+            }
         }
     }
 
@@ -254,37 +328,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    /// Ends the connection: finishes writing what is queued (for at most
-    /// `flush_within`), shuts down our side, and if `linger` is set keeps
-    /// reading (and discarding) until the client hangs up or `linger` passes,
-    /// so the client gets our close frame instead of a reset.
-    pub(crate) async fn finish(mut self, flush_within: Duration, linger: Option<Duration>) {
-        let stream = &mut self.stream;
-        let out = &mut self.out;
+    /// Ends the connection without resetting it. Writes what is queued (our
+    /// close frame last) for at most `flush_within`, shuts our side down
+    /// (FIN behind the last frame), then waits up to `linger` for the client
+    /// to close too — reading and discarding what the client sends all
+    /// along, and whatever is left in the receive buffer before the socket
+    /// is dropped: closing a socket with unread input makes the kernel send
+    /// a reset and throw away what we queued, the error frame included.
+    pub(crate) async fn finish(mut self, flush_within: Duration, linger: Duration) {
+        self.reading = false;
         let flushed = timeout(
             flush_within,
-            std::future::poll_fn(|cx| out.poll_flush(cx, stream)),
+            std::future::poll_fn(|cx| {
+                self.poll_discard(cx);
+                self.out.poll_flush(cx, &mut self.stream)
+            }),
         )
         .await;
-        if !matches!(flushed, Ok(Ok(()))) {
-            return;
-        }
-        if timeout(flush_within, self.stream.shutdown()).await.is_err() {
-            return;
-        }
-        if let Some(linger) = linger {
-            let stream = &mut self.stream;
-            let _ = timeout(linger, async move {
-                let mut buf = [0u8; 2048];
-                let mut total = 0;
-                while total < LINGER_MAX_BYTES {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => total += n,
-                    }
-                }
-            })
+        if matches!(flushed, Ok(Ok(())))
+            && matches!(
+                timeout(flush_within, self.stream.shutdown()).await,
+                Ok(Ok(()))
+            )
+        {
+            // Until the client's EOF (or error, or the budget).
+            let _ = timeout(
+                linger,
+                std::future::poll_fn(|cx| match self.poll_discard(cx) {
+                    Some(()) => Poll::Ready(()),
+                    None => Poll::Pending,
+                }),
+            )
             .await;
+        }
+        // What arrived meanwhile, without waiting.
+        let waker = futures_util::task::noop_waker();
+        self.poll_discard(&mut Context::from_waker(&waker));
+    }
+
+    /// Reads and discards client bytes until the socket has none (`None`,
+    /// read interest registered) or is done (`Some`: EOF, error, or the
+    /// discard budget spent).
+    fn poll_discard(&mut self, cx: &mut Context<'_>) -> Option<()> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if self.discarded >= DISCARD_MAX_BYTES {
+                return Some(());
+            }
+            let mut rb = ReadBuf::new(&mut buf);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => return Some(()),
+                Poll::Ready(Ok(())) => self.discarded += rb.filled().len(),
+                Poll::Ready(Err(_)) => return Some(()),
+                Poll::Pending => return None,
+            }
         }
     }
 }

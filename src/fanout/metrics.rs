@@ -128,8 +128,12 @@ impl SessionMetrics {
         self.catchup_reads.increment(1);
     }
 
-    /// The session ended with `end`.
+    /// The session ended with `end` (counted once: when it is decided,
+    /// before the goodbye is written; later calls do nothing).
     pub(crate) fn ended(&mut self, end: &SessionEnd) {
+        if self.ended {
+            return;
+        }
         self.ended = true;
         counter!(SESSIONS_ENDED, "reason" => end.reason()).increment(1);
         if *end == SessionEnd::TooSlow {
@@ -222,6 +226,7 @@ mod tests {
             m.observe_lag(|| 7);
             // Within the interval: not computed, not recorded.
             m.observe_lag(|| panic!("sampled twice within LAG_SAMPLE_EVERY"));
+            m.ended(&SessionEnd::TooSlow);
             m.ended(&SessionEnd::TooSlow);
             let mut other = SessionMetrics::start();
             other.ended(&SessionEnd::ClientClosed);

@@ -34,7 +34,10 @@
 //!   ring / log switching, idle pings, slow-consumer policy.
 //! - [`Subscribers`] (`registry.rs`): the live sessions, with their peer
 //!   address and how far behind the ring each one is.
-//! - `conn.rs`: both directions of one socket in one poll.
+//! - `conn.rs`: both directions of one socket in one poll, and the goodbye
+//!   (last frames, FIN, no reset).
+//! - [`ReadAhead`] (`socket.rs`): the TCP socket options a session sets, and
+//!   bytes read past the upgrade request.
 //! - [`FrameQueue`] (`writer.rs`): batched zero-copy vectored writes.
 //! - [`ws`] (`ws.rs`): the WebSocket frame format, server side.
 //! - [`metrics`] (`metrics.rs`): `atrelay_fanout_*`.
@@ -54,6 +57,7 @@ pub mod metrics;
 mod registry;
 mod ring;
 mod session;
+mod socket;
 mod writer;
 pub mod ws;
 
@@ -61,5 +65,6 @@ pub use backfill::{Backfill, MemoryBackfill};
 pub use registry::{Peer, Registration, SubscriberInfo, Subscribers, MAX_USER_AGENT_BYTES};
 pub use ring::Ring;
 pub use session::{serve_subscriber, SessionConfig, SessionEnd};
+pub use socket::ReadAhead;
 pub use writer::FrameQueue;
 pub use ws::accept_key;

@@ -31,9 +31,55 @@
 //!
 //! There is no per-subscriber queue between the writer and the session, so a
 //! slow subscriber costs the writer nothing and holds one batch of memory.
-//! A subscriber is dropped (`ConsumerTooSlow`) only when its socket accepts
-//! no bytes at all for [`SessionConfig::too_slow_after`]; being behind alone
-//! just sends it to the log.
+//!
+//! # Slow consumers
+//!
+//! A subscriber is dropped (`ConsumerTooSlow`) only when, for
+//! [`SessionConfig::too_slow_after`] (30 s by default) while the session
+//! has something to write, it consumed nothing: its socket accepted no
+//! bytes, and (on TCP) the client's TCP acknowledged no new bytes — its
+//! receive window stayed shut because the client read nothing. Being behind
+//! alone just sends it to the log; reading slowly but steadily, at any
+//! rate, never gets it dropped (the client's TCP reopens its window once it
+//! has read about a segment: 1.4 KB on the internet, 64 KB on loopback).
+//!
+//! Why the acknowledgements: the socket accepting bytes says little on its
+//! own. The kernel buffers up to its autotuned send buffer (4 MiB here)
+//! and, once that is full, signals the socket writable again only after
+//! about a third of it has drained: a client reading 19 KB/s showed no
+//! progress for over a minute and was dropped although it never stopped.
+//! So when the stall timer fires the session asks the kernel
+//! (`TCP_INFO`'s `tcpi_bytes_acked`, against a mark taken when the socket
+//! filled up) whether the client took anything meanwhile — at most every
+//! quarter of `too_slow_after` while a write waits, never per event. A
+//! stalled subscriber is dropped `too_slow_after` after it last consumed
+//! something (up to a quarter later), never earlier.
+//!
+//! Sessions also cap what the kernel may hold unsent on a TCP socket
+//! ([`SessionConfig::unsent_limit`], `TCP_NOTSENT_LOWAT`, 512 KiB): a
+//! stalled subscriber then pins about that much kernel memory plus what is
+//! in flight instead of a full send buffer, and there is room left for the
+//! goodbye (below). 512 KiB costs fast catch-up readers nothing measurable;
+//! 128 KiB cost them a fifth more relay CPU per frame on loopback (the
+//! writer wakes every time the unsent queue halves).
+//!
+//! Why "no progress for a while" rather than "fewer than N bytes/s": a
+//! reader that keeps up with nothing still costs only its socket and one
+//! batch (catch-up comes from the log, never from a queue), so the relay
+//! has no reason to drop it while it reads; a rate floor would drop
+//! consumers on slow links for nothing, and one low enough not to would
+//! say no more than this.
+//!
+//! A dropped subscriber gets what it was promised, not a reset: the frames
+//! not yet started are dropped, the `ConsumerTooSlow` error frame and a
+//! close frame are queued behind the frame in progress, the unsent limit is
+//! raised just enough for the kernel to take them at once, and the session
+//! then sends FIN and waits up to `too_slow_after` for the client to close
+//! — reading and discarding what the client sends all along, and draining
+//! the receive buffer before the socket is dropped (closing a socket with
+//! unread input makes the kernel reset the connection and discard the
+//! queued frames). A client that resumes reading finds the error frame, the
+//! close frame and a clean end of stream.
 
 use std::future::poll_fn;
 use std::pin::pin;
@@ -53,11 +99,9 @@ use super::ws;
 use crate::wire::frame::{ErrorFrame, Event, Info};
 
 /// Longest wait for the last frames (an error frame, a close) to be written
-/// when a session ends; a stalled subscriber gets no longer than this.
+/// when a session ends, and then for the client to close its side. A
+/// subscriber dropped as too slow gets `too_slow_after` for each instead.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
-
-/// How long to keep reading after our close frame for the client's close.
-const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// How one subscriber session behaves. Defaults suit the public firehose.
 #[derive(Clone, Debug)]
@@ -69,9 +113,16 @@ pub struct SessionConfig {
     /// still goes alone. Bounds memory per subscriber (as `Bytes` handles
     /// into frames the ring or log already holds).
     pub batch_max_bytes: usize,
-    /// A write that makes no progress for this long ends the session with
-    /// `ConsumerTooSlow` (default 30 s).
+    /// A subscriber that consumes nothing for this long while there is
+    /// something to send it (its socket accepts no bytes and its TCP
+    /// acknowledges none) is dropped with `ConsumerTooSlow` (default 30 s);
+    /// see the module docs.
     pub too_slow_after: Duration,
+    /// On TCP sockets, the most bytes the kernel may hold that it has not
+    /// sent yet (`TCP_NOTSENT_LOWAT`; default 512 KiB; 0 leaves the socket
+    /// alone): bounds the kernel memory a stalled subscriber pins and
+    /// leaves room for its `ConsumerTooSlow` goodbye.
+    pub unsent_limit: usize,
     /// Send a WebSocket ping after this long without writing anything
     /// (default 30 s, as the reference relay).
     pub ping_interval: Duration,
@@ -92,6 +143,7 @@ impl Default for SessionConfig {
             batch_max_frames: 256,
             batch_max_bytes: 1 << 20,
             too_slow_after: Duration::from_secs(30),
+            unsent_limit: 512 * 1024,
             ping_interval: Duration::from_secs(30),
             max_client_frame: 64 * 1024,
             linger: Duration::ZERO,
@@ -159,7 +211,7 @@ where
 {
     let mut metrics = SessionMetrics::start();
     let session = Session {
-        conn: Conn::new(stream, cfg.max_client_frame),
+        conn: Conn::new(stream, cfg.max_client_frame, cfg.unsent_limit),
         cfg: SessionConfig {
             batch_max_frames: cfg.batch_max_frames.max(1),
             ..cfg
@@ -231,6 +283,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         // empty): a new write phase restarts the stall clock.
         let mut writing = false;
         loop {
+            if self.conn.is_closing() {
+                return self.say_goodbye(metrics).await;
+            }
             if self.conn.out.is_empty() {
                 writing = false;
                 if self.batch_frames > 0 {
@@ -238,15 +293,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 }
                 self.batch_frames = 0;
                 self.batch_bytes = 0;
-                if let Some(end) = self.conn.take_closing() {
-                    // Linger only when we started the close: then the client
-                    // may still be sending, and closing on unread input would
-                    // reset the connection before it reads our close.
-                    let linger = (!matches!(end, SessionEnd::TooSlow | SessionEnd::ClientClosed))
-                        .then_some(CLOSE_LINGER);
-                    self.conn.finish(FINAL_FLUSH, linger).await;
-                    return end;
-                }
                 if self.next <= self.ring.head() {
                     if !self.fill_from_ring() {
                         metrics.catchup_read();
@@ -305,11 +351,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 }
                 Woke::Ring => {}
                 Woke::Timer => {
-                    let due = self.conn.last_progress + too_slow;
-                    if Instant::now() >= due {
-                        return self.too_slow().await;
+                    // The socket took nothing for a while; has the client
+                    // read anything meanwhile? Asked at most every quarter
+                    // of `too_slow_after` while a write waits.
+                    let now = Instant::now();
+                    if self.conn.client_consumed() {
+                        self.conn.last_progress = now;
                     }
-                    slow_timer.as_mut().reset(due);
+                    let due = self.conn.last_progress + too_slow;
+                    if now >= due {
+                        return self.too_slow(metrics).await;
+                    }
+                    slow_timer.as_mut().reset(due.min(now + too_slow / 4));
                 }
             }
         }
@@ -494,17 +547,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         );
     }
 
-    /// The socket stalled: drop what is not started, try to get
-    /// `ConsumerTooSlow` and a close out within a short grace, and end.
-    async fn too_slow(mut self) -> SessionEnd {
+    /// The socket stalled: drop what is not started, queue
+    /// `ConsumerTooSlow` and a close behind the frame in progress, make
+    /// room for them in the kernel, and say goodbye.
+    async fn too_slow(mut self, metrics: &mut SessionMetrics) -> SessionEnd {
         self.conn.out.truncate_unstarted();
         self.conn.error_and_close(
             ErrorFrame::CONSUMER_TOO_SLOW,
             "subscriber stopped reading",
             SessionEnd::TooSlow,
         );
-        self.conn.take_closing();
-        self.conn.finish(FINAL_FLUSH, None).await;
-        SessionEnd::TooSlow
+        self.conn.make_room_for_goodbye();
+        self.say_goodbye(metrics).await
+    }
+
+    /// A close frame is queued: unlist the session, write what is queued,
+    /// send FIN and wait for the client to close, then end with the reason
+    /// the close was queued for. A subscriber dropped as too slow gets
+    /// `too_slow_after` for each step (it may resume reading and should
+    /// then find the error frame, the close and a clean end of stream);
+    /// others get [`FINAL_FLUSH`]. The end is counted in the metrics at
+    /// once, not after the goodbye.
+    async fn say_goodbye(self, metrics: &mut SessionMetrics) -> SessionEnd {
+        let Session {
+            mut conn,
+            registration,
+            cfg,
+            ..
+        } = self;
+        drop(registration);
+        let end = conn.take_closing().unwrap_or(SessionEnd::ClientClosed);
+        metrics.ended(&end);
+        let grace = match end {
+            SessionEnd::TooSlow => cfg.too_slow_after,
+            _ => FINAL_FLUSH,
+        };
+        conn.finish(grace, grace).await;
+        end
     }
 }

@@ -111,6 +111,17 @@ impl FrameQueue {
         self.items.len() - self.idx
     }
 
+    /// Bytes still to write (headers included), from where the first
+    /// frame stopped. Walks the queue: for a session's last frames, not
+    /// per event.
+    pub fn pending_bytes(&self) -> usize {
+        let total: usize = self.items[self.idx..]
+            .iter()
+            .map(|(_, p)| header_len(p.len()) + p.len())
+            .sum();
+        total - self.off
+    }
+
     /// Total bytes written through this queue so far.
     pub fn bytes_written(&self) -> u64 {
         self.written
@@ -407,5 +418,16 @@ mod tests {
         q.push_binary(Bytes::from(vec![0; 10]));
         q.truncate_unstarted();
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn pending_bytes_counts_what_is_left() {
+        let mut q = FrameQueue::new();
+        assert_eq!(q.pending_bytes(), 0);
+        q.push_binary(Bytes::from(vec![0; 10])); // 2 + 10
+        q.push_binary(Bytes::from(vec![0; 200])); // 4 + 200
+        assert_eq!(q.pending_bytes(), 216);
+        q.advance(15);
+        assert_eq!(q.pending_bytes(), 201);
     }
 }

@@ -12,16 +12,19 @@ use hyper_util::rt::TokioIo;
 
 use super::error::XrpcError;
 use super::AppState;
-use crate::fanout::{accept_key, serve_subscriber, Peer, MAX_USER_AGENT_BYTES};
+use crate::fanout::{
+    accept_key, serve_subscriber, Peer, ReadAhead, SessionEnd, MAX_USER_AGENT_BYTES,
+};
+use crate::net::http_server::{into_tcp, UpgradedTcp};
 
 /// Upgrades and hands the connection to a subscriber session, listed in
 /// `app.subscribers` with the peer's address and `User-Agent` while it runs.
 ///
-/// The address is `ConnectInfo<SocketAddr>` (the server runs with
-/// `into_make_service_with_connect_info`), read from the request's extensions
-/// rather than as an extractor: served without it (a test harness, another
-/// embedding) the session is listed with no address instead of the firehose
-/// answering 500.
+/// The address is `ConnectInfo<SocketAddr>` (our HTTP server,
+/// [`crate::net::http_server`], adds it to every request), read from the
+/// request's extensions rather than as an extractor: served without it (a
+/// test harness, another embedding) the session is listed with no address
+/// instead of the firehose answering 500.
 pub async fn subscribe_repos(
     State(app): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -129,24 +132,30 @@ pub fn serve_firehose(fh: Firehose, params: HashMap<String, String>, mut req: Re
     // every guard.
     tokio::spawn(async move {
         let _guard = guard;
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let session = serve_subscriber(
-                    TokioIo::new(upgraded),
-                    ring,
-                    backfill,
-                    cursor,
-                    cfg,
-                    Some(peer),
-                );
-                tokio::select! {
-                    end = session => tracing::debug!(?end, "subscriber session ended"),
-                    // Dropping the session closes the socket.
-                    _ = shutdown.wait_for(|stopping| *stopping) => {}
-                }
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
+        };
+        // Our server's sockets: the session gets the TCP socket itself (to
+        // set its send limits and close it without a reset), and the
+        // connection's slot stays taken until the session ends.
+        let end = match into_tcp(upgraded) {
+            Ok(UpgradedTcp {
+                stream,
+                read_ahead,
+                slot: _slot,
+            }) => {
+                let stream = ReadAhead::new(read_ahead, stream);
+                let session = serve_subscriber(stream, ring, backfill, cursor, cfg, Some(peer));
+                until_stopped(session, &mut shutdown).await
             }
-            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
-        }
+            Err(upgraded) => {
+                let stream = TokioIo::new(upgraded);
+                let session = serve_subscriber(stream, ring, backfill, cursor, cfg, Some(peer));
+                until_stopped(session, &mut shutdown).await
+            }
+        };
+        tracing::debug!(?end, "subscriber session ended");
     });
     let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let h = res.headers_mut();
@@ -156,6 +165,18 @@ pub fn serve_firehose(fh: Firehose, params: HashMap<String, String>, mut req: Re
         h.insert("sec-websocket-accept", v);
     }
     res
+}
+
+/// Runs `session` until it ends or the server stops (`None`: dropping the
+/// session closes the socket).
+async fn until_stopped(
+    session: impl std::future::Future<Output = SessionEnd>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<SessionEnd> {
+    tokio::select! {
+        end = session => Some(end),
+        _ = shutdown.wait_for(|stopping| *stopping) => None,
+    }
 }
 
 /// The `User-Agent`, cut to [`MAX_USER_AGENT_BYTES`] before it is copied

@@ -64,5 +64,5 @@ pub use batch::{AppendBatch, LogEvent};
 pub use error::LogError;
 pub use event_log::EventLog;
 pub use host::HostState;
-pub use options::{Durability, LogMemory, LogOptions};
+pub use options::{Durability, LogMemory, LogOptions, FILE_DESCRIPTORS};
 pub use retention::RetentionReport;

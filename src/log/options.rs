@@ -79,6 +79,18 @@ impl Default for LogOptions {
     }
 }
 
+/// Most table files RocksDB keeps open (its default, -1, keeps every one:
+/// a long retention window of 64 MiB files would then take thousands of
+/// descriptors and starve the sockets). Beyond it, RocksDB closes the least
+/// recently used table and reopens it when read again; the hot tail of the
+/// log stays open.
+pub const MAX_OPEN_FILES: i32 = 256;
+
+/// Descriptors the log may hold: [`MAX_OPEN_FILES`] tables, plus WAL
+/// files, the manifest, info logs and the lock. What the HTTP server's
+/// connection cap leaves aside for it ([`crate::net::fd_limit::Reserve`]).
+pub const FILE_DESCRIPTORS: u64 = MAX_OPEN_FILES as u64 + 32;
+
 /// DB-wide options: create what is missing, keep the WAL on (no manual WAL
 /// flush: every write reaches the OS before `append` returns), recover to the
 /// last consistent point after a crash.
@@ -99,6 +111,7 @@ pub(crate) fn db_options() -> Options {
     o.set_keep_log_file_num(4);
     o.set_max_log_file_size(16 << 20);
     o.set_log_level(LogLevel::Warn);
+    o.set_max_open_files(MAX_OPEN_FILES);
     o
 }
 

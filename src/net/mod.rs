@@ -8,7 +8,10 @@
 
 mod backoff;
 mod dns;
+pub mod fd_limit;
 mod host;
+mod http_conn;
+pub mod http_server;
 pub mod outbound;
 mod private;
 

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    check_admin_password, load_layers, take_secret, ConfigError, Secret, PDS_ENV_PREFIX,
+    check_admin_password, load_layers, server_limits, take_secret, validate_server_timeouts,
+    ConfigError, Secret, PDS_ENV_PREFIX,
 };
 use crate::control::normalize_domain;
 
@@ -42,6 +43,24 @@ pub struct PdsServerConfig {
     pub hostname: String,
     /// Where the PDS keeps its databases and blobs.
     pub data_dir: PathBuf,
+    /// Seconds a connection may take to send a complete request head.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a keep-alive connection may stay idle between requests.
+    pub idle_timeout_secs: u64,
+    /// Most open inbound connections (websockets included); 0 = derived
+    /// from the open-file limit.
+    pub max_connections: usize,
+}
+
+impl PdsServerConfig {
+    /// The HTTP server's limits (`max_connections` 0 still means derived).
+    pub fn limits(&self) -> crate::net::http_server::ServerLimits {
+        server_limits(
+            self.header_read_timeout_secs,
+            self.idle_timeout_secs,
+            self.max_connections,
+        )
+    }
 }
 
 /// DIDs and handles.
@@ -82,6 +101,9 @@ impl Default for PdsServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 2583)),
             hostname: String::new(),
             data_dir: PathBuf::from("./data/pds"),
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 0,
         }
     }
 }
@@ -137,6 +159,10 @@ impl PdsConfig {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err(invalid("identity.plc_url", "must be an http(s) URL".into()));
         }
+        validate_server_timeouts(
+            self.server.header_read_timeout_secs,
+            self.server.idle_timeout_secs,
+        )?;
         if !self.server.hostname.is_empty() {
             normalize_domain(&self.server.hostname).map_err(|e| invalid("server.hostname", e))?;
         }
@@ -242,6 +268,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("crawl.crawlers"), "{e}");
+        let e = PdsConfig::load(None, env(&[("ATRELAY_PDS_SERVER_IDLE_TIMEOUT_SECS", "0")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("server.idle_timeout_secs"), "{e}");
+        let cfg =
+            PdsConfig::load(None, env(&[("ATRELAY_PDS_SERVER_MAX_CONNECTIONS", "500")])).unwrap();
+        assert_eq!(cfg.server.limits().max_connections, 500);
     }
 
     #[test]

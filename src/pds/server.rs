@@ -11,6 +11,8 @@ use super::http::{router, PdsState};
 use super::service::Pds;
 use crate::fanout::{SessionConfig, Subscribers};
 use crate::http::Firehose;
+use crate::net::fd_limit::Reserve;
+use crate::net::http_server;
 
 /// A running PDS.
 pub struct PdsServer {
@@ -41,29 +43,28 @@ impl PdsServer {
             tasks: tasks_tx.clone(),
         };
         let app = router(PdsState::new(pds.clone(), firehose));
+        let cfg = pds.config();
+        let limits = cfg.server.limits().with_derived_cap(Reserve {
+            databases: crate::log::FILE_DESCRIPTORS + super::store::FILE_DESCRIPTORS,
+        });
         let guard = tasks_tx.clone();
-        let mut server_stop = stop.clone();
+        let server_stop = stop.clone();
         let server = tokio::spawn(async move {
             let _guard = guard;
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "PDS HTTP server stopped");
-            }
+            http_server::serve(listener, app, "pds", limits, server_stop).await;
         });
-        let cfg = pds.config();
         let notifier = CrawlNotifier::new(
             cfg.crawl.crawlers.clone(),
             cfg.hostname(),
             Duration::from_secs(cfg.crawl.request_interval_secs),
         );
         tokio::spawn(notifier.run(pds.last_seq(), stop));
-        tracing::info!(%addr, did = pds.service_did(), "PDS listening");
+        tracing::info!(
+            %addr,
+            did = pds.service_did(),
+            max_connections = limits.max_connections,
+            "PDS listening"
+        );
         Ok(PdsServer {
             addr,
             pds,

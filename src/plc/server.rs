@@ -36,6 +36,8 @@ use super::directory::{Directory, Resolution, MAX_EXPORT_COUNT};
 use super::error::{quote, StoreError};
 use super::logged_op::LoggedOp;
 use crate::identity::validate_plc_did;
+use crate::net::fd_limit::Reserve;
+use crate::net::http_server::{self, ServerLimits};
 use crate::wire::syntax::parse_datetime;
 
 /// Largest request body: an op is at most 4000 bytes of DAG-CBOR, and its JSON
@@ -86,18 +88,12 @@ impl PlcServer {
             .await
             .map_err(|e| StoreError::RocksDb(format!("opening the directory: {e}")))??;
         let directory = Arc::new(directory);
-        let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+        let (shutdown, stop) = tokio::sync::watch::channel(false);
         let app = router(directory.clone());
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "PLC HTTP server stopped");
-            }
+        let limits = ServerLimits::default().with_derived_cap(Reserve {
+            databases: super::store::FILE_DESCRIPTORS,
         });
+        let task = tokio::spawn(http_server::serve(listener, app, "plc", limits, stop));
         tracing::info!(%addr, "PLC directory listening");
         Ok(PlcServer {
             addr,

@@ -60,6 +60,14 @@ struct Record {
     nullified: bool,
 }
 
+/// Most table files the directory's RocksDB keeps open (its default keeps
+/// all of them).
+const MAX_OPEN_FILES: i32 = 64;
+
+/// Descriptors the directory's database may hold: tables, WALs, manifest,
+/// info logs and the lock.
+pub const FILE_DESCRIPTORS: u64 = MAX_OPEN_FILES as u64 + 32;
+
 impl Store {
     /// Opens (creating if missing) the database in `dir` and checks its
     /// layout version. Fails if another process has it open.
@@ -67,6 +75,7 @@ impl Store {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::RocksDb(format!("creating {}: {e}", dir.display())))?;
         let mut opts = Options::default();
+        opts.set_max_open_files(MAX_OPEN_FILES);
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_log_level(LogLevel::Warn);

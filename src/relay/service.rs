@@ -15,6 +15,8 @@ use crate::fanout::{Ring, SessionConfig};
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
 use crate::log::{Durability, EventLog, LogMemory, LogOptions};
+use crate::net::fd_limit::Reserve;
+use crate::net::http_server;
 use crate::net::{Dns, HostName, Outbound};
 use crate::repo::verify::now_micros;
 
@@ -145,7 +147,7 @@ impl Relay {
         // Batches of up to MAX_DISPATCH events each: at most 8,192 accepted
         // events wait for the sequencer, as many as before batching.
         let (seq_tx, seq_rx) = crossbeam::channel::bounded(8192 / MAX_DISPATCH);
-        let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+        let (shutdown, stop) = tokio::sync::watch::channel(false);
         let sequencer = {
             let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.subscribe());
             std::thread::Builder::new()
@@ -234,19 +236,13 @@ impl Relay {
             shutdown: shutdown.subscribe(),
             tasks: tasks_tx.clone(),
         };
+        let limits = cfg.server.limits().with_derived_cap(Reserve {
+            databases: crate::log::FILE_DESCRIPTORS,
+        });
         let server_guard = tasks_tx.clone();
         let server = tokio::spawn(async move {
             let _server_guard = server_guard;
-            let serve = axum::serve(
-                listener,
-                router(app).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
+            http_server::serve(listener, router(app), "relay", limits, stop).await;
         });
         {
             let log = log.clone();
@@ -295,7 +291,12 @@ impl Relay {
                 }
             });
         }
-        tracing::info!(%addr, last_seq = log.last_seq(), "relay listening");
+        tracing::info!(
+            %addr,
+            last_seq = log.last_seq(),
+            max_connections = limits.max_connections,
+            "relay listening"
+        );
         if cfg.admin_password.is_some() {
             tracing::info!("admin API enabled at /admin (HTTP Basic, user admin)");
         } else {

@@ -38,10 +38,34 @@ pub struct RelayProcess {
     pub addr: SocketAddr,
     /// The Prometheus exporter's address, when enabled.
     pub metrics: Option<SocketAddr>,
-    /// Bytes the relay has written to stderr (its log) so far.
-    pub stderr_bytes: Arc<AtomicU64>,
-    /// The last 16 KiB of its log.
-    pub stderr_tail: Arc<Mutex<String>>,
+    /// What the relay wrote on stderr (drained all along).
+    pub stderr: Arc<StderrLog>,
+}
+
+/// A child's stderr as it is drained: how much, and its first and last
+/// 16 KiB.
+#[derive(Default)]
+pub struct StderrLog {
+    bytes: AtomicU64,
+    head: Mutex<String>,
+    tail: Mutex<String>,
+}
+
+impl StderrLog {
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
+    }
+
+    /// The first 16 KiB.
+    pub fn head(&self) -> String {
+        self.head.lock().unwrap().clone()
+    }
+
+    /// The last 16 KiB.
+    pub fn tail(&self) -> String {
+        self.tail.lock().unwrap().clone()
+    }
 }
 
 impl RelayProcess {
@@ -51,32 +75,43 @@ impl RelayProcess {
     /// free loopback port; picking one races other processes, so a failed
     /// start is retried once.
     pub async fn spawn(net: &Net, metrics: bool, env: &[(&str, &str)]) -> RelayProcess {
-        Self::spawn_with(net, metrics, env, true).await
+        Self::spawn_with(net, metrics, env, |_| {}).await
     }
 
     /// [`RelayProcess::spawn`] as a public relay runs: without
     /// `--allow-private-hosts` (so it cannot reach the test PDS on loopback).
     pub async fn spawn_public(net: &Net, metrics: bool, env: &[(&str, &str)]) -> RelayProcess {
-        Self::spawn_with(net, metrics, env, false).await
+        Self::spawn_inner(net, metrics, env, false, |_| {}).await
     }
 
-    async fn spawn_with(
+    /// [`RelayProcess::spawn`], with `configure` applied to the command
+    /// last (e.g. a `pre_exec` that sets the child's resource limits).
+    pub async fn spawn_with(
+        net: &Net,
+        metrics: bool,
+        env: &[(&str, &str)],
+        configure: impl Fn(&mut Command),
+    ) -> RelayProcess {
+        Self::spawn_inner(net, metrics, env, true, configure).await
+    }
+
+    async fn spawn_inner(
         net: &Net,
         metrics: bool,
         env: &[(&str, &str)],
         allow_private: bool,
+        configure: impl Fn(&mut Command),
     ) -> RelayProcess {
         let mut last_err = String::new();
         for _ in 0..2 {
             let metrics_addr = metrics.then(free_port);
-            match Self::try_spawn(net, metrics_addr, env, allow_private).await {
-                Ok((child, addr, stderr_bytes, stderr_tail)) => {
+            match Self::try_spawn(net, metrics_addr, env, allow_private, &configure).await {
+                Ok((child, addr, stderr)) => {
                     return RelayProcess {
                         child,
                         addr,
                         metrics: metrics_addr,
-                        stderr_bytes,
-                        stderr_tail,
+                        stderr,
                     }
                 }
                 Err(e) if metrics => last_err = e,
@@ -91,7 +126,8 @@ impl RelayProcess {
         metrics: Option<SocketAddr>,
         env: &[(&str, &str)],
         allow_private: bool,
-    ) -> Result<(ChildGuard, SocketAddr, Arc<AtomicU64>, Arc<Mutex<String>>), String> {
+        configure: &impl Fn(&mut Command),
+    ) -> Result<(ChildGuard, SocketAddr, Arc<StderrLog>), String> {
         let metrics_listen = metrics.map(|a| a.to_string()).unwrap_or_default();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_atrelay"));
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
@@ -107,16 +143,16 @@ impl RelayProcess {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        configure(&mut cmd);
         let mut child = ChildGuard(cmd.spawn().expect("start atrelay serve"));
         let stdout = child.0.stdout.take().unwrap();
         let stderr = child.0.stderr.take().unwrap();
         // Drained all along so a chatty relay never blocks on a full pipe;
         // the tail explains a failed start.
-        let tail = Arc::new(Mutex::new(String::new()));
-        let bytes = Arc::new(AtomicU64::new(0));
+        let log = Arc::new(StderrLog::default());
         let drain = {
-            let (tail, bytes) = (tail.clone(), bytes.clone());
-            std::thread::spawn(move || drain_tail(stderr, &tail, &bytes))
+            let log = log.clone();
+            std::thread::spawn(move || drain_stderr(stderr, &log))
         };
         // A blocking read, off the runtime that serves the test PDS and PLC.
         let line = tokio::task::spawn_blocking(move || {
@@ -132,12 +168,11 @@ impl RelayProcess {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|a| a.parse().ok());
         match addr {
-            Some(addr) => Ok((child, addr, bytes, tail)),
+            Some(addr) => Ok((child, addr, log)),
             None => {
                 drop(child);
                 let _ = drain.join();
-                let tail = tail.lock().unwrap().clone();
-                Err(format!("stdout {line:?}, stderr: {tail}"))
+                Err(format!("stdout {line:?}, stderr: {}", log.tail()))
             }
         }
     }
@@ -173,16 +208,23 @@ impl RelayProcess {
     }
 }
 
-/// Keeps the last 16 KiB of `from`, counting every byte.
-fn drain_tail(mut from: impl Read, tail: &Mutex<String>, bytes: &AtomicU64) {
+/// Counts what `from` yields and keeps its first and last 16 KiB.
+fn drain_stderr(mut from: impl Read, log: &StderrLog) {
     let mut buf = [0u8; 4096];
     while let Ok(n) = from.read(&mut buf) {
         if n == 0 {
             return;
         }
-        bytes.fetch_add(n as u64, Ordering::Relaxed);
-        let mut t = tail.lock().unwrap();
-        t.push_str(&String::from_utf8_lossy(&buf[..n]));
+        log.bytes.fetch_add(n as u64, Ordering::SeqCst);
+        let text = String::from_utf8_lossy(&buf[..n]);
+        {
+            let mut head = log.head.lock().unwrap();
+            if head.len() < 16_384 {
+                head.push_str(&text);
+            }
+        }
+        let mut t = log.tail.lock().unwrap();
+        t.push_str(&text);
         if t.len() > 16_384 {
             let mut cut = t.len() - 16_384;
             while !t.is_char_boundary(cut) {

@@ -85,16 +85,16 @@ async fn descriptor_exhaustion_stalls_the_writer_and_loses_nothing() {
         let stalled_line = "event log append failed; retrying";
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut relay = relay;
-        while !relay.stderr_tail.lock().unwrap().contains(stalled_line) {
+        while !relay.stderr.tail().contains(stalled_line) {
             assert!(
                 relay.child.0.try_wait().unwrap().is_none(),
                 "the relay exited: {}",
-                relay.stderr_tail.lock().unwrap()
+                relay.stderr.tail()
             );
             assert!(
                 Instant::now() < deadline,
                 "the writer never failed: {}",
-                relay.stderr_tail.lock().unwrap()
+                relay.stderr.tail()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -118,9 +118,9 @@ async fn descriptor_exhaustion_stalls_the_writer_and_loses_nothing() {
         assert!(
             relay.child.0.try_wait().unwrap().is_none(),
             "the relay exited: {}",
-            relay.stderr_tail.lock().unwrap()
+            relay.stderr.tail()
         );
-        let log = relay.stderr_tail.lock().unwrap().clone();
+        let log = relay.stderr.tail();
         assert!(log.contains("Too many open files"), "{log}");
         assert!(log.contains("event log writer recovered"), "{log}");
         assert!(!log.contains("stopping the relay"), "{log}");

@@ -9,6 +9,7 @@ mod cursor;
 mod endpoints;
 mod grafana;
 mod harness;
+mod hostile_clients;
 mod hostile_hosts;
 mod loadtest;
 mod log_stall;

@@ -266,8 +266,17 @@ fn now_micros() -> u64 {
 /// DB-wide options: create what is missing, recover to the last consistent
 /// point after a crash, and stay small: a PDS store is tiny next to the
 /// relay's log and shares the machine with it.
+/// Most table files the store's RocksDB keeps open (its default keeps all
+/// of them; see [`crate::log::FILE_DESCRIPTORS`] for why that matters).
+const MAX_OPEN_FILES: i32 = 128;
+
+/// Descriptors the store may hold: its tables, WALs, manifest, info logs,
+/// and blob files being read or written.
+pub const FILE_DESCRIPTORS: u64 = MAX_OPEN_FILES as u64 + 64;
+
 fn db_options() -> Options {
     let mut o = Options::default();
+    o.set_max_open_files(MAX_OPEN_FILES);
     o.create_if_missing(true);
     o.create_missing_column_families(true);
     o.set_wal_recovery_mode(DBRecoveryMode::PointInTime);

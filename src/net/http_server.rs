@@ -1,0 +1,385 @@
+//! The one inbound HTTP/1.1 server: the relay's XRPC and firehose port, PDS
+//! mode, the PLC directory and the metrics endpoint all run an
+//! [`axum::Router`] through [`serve`].
+//!
+//! ```no_run
+//! use atrelay::net::http_server::{serve, ServerLimits};
+//! # async fn example() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let app = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+//! let (stop, stopped) = tokio::sync::watch::channel(false);
+//! let limits = ServerLimits { max_connections: 1000, ..ServerLimits::default() };
+//! tokio::spawn(serve(listener, app, "relay", limits, stopped));
+//! // ... later: stop accepting, close idle connections, finish requests.
+//! let _ = stop.send(true);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What a stranger's connections can cost
+//!
+//! Every accepted socket takes one of `max_connections` slots until it
+//! closes — a websocket handed to a subscriber session too: the slot
+//! travels inside the socket ([`UpgradedTcp`]). So the server never holds
+//! more descriptors than its cap, and the cap is sized below the process's
+//! open-file limit ([`super::fd_limit`]).
+//!
+//! - **Header read timeout.** A connection that has not sent a complete
+//!   request head within `header_read_timeout` of connecting (or of the
+//!   first byte of its next request) is closed: a client trickling headers
+//!   (slowloris) holds its slot for that long at most.
+//! - **Idle timeout.** A keep-alive connection with no request for
+//!   `idle_timeout` is closed.
+//! - **Eviction at the cap.** When every slot is taken, a new connection
+//!   evicts the oldest connection that has no request in progress (waiting
+//!   for headers or idle): slow or idle connections cannot lock real
+//!   clients out. When every slot has a request in progress or is an
+//!   upgraded websocket, the new connection is refused at once with a 503,
+//!   `Retry-After` and an XRPC error body, without reading its request.
+//! - **Accept errors** (out of descriptors, buffers or memory) never spin:
+//!   the loop backs off 50–500 ms, counts them by kind and logs at most a
+//!   line every [`LOG_EVERY`] with how many it suppressed.
+//!
+//! Metrics (`atrelay_http_*`, label `server` from a fixed set of names:
+//! `relay`, `pds`, `plc`, `metrics`): open connections and the cap,
+//! refusals, evictions, header and idle timeouts, accept errors by kind.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use bytes::Bytes;
+use metrics::{Counter, Gauge};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
+
+use super::http_conn::{serve_connection, Shared};
+pub use super::http_conn::{ServerIo, Slot};
+
+/// Gauge: sockets open (upgraded ones included), by server.
+pub const CONNECTIONS: &str = "atrelay_http_connections";
+/// Gauge: the connection cap, by server.
+pub const MAX_CONNECTIONS: &str = "atrelay_http_max_connections";
+/// Counter: connections refused with a 503 at the cap, by server.
+pub const REFUSED: &str = "atrelay_http_connections_refused_total";
+/// Counter: idle or header-reading connections closed to admit a new one.
+pub const EVICTED: &str = "atrelay_http_connections_evicted_total";
+/// Counter: connections closed for not sending a request head in time.
+pub const HEADER_TIMEOUTS: &str = "atrelay_http_header_timeouts_total";
+/// Counter: keep-alive connections closed after `idle_timeout`.
+pub const IDLE_TIMEOUTS: &str = "atrelay_http_idle_timeouts_total";
+/// Counter: failed `accept` calls, by server and `kind`
+/// ([`ACCEPT_ERROR_KINDS`]).
+pub const ACCEPT_ERRORS: &str = "atrelay_http_accept_errors_total";
+
+/// The `kind` label values of [`ACCEPT_ERRORS`].
+pub const ACCEPT_ERROR_KINDS: [&str; 5] = ["emfile", "enfile", "enobufs", "enomem", "other"];
+
+/// At most one log line about accept errors per server this often.
+pub const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// How long a refused connection may stay open while the client reads the
+/// 503: we read and discard what it sends meanwhile, so closing does not
+/// reset the connection before the answer is read.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// The answer to a connection refused at the cap (sent without reading
+/// the request).
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\n\
+retry-after: 5\r\n\
+connection: close\r\n\
+content-length: 87\r\n\
+\r\n\
+{\"error\":\"TooManyConnections\",\"message\":\"the server is at its connection limit; retry\"}";
+
+/// How long the accept loop waits for an evicted connection's slot to free
+/// before admitting the new one anyway.
+const EVICTION_WAIT: Duration = Duration::from_millis(50);
+
+/// A server's connection limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// A connection that has not sent a complete request head this long
+    /// after connecting (or after the first byte of its next request) is
+    /// closed. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    /// Default 60 s.
+    pub idle_timeout: Duration,
+    /// Most sockets open at once, upgraded websockets included; 0 is
+    /// replaced by [`MIN_CAP`] (callers derive the real figure from the
+    /// open-file limit: [`super::fd_limit::connection_budget`]).
+    pub max_connections: usize,
+}
+
+/// The cap used when a caller passes `max_connections: 0`.
+pub const MIN_CAP: usize = super::fd_limit::MIN_CONNECTIONS;
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 0,
+        }
+    }
+}
+
+impl ServerLimits {
+    /// These limits with `max_connections` 0 replaced by what the current
+    /// open-file limit leaves once `reserve` and the rest of the process
+    /// have their share ([`super::fd_limit::connection_budget`]).
+    pub fn with_derived_cap(self, reserve: super::fd_limit::Reserve) -> ServerLimits {
+        if self.max_connections != 0 {
+            return self;
+        }
+        let limit = super::fd_limit::soft_limit().unwrap_or(1024);
+        ServerLimits {
+            max_connections: super::fd_limit::connection_budget(limit, reserve),
+            ..self
+        }
+    }
+}
+
+/// The metric handles of one server, resolved once.
+pub(crate) struct ServerMetrics {
+    pub(crate) open: Gauge,
+    pub(crate) refused: Counter,
+    pub(crate) evicted: Counter,
+    pub(crate) header_timeouts: Counter,
+    pub(crate) idle_timeouts: Counter,
+    accept_errors: [Counter; 5],
+}
+
+impl ServerMetrics {
+    fn new(server: &'static str) -> ServerMetrics {
+        let counter = |name: &'static str| metrics::counter!(name, "server" => server);
+        ServerMetrics {
+            open: metrics::gauge!(CONNECTIONS, "server" => server),
+            refused: counter(REFUSED),
+            evicted: counter(EVICTED),
+            header_timeouts: counter(HEADER_TIMEOUTS),
+            idle_timeouts: counter(IDLE_TIMEOUTS),
+            accept_errors: ACCEPT_ERROR_KINDS
+                .map(|kind| metrics::counter!(ACCEPT_ERRORS, "server" => server, "kind" => kind)),
+        }
+    }
+}
+
+/// Registers one server's `atrelay_http_*` series at zero, so a dashboard
+/// shows "none" rather than "no data" before the first refusal.
+pub fn register_at_zero(server: &'static str) {
+    let m = ServerMetrics::new(server);
+    m.open.increment(0.0);
+    metrics::gauge!(MAX_CONNECTIONS, "server" => server).increment(0.0);
+    for c in [&m.refused, &m.evicted, &m.header_timeouts, &m.idle_timeouts] {
+        c.increment(0);
+    }
+    for c in &m.accept_errors {
+        c.increment(0);
+    }
+}
+
+/// The TCP socket under a connection this server upgraded, with the bytes
+/// the client sent after its upgrade request (read along with it) and the
+/// connection's slot, which must be kept as long as the socket.
+#[derive(Debug)]
+pub struct UpgradedTcp {
+    pub stream: TcpStream,
+    pub read_ahead: Bytes,
+    pub slot: Slot,
+}
+
+/// Takes the TCP socket out of an upgrade of a connection [`serve`]
+/// accepted; gives the upgrade back unchanged if it came from another
+/// server.
+pub fn into_tcp(
+    upgraded: hyper::upgrade::Upgraded,
+) -> Result<UpgradedTcp, hyper::upgrade::Upgraded> {
+    let parts = upgraded.downcast::<hyper_util::rt::TokioIo<ServerIo>>()?;
+    let (stream, slot) = parts.io.into_inner().into_parts();
+    Ok(UpgradedTcp {
+        stream,
+        read_ahead: parts.read_buf,
+        slot,
+    })
+}
+
+/// Serves `router` on `listener` until `stop` turns true, then stops
+/// accepting, closes connections without a request in progress, lets the
+/// others finish and returns once they have. `server` names it in metrics
+/// and logs (`relay`, `pds`, `plc` or `metrics`).
+///
+/// Requests carry [`axum::extract::ConnectInfo<SocketAddr>`]; upgrades
+/// (websockets) are supported, and the upgraded socket keeps its slot
+/// ([`into_tcp`]).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    server: &'static str,
+    limits: ServerLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let limits = ServerLimits {
+        max_connections: match limits.max_connections {
+            0 => MIN_CAP,
+            n => n,
+        },
+        ..limits
+    };
+    metrics::gauge!(MAX_CONNECTIONS, "server" => server).set(limits.max_connections as f64);
+    let shared = Arc::new(Shared::new(limits, ServerMetrics::new(server)));
+    let refusing = Arc::new(Semaphore::new(super::fd_limit::REFUSING_CONNECTIONS));
+    // Every connection task holds a sender; all gone = every connection
+    // closed or upgraded.
+    let (tasks, mut tasks_done) = tokio::sync::mpsc::channel::<()>(1);
+    let mut errors = AcceptErrors::new(server);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                errors.succeeded();
+                accepted
+            }
+            Err(e) => {
+                let pause = errors.failed(&e, &shared.metrics);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+                continue;
+            }
+        };
+        if shared.open() >= limits.max_connections {
+            if !shared.evict_oldest_idle() {
+                shared.metrics.refused.increment(1);
+                refuse(stream, &refusing);
+                continue;
+            }
+            shared.wait_for_room(EVICTION_WAIT).await;
+        }
+        let admitted = shared.admit(stream);
+        tokio::spawn(serve_connection(
+            shared.clone(),
+            admitted,
+            peer,
+            router.clone(),
+            stop.clone(),
+            tasks.clone(),
+        ));
+    }
+    drop(listener);
+    drop(tasks);
+    while tasks_done.recv().await.is_some() {}
+}
+
+/// Answers a connection refused at the cap with [`REFUSAL`] without
+/// reading its request, then closes it. The answer fits a fresh socket's
+/// send buffer, so it is written without waiting. Up to
+/// [`super::fd_limit::REFUSING_CONNECTIONS`] refused connections linger
+/// briefly, reading what the client sends so closing does not reset the
+/// connection under its answer; beyond that they are closed at once.
+fn refuse(stream: TcpStream, refusing: &Arc<Semaphore>) {
+    // A plain send: the runtime has not yet seen the new socket writable.
+    let sock = socket2::SockRef::from(&stream);
+    let _ = sock.send(REFUSAL);
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+    let Ok(permit) = refusing.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _permit = permit;
+        let mut stream = stream;
+        let mut buf = [0u8; 1024];
+        let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+            let mut total = 0;
+            while total < 64 * 1024 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+        })
+        .await;
+    });
+}
+
+/// Accept failures: counted by kind, backed off, and logged at most once
+/// per [`LOG_EVERY`].
+struct AcceptErrors {
+    server: &'static str,
+    /// Consecutive failures (the backoff grows with them).
+    streak: u32,
+    last_log: Option<Instant>,
+    suppressed: u64,
+}
+
+impl AcceptErrors {
+    fn new(server: &'static str) -> AcceptErrors {
+        AcceptErrors {
+            server,
+            streak: 0,
+            last_log: None,
+            suppressed: 0,
+        }
+    }
+
+    fn succeeded(&mut self) {
+        self.streak = 0;
+    }
+
+    /// Counts `e` and returns how long to wait before accepting again:
+    /// out of descriptors, buffers or memory, 50 ms doubling to 500 ms
+    /// while it lasts (retrying at once would only fail again, in a loop);
+    /// anything else (a connection reset before it was accepted), a
+    /// moment, growing the same way if it repeats.
+    fn failed(&mut self, e: &io::Error, metrics: &ServerMetrics) -> Duration {
+        let kind = accept_error_kind(e);
+        metrics.accept_errors[kind].increment(1);
+        self.streak = self.streak.saturating_add(1);
+        let now = Instant::now();
+        if self
+            .last_log
+            .map_or(true, |t| now.duration_since(t) >= LOG_EVERY)
+        {
+            tracing::warn!(
+                server = self.server,
+                error = %e,
+                suppressed = self.suppressed,
+                "accepting a connection failed; backing off"
+            );
+            self.last_log = Some(now);
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+        let base = if kind < 4 {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_millis(1)
+        };
+        let doublings = self.streak.saturating_sub(1).min(10);
+        (base * 2u32.pow(doublings)).min(Duration::from_millis(500))
+    }
+}
+
+/// Index into [`ACCEPT_ERROR_KINDS`].
+fn accept_error_kind(e: &io::Error) -> usize {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) => 0,
+        Some(libc::ENFILE) => 1,
+        Some(libc::ENOBUFS) => 2,
+        Some(libc::ENOMEM) => 3,
+        _ => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests;
