@@ -14,8 +14,8 @@ use rocksdb::{ColumnFamily, ReadOptions, WriteBatch, WriteOptions, DB};
 use super::batch::AppendBatch;
 use super::batch_rep::{BatchRep, CfCodes};
 use super::error::LogError;
+use super::open::{open_db, recover_state};
 use super::options::{write_options, LogOptions};
-use super::recovery::{open_db, recover_state};
 use super::schema::{
     decode_event_key, decode_event_value, encode_event_value, event_key, event_logical_size,
     segment_key, CF_ACCOUNTS, CF_EVENTS, CF_HOSTS, CF_META,

@@ -51,6 +51,7 @@ mod batch_rep;
 mod error;
 mod event_log;
 mod host;
+mod open;
 mod options;
 mod recovery;
 mod retention;

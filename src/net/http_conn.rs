@@ -29,7 +29,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::{sleep_until, Instant};
 use tower_service::Service;
 
-use super::http_server::{ServerLimits, ServerMetrics};
+use super::http_limits::{ServerLimits, ServerMetrics};
 
 /// Largest request head (request line and headers) a client may send; the
 /// read buffer never grows past it, so a connection costs at most this

@@ -11,6 +11,7 @@ mod dns;
 pub mod fd_limit;
 mod host;
 mod http_conn;
+mod http_limits;
 pub mod http_server;
 pub mod outbound;
 mod private;
