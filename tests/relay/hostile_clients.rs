@@ -28,11 +28,12 @@ use crate::binary::{RelayProcess, Scrape};
 use crate::harness::Subscriber;
 use crate::pipeline::Net;
 
-/// Held by each test here for its whole run: the floods of the slow-header
-/// tests would otherwise starve the steady readers of the other test of CPU
-/// (on two cores), and a reader that does not get to read is rightly
-/// dropped.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Held by each hostile test (here and in `hostile_hosts`) for its whole
+/// run: the floods of the slow-header tests would otherwise starve the
+/// steady readers of the other test of CPU (on two cores), and a reader that
+/// does not get to read is rightly dropped; the hostile-host floods would
+/// starve them the same way.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The soft open-file limit the relay is started with.
 const SOFT_LIMIT: u64 = 1024;

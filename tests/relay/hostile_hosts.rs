@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::binary::RelayProcess;
 use crate::harness::{Subscriber, TestAccount, TestPds, TIME};
+use crate::hostile_clients::ONE_AT_A_TIME;
 use crate::pipeline::Net;
 
 const ADMIN: &str = "correct horse battery staple";
@@ -83,6 +84,7 @@ fn kind_and_did(frame: &[u8]) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_spelling_of_a_known_host_is_the_same_host() {
     tokio::time::timeout(Duration::from_secs(90), async {
+        let _one = ONE_AT_A_TIME.lock().await;
         let net = Net::start().await;
         let relay = RelayProcess::spawn(&net, true, &[("ATRELAY_ADMIN_PASSWORD", ADMIN)]).await;
         let mut sub = Subscriber::connect(relay.addr, None).await;
@@ -163,12 +165,19 @@ async fn another_spelling_of_a_known_host_is_the_same_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_identity_and_commits_from_another_host_are_dropped_cheaply() {
     tokio::time::timeout(Duration::from_secs(120), async {
+        let _one = ONE_AT_A_TIME.lock().await;
         let net = Net::start().await;
         let hostile = TestPds::start().await;
+        // Each host is paced at its per-second budget (50 by default): a
+        // hostile host's 1,000 events would take 20 s. Raised here so the
+        // test is quick; the pace is not what is tested.
         let relay = RelayProcess::spawn(
             &net,
             true,
-            &[("ATRELAY_CRAWL_HOSTS", hostile.hostname().as_str())],
+            &[
+                ("ATRELAY_CRAWL_HOSTS", hostile.hostname().as_str()),
+                ("ATRELAY_BUDGET_PER_SECOND", "2000"),
+            ],
         )
         .await;
         let mut sub = Subscriber::connect(relay.addr, None).await;
@@ -255,6 +264,7 @@ async fn forged_identity_and_commits_from_another_host_are_dropped_cheaply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_spellings_of_private_addresses_are_refused_clearly() {
     tokio::time::timeout(Duration::from_secs(60), async {
+        let _one = ONE_AT_A_TIME.lock().await;
         let net = Net::start().await;
         let relay = RelayProcess::spawn_public(&net, false, &[]).await;
         let before = listed_hosts(&relay).await;
@@ -301,6 +311,7 @@ fn unknown_frame() -> Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_and_unknown_floods_are_counted_and_cost_bounded_log_bytes() {
     tokio::time::timeout(Duration::from_secs(120), async {
+        let _one = ONE_AT_A_TIME.lock().await;
         let net = Net::start().await;
         let relay = RelayProcess::spawn(&net, true, &[("ATRELAY_LOG", "info")]).await;
         let mut sub = Subscriber::connect(relay.addr, None).await;
@@ -393,6 +404,7 @@ async fn breaking_host() -> (String, Arc<Mutex<Vec<Instant>>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_that_breaks_every_stream_is_retried_ever_more_slowly() {
     tokio::time::timeout(Duration::from_secs(60), async {
+        let _one = ONE_AT_A_TIME.lock().await;
         let net = Net::start().await;
         let (host, seen) = breaking_host().await;
         let relay =
