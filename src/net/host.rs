@@ -388,29 +388,17 @@ mod tests {
 
     #[test]
     fn endpoints_and_urls() {
-        let from =
-            |u: &str| HostName::from_url(&reqwest::Url::parse(u).unwrap()).map(|h| h.to_string());
-        assert_eq!(
-            from("https://PDS.example.com").as_deref(),
-            Some("pds.example.com")
-        );
-        assert_eq!(
-            from("https://pds.example.com:443").as_deref(),
-            Some("pds.example.com")
-        );
-        assert_eq!(
-            from("http://pds.example.com:443").as_deref(),
-            Some("pds.example.com")
-        );
-        assert_eq!(
-            from("http://127.0.0.1:2583").as_deref(),
-            Some("127.0.0.1:2583")
-        );
-        assert_eq!(from("http://[::1]:2583").as_deref(), Some("[::1]:2583"));
-        assert_eq!(
-            from("http://[::ffff:127.0.0.1]:2583").as_deref(),
-            Some("127.0.0.1:2583")
-        );
+        for (url, want) in [
+            ("https://PDS.example.com", "pds.example.com"),
+            ("https://pds.example.com:443", "pds.example.com"),
+            ("http://pds.example.com:443", "pds.example.com"),
+            ("http://127.0.0.1:2583", "127.0.0.1:2583"),
+            ("http://[::1]:2583", "[::1]:2583"),
+            ("http://[::ffff:127.0.0.1]:2583", "127.0.0.1:2583"),
+        ] {
+            let host = HostName::from_url(&reqwest::Url::parse(url).unwrap());
+            assert_eq!(host.map(|h| h.to_string()).as_deref(), Some(want), "{url}");
+        }
 
         let h = HostName::parse("[::1]:2583").unwrap();
         assert_eq!(h.origin(false, true), "ws://[::1]:2583");

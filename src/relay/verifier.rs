@@ -932,7 +932,7 @@ mod tests {
     }
 
     #[test]
-    fn sync_identity_and_info() {
+    fn sync_and_info() {
         let mut repo = TestRepo::new();
         let mut v = Verifier::new(NoState, false);
         let id = repo.identity(HOST);
@@ -1024,23 +1024,6 @@ mod tests {
         assert!(matches!(
             decide(&mut v, &ev),
             Decision::Drop(DropReason::NoIdentity)
-        ));
-    }
-
-    #[test]
-    fn info_is_not_forwarded() {
-        let mut repo = TestRepo::new();
-        let mut v = Verifier::new(NoState, false);
-        let id = repo.identity(HOST);
-        let c1 = repo.post();
-        accepted(decide(&mut v, &inbound(repo.frame(&c1), HOST, id.clone())));
-        let info = frame_of(Event::Info(Info {
-            name: "OutdatedCursor",
-            message: None,
-        }));
-        assert!(matches!(
-            decide(&mut v, &inbound(info, HOST, id)),
-            Decision::Ignore(IgnoreReason::NotForwarded)
         ));
     }
 
