@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -325,6 +325,51 @@ impl HttpBody for TrackedBody {
     }
 }
 
+/// A request body that records when it has been read to its end.
+struct RequestBody {
+    inner: Incoming,
+    read: Arc<AtomicBool>,
+}
+
+impl RequestBody {
+    /// `req` with its body watched, and the flag that says it was read
+    /// to the end (set at once for a request without a body).
+    fn watch(req: Request<Incoming>) -> (Request<Body>, Arc<AtomicBool>) {
+        let read = Arc::new(AtomicBool::new(req.body().is_end_stream()));
+        let watched = req.map(|inner| {
+            Body::new(RequestBody {
+                inner,
+                read: read.clone(),
+            })
+        });
+        (watched, read)
+    }
+}
+
+impl HttpBody for RequestBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, Ordering::Relaxed);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// How a connection's task ended, for the metrics.
 enum Closed {
     /// The client left, the exchange failed, the server stopped, or an
@@ -366,10 +411,21 @@ pub(crate) async fn serve_connection(
                     return Ok::<_, Infallible>(res);
                 }
                 req.extensions_mut().insert(ConnectInfo(peer));
-                let res = match router.call(req).await {
+                let (req, read) = RequestBody::watch(req);
+                let mut res = match router.call(req).await {
                     Ok(res) => res,
                     Err(never) => match never {},
                 };
+                if !read.load(Ordering::Relaxed) {
+                    // Answered before the request body was read (a refusal
+                    // of an oversized upload, say): the connection cannot
+                    // be reused, so say so, or a client that pools it would
+                    // send its next request into a closed socket.
+                    res.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
                 // After a 101 the connection belongs to the upgrade: it
                 // stays busy (never evictable) until the task lets it go.
                 let done = (res.status() != StatusCode::SWITCHING_PROTOCOLS)

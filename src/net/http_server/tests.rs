@@ -3,6 +3,7 @@
 
 use super::*;
 use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::io::AsyncWriteExt;
 
@@ -32,6 +33,14 @@ impl TestServer {
                         peer.to_string()
                     },
                 ),
+            )
+            .route(
+                "/refuse",
+                axum::routing::post(|| async { StatusCode::PAYLOAD_TOO_LARGE }),
+            )
+            .route(
+                "/read",
+                axum::routing::post(|body: String| async move { body.len().to_string() }),
             )
             .route(
                 "/wait",
@@ -304,4 +313,46 @@ fn accept_errors_back_off_and_are_classified() {
         accept_error_kind(&io::Error::from_raw_os_error(libc::ENFILE)),
         1
     );
+}
+
+/// The answer's head to one raw request.
+async fn head_of(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    sock.write_all(request).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed before an answer");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn an_answer_before_the_body_is_read_closes_the_connection() {
+    let server = TestServer::start(limits(8)).await;
+    // Most of a large body is still on its way when the refusal is written:
+    // a client must not reuse the connection, and is told so.
+    let body = vec![b'x'; 256 * 1024];
+    let mut req = format!(
+        "POST /refuse HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body[..1024]);
+    let head = head_of(server.addr, &req).await;
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    // A body read to its end leaves the connection reusable.
+    let head = head_of(
+        server.addr,
+        b"POST /read HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
 }
