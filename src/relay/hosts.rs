@@ -71,6 +71,13 @@ pub struct HostEntry {
     /// Highest upstream seq seen (persisted through [`HostEntry::snapshot`]);
     /// atomic so dispatching an event takes only the progress lock.
     last_seq_seen: AtomicU64,
+    /// The cursor last written with the events it covers (or set by the
+    /// operator): what an administrative write may store. The watermark
+    /// itself can run ahead of the log, since the sequencer finishes a
+    /// batch's events before it is durable, so that the batch carries its
+    /// own cursor; storing it outside that batch while the log writer is
+    /// stalled would skip those events after a crash.
+    durable_cursor: AtomicU64,
     /// Event budgets and the account limit.
     pub budget: HostBudget,
     /// Wakes the host's crawler out of a reconnect backoff (the host asked
@@ -101,6 +108,7 @@ impl HostEntry {
     ) -> HostEntry {
         let watermark = state.cursor;
         let last_seq_seen = AtomicU64::new(state.last_seq_seen);
+        let durable_cursor = AtomicU64::new(state.cursor);
         HostEntry {
             hostname: name.as_arc(),
             name,
@@ -113,6 +121,7 @@ impl HostEntry {
             chain_breaks: AtomicU64::new(0),
             last_event_micros: AtomicU64::new(0),
             last_seq_seen,
+            durable_cursor,
             budget,
             wake: tokio::sync::Notify::new(),
             refreshes: refresh.limiter(),
@@ -183,7 +192,14 @@ impl HostEntry {
         p.inflight.clear();
         p.watermark = cursor;
         self.last_seq_seen.store(cursor, Ordering::Relaxed);
+        self.durable_cursor.store(cursor, Ordering::Relaxed);
         lock(&self.state).cursor = cursor;
+    }
+
+    /// Records that `cursor` was written to the log with the events it
+    /// covers (the sequencer, after each batch).
+    pub fn cursor_written(&self, cursor: u64) {
+        self.durable_cursor.fetch_max(cursor, Ordering::Relaxed);
     }
 
     /// Registers an upstream seq about to be dispatched. Seqs must increase
@@ -225,11 +241,20 @@ impl HostEntry {
             .count()
     }
 
-    /// The state to persist, with the current watermark as cursor.
+    /// The state to persist with a batch of its events, with the current
+    /// watermark as cursor.
     pub fn snapshot(&self) -> HostState {
         let mut s = lock(&self.state).clone();
         s.cursor = self.watermark();
         s.last_seq_seen = self.last_seq_seen.load(Ordering::Relaxed);
+        s
+    }
+
+    /// The state to persist outside a batch of events: the cursor is the
+    /// last one written with its events, never ahead of the log.
+    pub fn snapshot_durable(&self) -> HostState {
+        let mut s = self.snapshot();
+        s.cursor = s.cursor.min(self.durable_cursor.load(Ordering::Relaxed));
         s
     }
 
@@ -370,9 +395,10 @@ impl Hosts {
     }
 
     /// Writes a host's state now (administrative changes), rather than with
-    /// its next events.
+    /// its next events; its cursor is the last one written with events
+    /// ([`HostEntry::snapshot_durable`]).
     pub fn persist(&self, host: &HostEntry) -> Result<(), LogError> {
-        self.log.put_host(&host.hostname, &host.snapshot())
+        self.log.put_host(&host.hostname, &host.snapshot_durable())
     }
 
     /// The host, created (status `active`, first seen now) if new; the flag
@@ -521,5 +547,24 @@ mod tests {
                 ("pds.example.com".to_owned(), 9)
             ]
         );
+    }
+
+    #[test]
+    fn administrative_writes_never_store_a_cursor_ahead_of_the_log() {
+        let h = entry(10);
+        for s in [11, 12, 13] {
+            h.begin(s);
+        }
+        // The sequencer finishes a batch's events before writing it, so
+        // that the batch carries its own cursor.
+        h.finish(11);
+        h.finish(12);
+        assert_eq!(h.snapshot().cursor, 12, "the batch's cursor");
+        assert_eq!(h.snapshot_durable().cursor, 10, "not written yet");
+        h.cursor_written(12);
+        assert_eq!(h.snapshot_durable().cursor, 12);
+        // An operator's reset is durable as it is set.
+        h.reset_cursor(5);
+        assert_eq!(h.snapshot_durable().cursor, 5);
     }
 }

@@ -190,6 +190,11 @@ fn commit(
         }
         Err(e) => return Err(e),
     }
+    for (name, state) in &append.hosts {
+        if let Some(host) = hosts.get(name.as_str()) {
+            host.cursor_written(state.cursor);
+        }
+    }
     ring.publish_batch(append.events.into_iter().map(|e| (e.seq, e.frame)));
     metrics::counter!("atrelay_relay_events_sequenced_total").increment(n as u64);
     for (kind, n) in accepted_by_kind {
