@@ -131,9 +131,12 @@ pub struct IdentityConfig {
     pub cache_capacity: usize,
     /// Per-request timeout, in seconds.
     pub timeout_secs: u64,
-    /// Least time between two forced re-resolutions of one DID (after a
-    /// signature or host mismatch, or an `#identity`), in seconds.
+    /// Forced re-resolutions of one DID (after a signature or host
+    /// mismatch, or an `#identity`): `refresh_burst_per_did` at once, then
+    /// one per this many seconds.
     pub refresh_interval_secs: u64,
+    /// See `refresh_interval_secs`.
+    pub refresh_burst_per_did: u32,
     /// Forced re-resolutions made on one host's behalf, per second.
     pub refresh_per_host_per_sec: u32,
     /// How many forced re-resolutions one host may ask for at once.
@@ -290,6 +293,7 @@ impl Default for IdentityConfig {
             cache_capacity: 1_000_000,
             timeout_secs: 10,
             refresh_interval_secs: 30,
+            refresh_burst_per_did: 3,
             refresh_per_host_per_sec: 10,
             refresh_burst_per_host: 100,
         }
@@ -453,11 +457,13 @@ impl RelayConfig {
                 "cache_capacity and timeout_secs must be positive",
             ));
         }
-        if self.identity.refresh_per_host_per_sec == 0 || self.identity.refresh_burst_per_host == 0
+        if self.identity.refresh_per_host_per_sec == 0
+            || self.identity.refresh_burst_per_host == 0
+            || self.identity.refresh_burst_per_did == 0
         {
             return Err(invalid(
                 "identity",
-                "refresh_per_host_per_sec and refresh_burst_per_host must be positive",
+                "refresh_per_host_per_sec, refresh_burst_per_host and refresh_burst_per_did must be positive",
             ));
         }
         if let Some((bad, e)) = self

@@ -11,6 +11,7 @@ pub mod crawler;
 pub mod hosts;
 pub mod outbound;
 pub mod pool;
+mod refresh_limit;
 pub mod sequencer;
 pub mod service;
 mod upstream_log;

@@ -23,6 +23,7 @@ use crossbeam::channel::Sender;
 use tokio::sync::mpsc;
 
 use super::hosts::{HostEntry, Hosts};
+use super::refresh_limit::DidRefreshes;
 use super::sequencer::{ToSequence, ToSequenceBatch};
 use super::verifier::{AccountLookup, AccountSlots, Decision, Inbound, Verifier};
 use crate::identity::Resolver;
@@ -70,10 +71,13 @@ pub struct PoolConfig {
     pub lenient: bool,
     /// Accounts cached in memory, over all threads.
     pub account_cache_capacity: usize,
-    /// Least time between two forced re-resolutions of one DID. A refresh
-    /// asked sooner is refused and the event decided on the identity at
-    /// hand: forged events cannot turn into one directory lookup each.
+    /// Forced re-resolutions of one DID: `refresh_burst` at once, then one
+    /// per `refresh_interval`. A refresh asked beyond that is refused and
+    /// the event decided on the identity at hand: forged events cannot turn
+    /// into one directory lookup each.
     pub refresh_interval: Duration,
+    /// See `refresh_interval`.
+    pub refresh_burst: u32,
 }
 
 impl Pool {
@@ -99,8 +103,7 @@ impl Pool {
                 cached_accounts: metrics::gauge!("atrelay_verifier_account_cache_entries"),
                 cached_reported: 0,
                 held: HashMap::new(),
-                refreshed_at: HashMap::new(),
-                refresh_interval: cfg.refresh_interval,
+                did_refreshes: DidRefreshes::new(cfg.refresh_interval, cfg.refresh_burst),
                 self_tx: tx.downgrade(),
                 resolver: resolver.clone(),
                 hosts: hosts.clone(),
@@ -227,10 +230,8 @@ struct Shard {
     cached_reported: usize,
     /// DIDs waiting for a refreshed identity, with the events queued behind.
     held: HashMap<String, VecDeque<Inbound>>,
-    /// When each DID was last force-refreshed (one DID always meets the same
-    /// thread, so this thread's map is the whole story for its DIDs).
-    refreshed_at: HashMap<String, Instant>,
-    refresh_interval: Duration,
+    /// How often each of this thread's DIDs may still be re-fetched.
+    did_refreshes: DidRefreshes,
     /// Weak, so the shard's own handle does not keep its channel open: when
     /// the pool is dropped the thread sees the end and exits.
     self_tx: mpsc::WeakSender<ShardMsg>,
@@ -417,21 +418,17 @@ impl Shard {
 
     /// Puts the DID on hold and re-resolves it off-thread, when its host's
     /// refresh budget allows; the event comes back as a [`ShardMsg::Retry`].
-    /// A DID refreshed less than `refresh_interval` ago is not refreshed
-    /// again: the event is decided on the identity at hand.
+    /// A DID past its own allowance (`refresh_burst`, then one per
+    /// `refresh_interval`) is not refreshed: the event is decided on the
+    /// identity at hand.
     fn refresh(&mut self, mut ev: Inbound) {
         let Some(did) = did_of(&ev) else { return };
-        let now = Instant::now();
-        if self
-            .refreshed_at
-            .get(&did)
-            .is_some_and(|at| now.duration_since(*at) < self.refresh_interval)
-        {
+        if !self.did_refreshes.allow(&did, Instant::now()) {
             metrics::counter!("atrelay_identity_refresh_limited_total", "scope" => "did")
                 .increment(1);
-            // The cache holds what the last refresh fetched (less than the
-            // interval ago), which may be newer than what the crawler
-            // attached: a key rotated with an `#identity` just before.
+            // The cache holds what the last refresh fetched, which may be
+            // newer than what the crawler attached: a key rotated with an
+            // `#identity` just before.
             if let Some(current) = self.resolver.cached(&did) {
                 ev.identity = Some(current);
             }
@@ -439,12 +436,6 @@ impl Shard {
             self.handle(ev);
             return;
         }
-        if self.refreshed_at.len() >= MAX_REMEMBERED_REFRESHES {
-            let interval = self.refresh_interval;
-            self.refreshed_at
-                .retain(|_, at| now.duration_since(*at) < interval);
-        }
-        self.refreshed_at.insert(did.clone(), now);
         let Some(tx) = self.self_tx.upgrade() else {
             return; // the relay is stopping
         };
@@ -462,10 +453,6 @@ impl Shard {
         });
     }
 }
-
-/// DIDs whose last refresh time a verifier thread remembers before it
-/// forgets those older than the interval.
-const MAX_REMEMBERED_REFRESHES: usize = 65_536;
 
 /// The DID an event is about, read without decoding the whole frame.
 fn did_of(ev: &Inbound) -> Option<String> {

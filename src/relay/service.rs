@@ -171,6 +171,7 @@ impl Relay {
                 lenient: cfg.verify.lenient,
                 account_cache_capacity: cfg.verify.account_cache_capacity,
                 refresh_interval: Duration::from_secs(cfg.identity.refresh_interval_secs),
+                refresh_burst: cfg.identity.refresh_burst_per_did,
             },
             log.clone(),
             resolver.clone(),

@@ -218,14 +218,14 @@ async fn forged_identity_and_commits_from_another_host_are_dropped_cheaply() {
         );
         let lookups = net.plc.requests.load(Ordering::SeqCst) - lookups_before;
         assert!(
-            lookups <= 10,
-            "at most one re-resolution per DID, got {lookups} lookups for 1,000 forged events"
+            lookups <= 30,
+            "at most a burst of 3 re-resolutions per DID, got {lookups} lookups for 1,000 forged events"
         );
         assert!(
             s.value(
                 "atrelay_identity_refresh_limited_total",
                 &[("scope", "did")]
-            ) >= 990.0
+            ) >= 970.0
         );
 
         // The real host's #identity is forwarded; its handle only when the

@@ -3,7 +3,7 @@
 // (`node --test`) before the network starts.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { checkSeqOrder, compareRelayed } from './compare.mjs'
+import { checkSeqOrder, compareRelayed, unconfirmedHandles } from './compare.mjs'
 import { relayExpected } from './expect.mjs'
 
 const commit = (seq, did, rev, extra = {}) => ({
@@ -63,3 +63,18 @@ test('only #commit and #sync not above the last rev are expected ignored', () =>
   assert.deepEqual(ignored.map((e) => e.seq), [2, 3, 5])
   assert.deepEqual(expected.map((e) => e.seq), [1, 4, 6])
 })
+
+test('a handle is dropped only where the DID document no longer claims it', () => {
+  const renamed = { seq: 1, type: 'identity', did: 'A', handle: 'old.test' }
+  const current = { seq: 2, type: 'identity', did: 'A', handle: 'new.test' }
+  const stripped = (e, seq) => ({ ...e, seq, handle: null })
+  // Nothing marked: a dropped handle is a difference.
+  assert.equal(compareRelayed([renamed], [stripped(renamed, 10)]).length, 1)
+  unconfirmedHandles.add(renamed)
+  assert.deepEqual(compareRelayed([renamed, current], [stripped(renamed, 10), { ...current, seq: 11 }]), [])
+  assert.deepEqual(compareRelayed([renamed, current], [{ ...renamed, seq: 10 }, { ...current, seq: 11 }]), [])
+  // The current handle must come through, and no other handle may.
+  assert.equal(compareRelayed([renamed, current], [stripped(renamed, 10), stripped(current, 11)]).length, 1)
+  assert.equal(compareRelayed([renamed], [{ ...renamed, seq: 10, handle: 'evil.test' }]).length, 1)
+})
+

@@ -1,9 +1,10 @@
 // The checks scenarios share: reading a source's whole stream, waiting for a
 // relay to have passed all of it on, and the exact counts the reference
 // client's writes imply.
-import { checkSeqOrder, compareRelayed } from './compare.mjs'
+import { checkSeqOrder, compareRelayed, unconfirmedHandles } from './compare.mjs'
 import { readFirehose } from './firehose.mjs'
 import { relayIgnoredStale } from './network.mjs'
+import { plcResolver } from './resolver.mjs'
 
 // Every event read from each source so far, by seq.
 const emitted = new Map()
@@ -33,7 +34,26 @@ export async function readSource(pds) {
 export async function readAllSources(net) {
   const all = []
   for (const pds of [...net.refPds, net.ourPds]) all.push(...(await readSource(pds)))
+  await markUnconfirmedHandles(all, net.plcUrl)
   return all
+}
+
+/**
+ * Marks the `#identity` events whose handle the DID's document at the PLC
+ * no longer claims (see `unconfirmedHandles`): a relay deciding them now
+ * forwards them without a handle.
+ */
+async function markUnconfirmedHandles(events, plcUrl) {
+  const resolver = plcResolver(plcUrl)
+  const current = new Map()
+  for (const e of events) {
+    if (e.type !== 'identity' || e.handle === null) continue
+    if (!current.has(e.did)) {
+      const data = await resolver.did.resolveAtprotoData(e.did, true).catch(() => null)
+      current.set(e.did, data?.handle ?? null)
+    }
+    if (current.get(e.did) !== e.handle) unconfirmedHandles.add(e)
+  }
 }
 
 /**
