@@ -285,12 +285,30 @@ impl AsyncWrite for ServerIo {
     }
 }
 
-/// A response body that marks its request finished when hyper is done
-/// with it (written or abandoned): the connection is then idle again.
-struct TrackedBody {
-    inner: Body,
-    _done: Option<RequestDone>,
+/// A body passed through unchanged, with `watch` told when it has been
+/// read to its end, and dropped with it: a request body marks itself read
+/// (`Arc<AtomicBool>`); a response body, dropped when hyper is done with it
+/// (written or abandoned), marks its request finished ([`RequestDone`]).
+struct Watched<B, W> {
+    inner: B,
+    watch: W,
 }
+
+/// What a [`Watched`] body tells.
+trait BodyWatch: Unpin {
+    /// The body has been read to its end.
+    fn at_end(&self) {}
+}
+
+/// Set once the request body has been read to its end.
+impl BodyWatch for Arc<AtomicBool> {
+    fn at_end(&self) {
+        self.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Its drop ends the request (none for a 101 or a refusal).
+impl BodyWatch for Option<RequestDone> {}
 
 struct RequestDone {
     entry: Arc<Entry>,
@@ -305,50 +323,9 @@ impl Drop for RequestDone {
     }
 }
 
-impl HttpBody for TrackedBody {
+impl<B: HttpBody<Data = bytes::Bytes> + Unpin, W: BodyWatch> HttpBody for Watched<B, W> {
     type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A request body that records when it has been read to its end.
-struct RequestBody {
-    inner: Incoming,
-    read: Arc<AtomicBool>,
-}
-
-impl RequestBody {
-    /// `req` with its body watched, and the flag that says it was read
-    /// to the end (set at once for a request without a body).
-    fn watch(req: Request<Incoming>) -> (Request<Body>, Arc<AtomicBool>) {
-        let read = Arc::new(AtomicBool::new(req.body().is_end_stream()));
-        let watched = req.map(|inner| {
-            Body::new(RequestBody {
-                inner,
-                read: read.clone(),
-            })
-        });
-        (watched, read)
-    }
-}
-
-impl HttpBody for RequestBody {
-    type Data = bytes::Bytes;
-    type Error = hyper::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -356,7 +333,7 @@ impl HttpBody for RequestBody {
     ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
         let frame = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(frame, Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.read.store(true, Ordering::Relaxed);
+            self.watch.at_end();
         }
         frame
     }
@@ -368,6 +345,14 @@ impl HttpBody for RequestBody {
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// `req` with its body watched, and the flag that says it was read to the
+/// end (set at once for a request without a body).
+fn watch_body(req: Request<Incoming>) -> (Request<Body>, Arc<AtomicBool>) {
+    let read = Arc::new(AtomicBool::new(req.body().is_end_stream()));
+    let watch = read.clone();
+    (req.map(|inner| Body::new(Watched { inner, watch })), read)
 }
 
 /// How a connection's task ended, for the metrics.
@@ -403,15 +388,15 @@ pub(crate) async fn serve_connection(
                 if !entry.shift(&[HEADERS, IDLE], BUSY, shared.now_ms()) {
                     // Evicted the instant its request arrived: the task is
                     // closing the connection.
-                    let mut res = Response::new(TrackedBody {
+                    let mut res = Response::new(Watched {
                         inner: Body::empty(),
-                        _done: None,
+                        watch: None::<RequestDone>,
                     });
                     *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
                     return Ok::<_, Infallible>(res);
                 }
                 req.extensions_mut().insert(ConnectInfo(peer));
-                let (req, read) = RequestBody::watch(req);
+                let (req, read) = watch_body(req);
                 let mut res = match router.call(req).await {
                     Ok(res) => res,
                     Err(never) => match never {},
@@ -430,7 +415,7 @@ pub(crate) async fn serve_connection(
                 // stays busy (never evictable) until the task lets it go.
                 let done = (res.status() != StatusCode::SWITCHING_PROTOCOLS)
                     .then_some(RequestDone { entry, shared });
-                Ok(res.map(|inner| TrackedBody { inner, _done: done }))
+                Ok(res.map(|inner| Watched { inner, watch: done }))
             }
         })
     };
