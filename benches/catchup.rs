@@ -63,7 +63,7 @@ use std::time::{Duration, Instant};
 
 use atrelay::config::RelayConfig;
 use atrelay::log::{AppendBatch, Durability, EventLog, LogEvent, LogOptions};
-use atrelay::relay::Relay;
+use atrelay::node::Relay;
 use atrelay::repo::builder::{RecordWrite, RepoHead};
 use atrelay::wire::cbor::{Encoder, Value};
 use atrelay::wire::frame::Event;

@@ -66,7 +66,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use atrelay::config::RelayConfig;
-use atrelay::relay::Relay;
+use atrelay::node::Relay;
 use common::sys::{cores, loadavg, process_cpu};
 use common::upstream::Upstream;
 use common::workload::{generate, measure_ceilings, unsigned_commits, Ceilings, Shape, Workload};

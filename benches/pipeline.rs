@@ -72,7 +72,7 @@ use std::time::{Duration, Instant};
 
 use atrelay::config::{BudgetConfig, RelayConfig};
 use atrelay::fanout::FrameQueue;
-use atrelay::relay::Relay;
+use atrelay::node::Relay;
 use bytes::Bytes;
 use common::subscriber::{read_all, Expect, Seen, WsConn};
 use common::sys::{cores, cpu_by_group, loadavg, percentile, process_cpu, thread_cpu};

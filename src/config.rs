@@ -490,7 +490,7 @@ impl RelayConfig {
         ] {
             if let Some(bad) = list
                 .iter()
-                .find(|e| crate::control::normalize_domain(e).is_err())
+                .find(|e| crate::net::normalize_domain(e).is_err())
             {
                 return Err(invalid(
                     key,

@@ -25,6 +25,7 @@ pub mod identity;
 pub mod log;
 pub mod metrics;
 pub mod net;
+pub mod node;
 pub mod pds;
 pub mod plc;
 pub mod relay;

@@ -12,7 +12,7 @@ use clap::Args;
 use super::daemon::{announce, fail, init_process, runtime, wait_for_signal};
 use super::error::CliError;
 use atrelay::config::RelayConfig;
-use atrelay::relay::Relay;
+use atrelay::node::Relay;
 
 /// Flags for `serve`.
 #[derive(Debug, Args)]

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::domain::covers;
 use crate::config::BudgetConfig;
+use crate::net::covers;
 
 /// The limits one host runs under. Rate fields of 0 mean "no limit".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,16 +7,15 @@
 //! - [`HostBudget`] (`budget.rs`): per-host event budgets (pace, hourly and
 //!   daily windows).
 //! - [`Clock`] (`clock.rs`): wall time tests can advance.
-//! - `domain.rs`: hostname / domain-suffix matching for lists and bans.
+//! - Host and domain-suffix matching for lists and bans is
+//!   [`crate::net::covers`].
 
 mod budget;
 mod clock;
-mod domain;
 mod limits;
 mod policy;
 
 pub use budget::{Admit, HostBudget, Usage, Windows};
 pub use clock::Clock;
-pub use domain::{covers, normalize_domain};
 pub use limits::{limits_for, LimitOverride, Limits};
 pub use policy::{CrawlMode, Pending, Policy, PolicyError, MAX_PENDING};

@@ -14,10 +14,10 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::{Deserialize, Serialize};
 
-use super::domain::{covers, normalize_domain};
 use super::limits::{limits_for, LimitOverride, Limits};
 use crate::config::{BudgetConfig, RelayConfig};
 use crate::log::{EventLog, LogError};
+use crate::net::{covers, normalize_domain};
 
 const MODE: &str = "control/mode";
 const PAUSED: &str = "control/paused";

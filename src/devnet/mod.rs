@@ -32,12 +32,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{load_layers, BudgetConfig, ConfigError, RelayConfig, Secret};
+use crate::node::Relay;
 use crate::pds::config::PdsConfig;
 use crate::pds::password::PasswordCost;
 use crate::pds::server::PdsServer;
 use crate::pds::service::{Pds, PdsError};
 use crate::plc::PlcServer;
-use crate::relay::Relay;
 use crate::repo::verify::now_micros;
 
 pub use traffic::{Kind, Traffic};
@@ -50,7 +50,7 @@ pub enum DevnetError {
     #[error("starting the PLC directory: {0}")]
     Plc(String),
     #[error("starting the relay: {0}")]
-    Relay(#[from] crate::relay::StartError),
+    Relay(#[from] crate::node::StartError),
     #[error("PDS {index}: {err}")]
     Pds { index: usize, err: PdsError },
     #[error("the relay did not connect to {0} within {1:?}")]

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{timeout, Instant};
 
-use super::session::SessionEnd;
+use super::session_end::SessionEnd;
 use super::socket;
 use super::writer::FrameQueue;
 use super::ws::{self, ClientFrame, Parsed, ReadState};

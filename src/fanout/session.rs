@@ -95,6 +95,7 @@ use super::conn::{Conn, IoEvent};
 use super::metrics::SessionMetrics;
 use super::registry::{Peer, Registration};
 use super::ring::Ring;
+use super::session_end::SessionEnd;
 use super::ws;
 use crate::wire::frame::{ErrorFrame, Event, Info};
 
@@ -147,36 +148,6 @@ impl Default for SessionConfig {
             ping_interval: Duration::from_secs(30),
             max_client_frame: 64 * 1024,
             linger: Duration::ZERO,
-        }
-    }
-}
-
-/// Why a subscriber session ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SessionEnd {
-    /// The client sent a close frame (answered) or hung up.
-    ClientClosed,
-    /// The socket stopped draining for `too_slow_after`; `ConsumerTooSlow`
-    /// was sent if the socket took it.
-    TooSlow,
-    /// The cursor was beyond the current seq: `FutureCursor` was sent.
-    FutureCursor,
-    /// The socket failed, or the log could not be read.
-    Io(String),
-    /// The client broke the WebSocket protocol (closed with 1002, 1007 or
-    /// 1009).
-    Protocol(String),
-}
-
-impl SessionEnd {
-    /// A short fixed name for the end reason (the metrics label).
-    pub fn reason(&self) -> &'static str {
-        match self {
-            SessionEnd::ClientClosed => "client_closed",
-            SessionEnd::TooSlow => "too_slow",
-            SessionEnd::FutureCursor => "future_cursor",
-            SessionEnd::Io(_) => "io",
-            SessionEnd::Protocol(_) => "protocol",
         }
     }
 }

@@ -98,11 +98,6 @@ impl Dns {
         }
     }
 
-    /// Whether private answers are allowed.
-    pub fn allows_private(&self) -> bool {
-        self.inner.allow_private
-    }
-
     /// Lookups made so far (each [`Dns::resolve`] of a name, not literals).
     pub fn lookups(&self) -> u64 {
         self.inner.lookups.load(Ordering::Relaxed)

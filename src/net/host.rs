@@ -53,7 +53,7 @@ pub enum HostNameError {
 
 /// The host part of a [`HostName`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Host {
+enum Host {
     /// A DNS name (or `localhost`), lower-case, without a trailing dot.
     Domain(Arc<str>),
     /// An IP literal (an IPv4-mapped IPv6 address is stored as its IPv4).
@@ -140,18 +140,11 @@ impl HostName {
             },
             other => other,
         };
-        let local = is_local(&host);
-        let default = if local { 80 } else { 443 };
-        let port = port.filter(|&p| p != default);
-        let mut canonical = match &host {
-            Host::Domain(d) => d.to_string(),
-            Host::Ip(IpAddr::V4(v4)) => v4.to_string(),
-            Host::Ip(IpAddr::V6(v6)) => format!("[{v6}]"),
+        let port = port.filter(|&p| p != dial_port(&host));
+        let canonical = match port {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
         };
-        if let Some(p) = port {
-            canonical.push(':');
-            canonical.push_str(&p.to_string());
-        }
         HostName {
             canonical: canonical.into(),
             host,
@@ -167,11 +160,6 @@ impl HostName {
     /// The canonical spelling, shared.
     pub fn as_arc(&self) -> Arc<str> {
         self.canonical.clone()
-    }
-
-    /// The host without the port.
-    pub fn host(&self) -> &Host {
-        &self.host
     }
 
     /// The host as a resolver takes it: a DNS name, or an IP address
@@ -191,7 +179,7 @@ impl HostName {
     /// The port to dial: the explicit one, else 80 for this machine's and
     /// private networks' literals and 443 for everything else.
     pub fn port(&self) -> u16 {
-        self.port.unwrap_or(if self.is_local() { 80 } else { 443 })
+        self.port.unwrap_or_else(|| dial_port(&self.host))
     }
 
     /// Whether the name itself says it is this machine or a private network:
@@ -212,11 +200,7 @@ impl HostName {
         };
         // An explicit default-for-the-scheme port is harmless; an implicit
         // one must be written when the scheme's default differs from ours.
-        let host = match &self.host {
-            Host::Domain(d) => d.to_string(),
-            Host::Ip(IpAddr::V4(v4)) => v4.to_string(),
-            Host::Ip(IpAddr::V6(v6)) => format!("[{v6}]"),
-        };
+        let host = &self.host;
         let scheme_default = if secure { 443 } else { 80 };
         match self.port() {
             p if p == scheme_default => format!("{scheme}://{host}"),
@@ -241,13 +225,6 @@ impl fmt::Debug for HostName {
 impl serde::Serialize for HostName {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.canonical)
-    }
-}
-
-impl std::str::FromStr for HostName {
-    type Err = HostNameError;
-    fn from_str(s: &str) -> Result<HostName, HostNameError> {
-        HostName::parse(s)
     }
 }
 
@@ -283,6 +260,27 @@ fn parse_port(p: &str) -> Option<u16> {
         return None;
     }
     p.parse::<u16>().ok().filter(|&p| p > 0)
+}
+
+/// The port the relay dials when none is written: 80 (in the clear) for
+/// this machine's and private networks' literals, 443 for the rest.
+fn dial_port(host: &Host) -> u16 {
+    if is_local(host) {
+        80
+    } else {
+        443
+    }
+}
+
+/// As in a URL: IPv6 in brackets.
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(d) => f.write_str(d),
+            Host::Ip(IpAddr::V4(v4)) => write!(f, "{v4}"),
+            Host::Ip(IpAddr::V6(v6)) => write!(f, "[{v6}]"),
+        }
+    }
 }
 
 fn is_local(host: &Host) -> bool {

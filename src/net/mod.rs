@@ -8,6 +8,7 @@
 
 mod backoff;
 mod dns;
+mod domain;
 pub mod fd_limit;
 mod host;
 mod http_conn;
@@ -18,6 +19,7 @@ mod private;
 
 pub use backoff::backoff;
 pub use dns::{Dns, DnsError};
-pub use host::{host_part, Host, HostName, HostNameError};
+pub use domain::{covers, normalize_domain};
+pub use host::{host_part, HostName, HostNameError};
 pub use outbound::Outbound;
 pub use private::is_private_ip;

@@ -48,11 +48,6 @@ impl Outbound {
         Outbound { client, dns }
     }
 
-    /// The resolver this client dials through.
-    pub fn dns(&self) -> &Dns {
-        &self.dns
-    }
-
     /// A GET of `url`, refused at once when its host is a literal address
     /// the rule does not allow.
     pub fn get(&self, url: &str) -> Result<reqwest::RequestBuilder, DnsError> {

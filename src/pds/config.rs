@@ -12,7 +12,7 @@ use crate::config::{
     check_admin_password, load_layers, server_limits, take_secret, validate_server_timeouts,
     ConfigError, Secret, PDS_ENV_PREFIX,
 };
-use crate::control::normalize_domain;
+use crate::net::normalize_domain;
 
 /// The admin password's variable (for `deleteAccount` and other admin calls).
 pub const PDS_ADMIN_PASSWORD_VAR: &str = "ATRELAY_PDS_ADMIN_PASSWORD";

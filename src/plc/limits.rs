@@ -1,5 +1,8 @@
-//! The server-side limits on an operation (digest §6.3), and the checks that
-//! apply them.
+//! The server-side limits on an operation (digest §6.3), the checks that
+//! apply them, and the two ways an operation is made by hand, which apply
+//! them too: signing ([`Operation::sign`]) and assembling a signature made
+//! elsewhere ([`SignedOperation::from_parts`]). Parsing applies them in
+//! [`super::op_json`].
 //!
 //! The numbers are the reference server's, which are what clients are written
 //! against: where the spec is looser (7500 bytes) or tighter (5 rotation keys)
@@ -13,8 +16,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::error::{quote, OpError};
-use super::op::{LegacyCreateOp, RegularOp, Service};
-use crate::crypto::{PublicKey, DID_KEY_PREFIX};
+use super::op::{LegacyCreateOp, Operation, RegularOp, Service, SignedOperation};
+use crate::crypto::{PrivateKey, PublicKey, DID_KEY_PREFIX};
 
 /// Largest signed operation, in bytes of DAG-CBOR (the reference server's
 /// value; the spec says 7500).
@@ -39,6 +42,47 @@ pub const MAX_SERVICE_ENDPOINT_LEN: usize = 512;
 pub const MAX_VERIFICATION_KEY_LEN: usize = 256;
 /// Longest bare handle in a legacy `create`.
 pub const MAX_LEGACY_HANDLE_LEN: usize = 253;
+
+impl Operation {
+    /// Signs with `key` (which must be one of the rotation keys that will
+    /// check it: the previous op's for an update, this op's own for a
+    /// genesis). Fails if the result breaks a limit, so an op that signs is an
+    /// op the directory will parse.
+    pub fn sign(self, key: &PrivateKey) -> Result<SignedOperation, OpError> {
+        let sig = key.sign(&self.unsigned_cbor());
+        let signed = SignedOperation::unchecked(self, sig);
+        signed.check()?;
+        Ok(signed)
+    }
+}
+
+impl SignedOperation {
+    /// Assembles an operation and a signature made elsewhere (a remote signer,
+    /// or a test building a malformed one). Runs the same checks as parsing,
+    /// except that the signature is not verified (that needs the chain).
+    pub fn from_parts(op: Operation, sig: [u8; 64]) -> Result<SignedOperation, OpError> {
+        let signed = SignedOperation::unchecked(op, sig);
+        signed.check()?;
+        Ok(signed)
+    }
+
+    /// Limits and size: everything that can be checked on the op alone.
+    pub(super) fn check(&self) -> Result<(), OpError> {
+        match self.operation() {
+            Operation::Regular(op) => check_regular(op)?,
+            Operation::LegacyCreate(op) => check_legacy(op)?,
+            Operation::Tombstone(_) => {}
+        }
+        let size = self.signed_cbor().len();
+        if size > MAX_OP_BYTES {
+            return Err(OpError::TooLarge {
+                size,
+                max: MAX_OP_BYTES,
+            });
+        }
+        Ok(())
+    }
+}
 
 /// Checks every count, length, duplicate and key-type rule of a regular op.
 pub fn check_regular(op: &RegularOp) -> Result<(), OpError> {

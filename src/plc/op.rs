@@ -12,7 +12,8 @@
 //!   directory (see [`Directory::submit`](super::Directory::submit)).
 //!
 //! The JSON form, parsed strictly, is in [`super::op_json`]; the limits an op
-//! must keep are in [`super::limits`].
+//! must keep, and the two ways an op is made by hand that keep them
+//! (`sign`, `from_parts`), are in [`super::limits`].
 //!
 //! ```
 //! use atrelay::crypto::{Curve, PrivateKey};
@@ -37,10 +38,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::error::OpError;
-use super::limits::{self, MAX_OP_BYTES};
 use super::signature::{encode_signature, verify_with_keys};
-use crate::crypto::PrivateKey;
 use crate::identity::PDS_SERVICE_TYPE;
 use crate::wire::base32;
 use crate::wire::cbor::Value;
@@ -231,17 +229,6 @@ impl Operation {
         self.to_cbor_value(None).to_cbor()
     }
 
-    /// Signs with `key` (which must be one of the rotation keys that will
-    /// check it: the previous op's for an update, this op's own for a
-    /// genesis). Fails if the result breaks a limit, so an op that signs is an
-    /// op the directory will parse.
-    pub fn sign(self, key: &PrivateKey) -> Result<SignedOperation, OpError> {
-        let sig = key.sign(&self.unsigned_cbor());
-        let signed = SignedOperation { op: self, sig };
-        signed.check()?;
-        Ok(signed)
-    }
-
     /// The data-model value of this operation, with `sig` when given.
     fn to_cbor_value(&self, sig: Option<String>) -> Value<'_> {
         let text = |s: &str| Value::Text(Cow::Owned(s.to_owned()));
@@ -299,36 +286,11 @@ impl Operation {
 }
 
 impl SignedOperation {
-    /// Assembles an operation and a signature made elsewhere (a remote signer,
-    /// or a test building a malformed one). Runs the same checks as parsing,
-    /// except that the signature is not verified (that needs the chain).
-    pub fn from_parts(op: Operation, sig: [u8; 64]) -> Result<SignedOperation, OpError> {
-        let signed = SignedOperation { op, sig };
-        signed.check()?;
-        Ok(signed)
-    }
-
     /// An operation and signature, unchecked: for the JSON parser, which
-    /// runs [`Self::check`] itself when the input is not the directory's own.
+    /// runs the limits' check itself when the input is not the directory's
+    /// own, and for the checked constructors in `limits.rs`.
     pub(super) fn unchecked(op: Operation, sig: [u8; 64]) -> SignedOperation {
         SignedOperation { op, sig }
-    }
-
-    /// Limits and size: everything that can be checked on the op alone.
-    pub(super) fn check(&self) -> Result<(), OpError> {
-        match &self.op {
-            Operation::Regular(op) => limits::check_regular(op)?,
-            Operation::LegacyCreate(op) => limits::check_legacy(op)?,
-            Operation::Tombstone(_) => {}
-        }
-        let size = self.signed_cbor().len();
-        if size > MAX_OP_BYTES {
-            return Err(OpError::TooLarge {
-                size,
-                max: MAX_OP_BYTES,
-            });
-        }
-        Ok(())
     }
 
     /// The unsigned operation.
@@ -382,7 +344,8 @@ impl SignedOperation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{negate_s, Curve};
+    use crate::crypto::{negate_s, Curve, PrivateKey};
+    use crate::plc::OpError;
     use serde_json::json;
 
     fn key() -> PrivateKey {

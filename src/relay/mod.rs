@@ -5,6 +5,9 @@
 //! ```text
 //! crawler (task per host) ─▶ pool (threads, sharded by DID) ─▶ sequencer (thread) ─▶ log ─▶ ring
 //! ```
+//!
+//! Starting and stopping a whole relay (these parts, the HTTP server,
+//! retention) is composition, in [`crate::node`]: nothing here knows HTTP.
 
 pub mod account_cache;
 pub mod crawler;
@@ -13,8 +16,5 @@ pub mod outbound;
 pub mod pool;
 mod refresh_limit;
 pub mod sequencer;
-pub mod service;
 mod upstream_log;
 pub mod verifier;
-
-pub use service::{Relay, StartError, StartOptions};

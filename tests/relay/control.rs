@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use atrelay::config::{RelayConfig, Secret};
 use atrelay::control::Clock;
-use atrelay::relay::{Relay, StartOptions};
+use atrelay::node::{Relay, StartOptions};
 use atrelay::wire::frame::Event;
 use serde_json::{json, Value};
 

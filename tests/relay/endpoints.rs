@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use atrelay::relay::Relay;
+use atrelay::node::Relay;
 use serde_json::Value;
 
 use crate::harness::Subscriber;
@@ -240,7 +240,7 @@ async fn host_listing_ssrf_and_loop_guards() {
             "pds.sneaky.example.com".to_owned(),
             vec!["127.0.0.1".parse().unwrap()],
         )]));
-        let opts = atrelay::relay::StartOptions {
+        let opts = atrelay::node::StartOptions {
             dns,
             ..Default::default()
         };

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use atrelay::config::RelayConfig;
-use atrelay::relay::Relay;
+use atrelay::node::Relay;
 use atrelay::wire::frame::Event;
 
 use crate::harness::{Subscriber, TestAccount, TestPds, TestPlc};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use atrelay::relay::Relay;
+use atrelay::node::Relay;
 use atrelay::wire::frame::Event;
 
 use crate::harness::Subscriber;

@@ -23,18 +23,13 @@ use sha2::{Digest, Sha256};
 
 use super::mix::{Attack, Op, Planned};
 use super::records;
+use super::synthetic_did::did_from_bytes;
 use crate::emit_time::PLACEHOLDER;
 
 /// Commits between prunes of unreferenced MST nodes.
 pub const PRUNE_EVERY: u32 = 64;
 /// Own records remembered as delete targets.
 const OWN_RECORDS: usize = 256;
-
-/// A `did:plc` whose identifier is the hash of `bytes`.
-pub fn did_from_bytes(bytes: &[u8]) -> String {
-    let h = Sha256::digest(bytes);
-    format!("did:plc:{}", atrelay::wire::base32::encode(&h[..15]))
-}
 
 fn derive(seed: u64, index: u32, what: &str) -> [u8; 32] {
     Sha256::digest(format!("atrelay loadtest {seed} {index} {what}")).into()

@@ -16,6 +16,7 @@ pub mod account;
 pub mod host;
 pub mod mix;
 pub mod records;
+pub mod synthetic_did;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -81,7 +81,7 @@ pub fn post(rng: &mut impl Rng, created_at: &str) -> Vec<u8> {
 /// necessarily on this fleet: likes cross hosts).
 fn subject(rng: &mut impl Rng) -> Json {
     let did_hash: [u8; 16] = rng.gen();
-    let did = super::account::did_from_bytes(&did_hash);
+    let did = super::synthetic_did::did_from_bytes(&did_hash);
     let rkey = atrelay::wire::tid::Tid::from_u64(rng.gen_range(1u64 << 60..1u64 << 62))
         .map(|t| t.to_string())
         .unwrap_or_else(|| "3kabcdefghij2".into());
@@ -113,7 +113,7 @@ pub fn follow(rng: &mut impl Rng, created_at: &str) -> Vec<u8> {
     cbor(&json!({
         "$type": "app.bsky.graph.follow",
         "createdAt": created_at,
-        "subject": super::account::did_from_bytes(&did_hash),
+        "subject": super::synthetic_did::did_from_bytes(&did_hash),
     }))
 }
 

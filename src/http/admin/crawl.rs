@@ -9,9 +9,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{body, crawl_now, ok, refuse_banned, HostBody, Peer};
-use crate::control::{covers, CrawlMode, PolicyError};
+use crate::control::{CrawlMode, PolicyError};
 use crate::http::crawl::parse_hostname;
 use crate::http::{AppState, XrpcError};
+use crate::net::covers;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,7 +186,7 @@ pub async fn unban(
 ) -> Result<Response, XrpcError> {
     let domain = body(b)?.domain;
     let removed = app.hosts.policy().unban(&domain).map_err(policy_error)?;
-    let domain = crate::control::normalize_domain(&domain).map_err(XrpcError::invalid)?;
+    let domain = crate::net::normalize_domain(&domain).map_err(XrpcError::invalid)?;
     let mut restarted = Vec::new();
     for host in app.hosts.all() {
         if covers(&domain, &host.hostname)

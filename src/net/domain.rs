@@ -1,11 +1,12 @@
-//! Hostnames and domain suffixes as the control plane compares them.
+//! Hostnames and domain suffixes as the operator's lists name them (the
+//! allowlist, bans, trusted suffixes, PDS mode's handle domains).
 //!
 //! Allowlist entries, bans and trusted suffixes are domains: an entry
 //! `example.com` covers `example.com` and every `*.example.com`, on any port.
 //! An entry with a port (`127.0.0.1:2583`) covers exactly that host and port.
 //! Comparison is on lower-case names, so `PDS.Example.com` cannot dodge a ban.
 
-use crate::net::{host_part, HostName};
+use super::host::{host_part, HostName};
 
 /// Lower-cases and checks an allowlist/ban entry: a DNS name (at least two
 /// labels), `localhost`, or an IP address, optionally with a port; no scheme,

@@ -5,10 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::crawler::{CrawlerConfig, Crawlers};
-use super::hosts::{Hosts, RefreshBudget};
-use super::pool::{Pool, PoolConfig, MAX_DISPATCH};
-use super::sequencer;
 use crate::config::RelayConfig;
 use crate::control::{Clock, Policy};
 use crate::fanout::{Ring, SessionConfig};
@@ -18,6 +14,10 @@ use crate::log::{Durability, EventLog, LogMemory, LogOptions};
 use crate::net::fd_limit::Reserve;
 use crate::net::http_server;
 use crate::net::{Dns, HostName, Outbound};
+use crate::relay::crawler::{CrawlerConfig, Crawlers};
+use crate::relay::hosts::{Hosts, RefreshBudget};
+use crate::relay::pool::{Pool, PoolConfig, MAX_DISPATCH};
+use crate::relay::sequencer;
 use crate::repo::verify::now_micros;
 
 /// Why the relay could not start.
@@ -57,9 +57,6 @@ pub struct Relay {
     pub hosts: Hosts,
     pub crawlers: Crawlers,
     pub resolver: Resolver,
-    /// The resolver every outbound connection goes through, with the
-    /// relay's SSRF policy.
-    pub dns: Dns,
     shutdown: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     sequencer: std::thread::JoinHandle<()>,
@@ -310,7 +307,6 @@ impl Relay {
             hosts,
             crawlers,
             resolver,
-            dns,
             shutdown,
             server,
             sequencer,
