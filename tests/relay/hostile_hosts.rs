@@ -432,7 +432,7 @@ async fn a_host_that_breaks_every_stream_is_retried_ever_more_slowly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn did_web_on_a_private_address_is_refused_without_a_connection() {
+async fn did_web_on_a_private_address_is_a_cached_definitive_refusal() {
     use atrelay::identity::{ResolveError, Resolver, ResolverConfig};
     use atrelay::net::Dns;
 
