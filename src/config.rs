@@ -267,9 +267,18 @@ pub struct FanoutConfig {
     pub too_slow_secs: u64,
     /// Idle ping interval, in seconds.
     pub ping_secs: u64,
-    /// Milliseconds a caught-up subscriber session waits after new events
-    /// arrive before writing, so one write carries several; 0 = at once.
-    pub linger_ms: u64,
+    /// Longest a caught-up subscriber's wake-up may be deferred so that one
+    /// wake and one socket write carry several events, in milliseconds; 0 =
+    /// wake on every publish. See `fanout::Coalescing`.
+    pub coalesce_max_ms: u64,
+    /// Socket writes per second the caught-up subscribers together aim to
+    /// stay near: wakes are `waiting / coalesce_writes_per_sec` apart, at
+    /// most `coalesce_max_ms`; 0 = always `coalesce_max_ms`.
+    pub coalesce_writes_per_sec: u64,
+    /// Most concurrent `subscribeRepos` subscribers; beyond it the upgrade
+    /// is answered 503 with a clear error. 0 = no cap of its own (the
+    /// server's connection cap still applies).
+    pub max_subscribers: usize,
 }
 
 impl Default for ServerConfig {
@@ -369,7 +378,9 @@ impl Default for FanoutConfig {
             ring_capacity: 65_536,
             too_slow_secs: 30,
             ping_secs: 30,
-            linger_ms: 0,
+            coalesce_max_ms: 10,
+            coalesce_writes_per_sec: 10_000,
+            max_subscribers: 10_000,
         }
     }
 }
@@ -442,8 +453,11 @@ impl RelayConfig {
                 "must be a power of two, at least 16",
             ));
         }
-        if self.fanout.linger_ms > 100 {
-            return Err(invalid("fanout.linger_ms", "must be at most 100"));
+        if self.fanout.coalesce_max_ms > 100 {
+            return Err(invalid(
+                "fanout.coalesce_max_ms",
+                "must be at most 100 (it is added latency)",
+            ));
         }
         if self.fanout.too_slow_secs == 0 || self.fanout.ping_secs == 0 {
             return Err(invalid(

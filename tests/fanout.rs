@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atrelay::fanout::{
-    accept_key, serve_subscriber, Backfill, MemoryBackfill, Peer, Ring, SessionConfig, SessionEnd,
-    SubscriberInfo, Subscribers,
+    accept_key, serve_subscriber, Backfill, Coalescing, MemoryBackfill, Peer, Ring, SessionConfig,
+    SessionEnd, SubscriberInfo, Subscribers,
 };
 use atrelay::wire::frame::{ErrorFrame, Event, Identity, Info};
 use bytes::Bytes;
@@ -321,38 +321,112 @@ async fn many_live_subscribers_get_the_same_stream() {
     .await;
 }
 
-/// Sessions that linger before writing (`fanout.linger_ms`) still deliver
-/// every event once, in order, including those that fell out of a small ring
-/// while they waited and are read back from the log; and still end when
-/// their client closes.
+/// With wake-ups coalesced (every wake deferred to a shared tick, so each
+/// write carries several events), nothing is lost, duplicated or reordered:
+/// fast and slow readers, readers that leave and come back with their last
+/// seq as cursor, and readers that join mid-stream from a cursor or live,
+/// each checked seq by seq and byte by byte against what the log holds. The
+/// ring is small, so slow readers also fall to the log and come back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lingering_sessions_lose_nothing() {
+async fn coalesced_wakes_lose_duplicate_and_reorder_nothing() {
+    const LAST: u64 = 3000;
     bounded(async {
-        let relay = Relay::new(64);
-        let lingering = SessionConfig {
-            linger: Duration::from_millis(5),
-            ..cfg()
+        // `writes_per_sec: 1` puts every wake at the 5 ms bound.
+        let coalescing = Coalescing {
+            max_delay: Duration::from_millis(5),
+            writes_per_sec: 1,
         };
-        let mut server = Server::start(relay.ring.clone(), relay.log.clone(), lingering).await;
-        let mut readers = Vec::new();
-        for _ in 0..10 {
-            let (mut ws, session) = server.connect(None).await;
+        let relay = Relay {
+            ring: Ring::with_coalescing(64, 0, coalescing),
+            log: Arc::new(MemoryBackfill::new()),
+        };
+        let server = Arc::new(tokio::sync::Mutex::new(
+            Server::start(relay.ring.clone(), relay.log.clone(), cfg()).await,
+        ));
+
+        /// Reads until `LAST`, checking every frame against the log's
+        /// bytes; `pause_every` frames it sleeps 2 ms (a slow reader);
+        /// after `leave_after` frames it hangs up and reconnects with its
+        /// last seq. Returns the seqs it saw, in order.
+        async fn reader(
+            server: Arc<tokio::sync::Mutex<Server>>,
+            cursor: Option<u64>,
+            pause_every: Option<u64>,
+            leave_after: Option<usize>,
+        ) -> (Option<u64>, Vec<u64>) {
+            let (mut ws, mut session) = server.lock().await.connect(cursor).await;
             sync(&mut ws).await;
-            readers.push(tokio::spawn(async move {
-                let seqs = recv_seqs(&mut ws, 2000).await;
-                close(ws, session).await;
-                seqs
-            }));
+            let mut seen = Vec::new();
+            let mut since_reconnect = 0;
+            while seen.last() != Some(&LAST) {
+                let Message::Binary(f) = next_message(&mut ws).await else {
+                    panic!("stream ended after {:?}", seen.last());
+                };
+                let seq = seq_of(&f);
+                assert_eq!(f, frame(seq), "frame {seq} differs from the log's");
+                seen.push(seq);
+                since_reconnect += 1;
+                if pause_every.is_some_and(|p| seq % p == 0) {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                if leave_after.is_some_and(|n| since_reconnect == n) && seq < LAST {
+                    close(ws, session).await;
+                    (ws, session) = server.lock().await.connect(Some(seq)).await;
+                    since_reconnect = 0;
+                }
+            }
+            close(ws, session).await;
+            (cursor, seen)
         }
-        for seq in 1..=2000 {
+
+        let mut readers = Vec::new();
+        for i in 0..12 {
+            let (pause, leave) = match i % 3 {
+                0 => (None, None),          // fast
+                1 => (Some(20), None),      // slow: falls out of the ring
+                _ => (None, Some(400 + i)), // leaves and comes back
+            };
+            readers.push(tokio::spawn(reader(server.clone(), None, pause, leave)));
+        }
+        // Let the first readers start live from seq 1.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for seq in 1..=LAST {
             relay.publish(seq..=seq);
-            if seq % 50 == 0 {
+            if seq % 25 == 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            if seq == 1000 || seq == 2000 {
+                // Joiners: from a cursor inside the ring, from one only the
+                // log holds, and live.
+                let live = tokio::spawn(reader(server.clone(), None, None, None));
+                readers.push(live);
+                for cursor in [seq - 10, seq - 900] {
+                    readers.push(tokio::spawn(reader(
+                        server.clone(),
+                        Some(cursor),
+                        None,
+                        None,
+                    )));
+                }
             }
         }
         for r in readers {
-            assert_eq!(r.await.unwrap(), (1..=2000).collect::<Vec<_>>());
+            let (cursor, seen) = r.await.unwrap();
+            let first = *seen.first().expect("a reader saw something");
+            if let Some(c) = cursor {
+                assert_eq!(first, c + 1, "a replay starts right after its cursor");
+            }
+            assert_eq!(
+                seen,
+                (first..=LAST).collect::<Vec<_>>(),
+                "a reader missed, repeated or reordered events"
+            );
         }
+        let (_, deferred) = relay.ring.wakes();
+        assert!(
+            deferred > 0,
+            "no wake was coalesced: the test tested nothing"
+        );
     })
     .await;
 }

@@ -35,6 +35,15 @@ pub const SUBSCRIBER_LAG: &str = "atrelay_fanout_subscriber_lag_events";
 /// [`SESSIONS_ENDED`] as `reason="too_slow"`; named for alerting).
 pub const CONSUMER_TOO_SLOW: &str = "atrelay_fanout_consumer_too_slow_total";
 
+/// Counter: `subscribeRepos` upgrades refused because the subscriber cap
+/// (`fanout.max_subscribers`) was reached.
+pub const SUBSCRIBERS_REFUSED: &str = "atrelay_fanout_subscribers_refused_total";
+/// Counter, label `when` (`at_publish`, `deferred`): wakes of the caught-up
+/// sessions waiting on the ring. Deferred wakes are coalesced ones (see
+/// [`Coalescing`](super::Coalescing)); events per wake is what a socket
+/// write carries.
+pub const RING_WAKES: &str = "atrelay_fanout_ring_wakes_total";
+
 /// Least time between two lag samples of one session.
 ///
 /// Why sampled at batch ends and throttled: the batch end is where the
@@ -74,6 +83,34 @@ pub fn describe() {
         CONSUMER_TOO_SLOW,
         "Subscriber sessions dropped with ConsumerTooSlow (socket stopped draining)"
     );
+    describe_counter!(
+        SUBSCRIBERS_REFUSED,
+        "subscribeRepos upgrades refused with 503: the subscriber cap (fanout.max_subscribers) was reached"
+    );
+    describe_counter!(
+        RING_WAKES,
+        "Wakes of the caught-up subscriber sessions, at publish or deferred to the end of a coalescing interval"
+    );
+    for when in [WAKE_AT_PUBLISH, WAKE_DEFERRED] {
+        counter!(RING_WAKES, "when" => when).absolute(0);
+    }
+    counter!(SUBSCRIBERS_REFUSED).absolute(0);
+}
+
+/// [`RING_WAKES`] label: woken by the publish itself.
+pub(crate) const WAKE_AT_PUBLISH: &str = "at_publish";
+/// [`RING_WAKES`] label: woken at the end of a coalescing interval.
+pub(crate) const WAKE_DEFERRED: &str = "deferred";
+
+/// One `subscribeRepos` upgrade was refused at the subscriber cap.
+pub fn subscriber_refused() {
+    counter!(SUBSCRIBERS_REFUSED).increment(1);
+}
+
+/// The waiting sessions were woken (`when`: [`WAKE_AT_PUBLISH`] or
+/// [`WAKE_DEFERRED`]). Once per wake, never per session or event.
+pub(crate) fn ring_woken(when: &'static str) {
+    counter!(RING_WAKES, "when" => when).increment(1);
 }
 
 /// Handles resolved once per session (a registry lookup each), then bumped

@@ -27,6 +27,9 @@
 //!
 //! - [`Ring`] (`ring.rs`): fixed slots of shared `Bytes`, one writer, lock-free
 //!   readers, epoch reclamation. The writer never waits for a subscriber.
+//! - [`Coalescing`] (`wakeup.rs`): when waiting sessions are woken — at
+//!   once while few wait, in shared ticks of at most a few milliseconds
+//!   when many do, so a wake (and a socket write) carries several events.
 //! - [`Backfill`] (`backfill.rs`): the log as a session reads it for cursor
 //!   replays and for catch-up after falling behind the ring;
 //!   [`MemoryBackfill`] for tests.
@@ -59,14 +62,19 @@ mod ring;
 mod session;
 mod session_end;
 mod socket;
+mod wakeup;
 mod writer;
 pub mod ws;
 
 pub use backfill::{Backfill, MemoryBackfill};
-pub use registry::{Peer, Registration, SubscriberInfo, Subscribers, MAX_USER_AGENT_BYTES};
+pub use registry::{
+    Admitted, Peer, Registration, SubscriberInfo, Subscribers, SubscribersFull,
+    MAX_USER_AGENT_BYTES,
+};
 pub use ring::Ring;
 pub use session::{serve_subscriber, SessionConfig};
 pub use session_end::SessionEnd;
 pub use socket::ReadAhead;
+pub use wakeup::Coalescing;
 pub use writer::FrameQueue;
 pub use ws::accept_key;

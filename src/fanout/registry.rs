@@ -29,7 +29,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -73,10 +73,50 @@ pub struct Peer {
     pub user_agent: Option<String>,
 }
 
-/// Live sessions. Cheap to clone (one `Arc`); clones share the sessions.
+/// Live sessions. Cheap to clone (two `Arc`s); clones share the sessions
+/// and the cap.
 #[derive(Clone, Default)]
 pub struct Subscribers {
     sessions: Arc<Mutex<BTreeMap<u64, Arc<Slot>>>>,
+    admission: Arc<Admission>,
+}
+
+/// The subscriber cap: how many may be admitted and how many are.
+#[derive(Default)]
+struct Admission {
+    /// 0: no cap.
+    limit: usize,
+    admitted: AtomicUsize,
+}
+
+/// A place among the capped subscribers, held by a session from before its
+/// upgrade is answered until it ends; see [`Subscribers::admit`].
+#[derive(Debug)]
+pub struct Admitted {
+    admission: Arc<Admission>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.admission.admitted.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission")
+            .field("limit", &self.limit)
+            .field("admitted", &self.admitted.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// [`Subscribers::admit`] refused: the cap is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("this server streams to at most {limit} subscribers at once and all are taken; retry later, or use a mirror of this relay")]
+pub struct SubscribersFull {
+    /// The cap.
+    pub limit: usize,
 }
 
 /// A session's entry: fixed facts plus its progress, which only the session
@@ -93,9 +133,47 @@ struct Slot {
 }
 
 impl Subscribers {
-    /// An empty registry.
+    /// An empty registry with no cap of its own.
     pub fn new() -> Subscribers {
         Subscribers::default()
+    }
+
+    /// An empty registry admitting at most `limit` sessions at once (0: no
+    /// cap). Why a cap of its own besides the server's connection cap: a
+    /// subscriber holds its socket for hours and costs memory and a share
+    /// of every event's writes, so an operator sizes the two apart, and a
+    /// full firehose should still leave room for health checks, crawl
+    /// requests and the admin API.
+    pub fn with_limit(limit: usize) -> Subscribers {
+        Subscribers {
+            sessions: Arc::default(),
+            admission: Arc::new(Admission {
+                limit,
+                admitted: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Takes a place for one more session, or says the cap is reached.
+    /// Counted apart from [`Subscribers::register`] (which lists a session
+    /// once its cursor is resolved) so the check comes before the upgrade
+    /// is answered, where a refusal can still be an HTTP error.
+    pub fn admit(&self) -> Result<Admitted, SubscribersFull> {
+        let a = &self.admission;
+        let before = a.admitted.fetch_add(1, Ordering::Relaxed);
+        let admitted = Admitted {
+            admission: self.admission.clone(),
+        };
+        if a.limit > 0 && before >= a.limit {
+            return Err(SubscribersFull { limit: a.limit }); // `admitted` drops: undone
+        }
+        Ok(admitted)
+    }
+
+    /// The cap (0: none) and how many places are taken now.
+    pub fn admission(&self) -> (usize, usize) {
+        let a = &self.admission;
+        (a.limit, a.admitted.load(Ordering::Relaxed))
     }
 
     /// Lists a session until the returned guard is dropped. `delivered_seq`
@@ -223,6 +301,22 @@ fn truncate_user_agent(mut ua: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admission_stops_at_the_limit_and_frees_on_drop() {
+        let subs = Subscribers::with_limit(2);
+        let a = subs.admit().unwrap();
+        let _b = subs.clone().admit().unwrap();
+        assert_eq!(subs.admit().unwrap_err(), SubscribersFull { limit: 2 });
+        assert_eq!(subs.admission(), (2, 2), "a refusal takes no place");
+        drop(a);
+        let _c = subs.admit().unwrap();
+        let open = Subscribers::new();
+        let held: Vec<_> = (0..1000).map(|_| open.admit().unwrap()).collect();
+        assert_eq!(open.admission(), (0, 1000));
+        drop(held);
+        assert_eq!(open.admission(), (0, 0));
+    }
 
     #[test]
     fn guard_registers_and_unregisters() {

@@ -45,7 +45,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use crossbeam::epoch::{self, Atomic, Guard, Owned};
 use crossbeam::utils::CachePadded;
-use tokio::sync::Notify;
+
+use super::wakeup::{Coalescing, Wakeup};
 
 /// One published frame, owned by its slot until the next lap replaces it.
 struct Entry {
@@ -58,17 +59,15 @@ struct Inner {
     /// Last published seq (or the start seq). Written by the writer only,
     /// after the slot; readers that see it may read every slot up to it.
     head: CachePadded<AtomicU64>,
-    /// How many tasks are inside [`Ring::wait_beyond`]. Lets `publish` skip
-    /// the `Notify` (which takes a mutex) when nobody is waiting — the common
-    /// case under load, when every subscriber is busy writing.
-    waiting: CachePadded<AtomicUsize>,
+    /// Who waits in [`Ring::wait_beyond`] and when they are woken: at once,
+    /// or coalesced into shared ticks when many wait (`wakeup.rs`).
+    wakeup: Arc<Wakeup>,
     /// `capacity` slots; seq `s` lives in `slots[s & mask]`.
     slots: Box<[Atomic<Entry>]>,
     mask: u64,
     /// The seq the ring started after: nothing at or below it is ever in the
     /// ring (it is only in the log).
     start: u64,
-    notify: Notify,
 }
 
 impl Drop for Inner {
@@ -135,16 +134,22 @@ impl Ring {
     /// Size it to cover a few seconds of peak traffic: subscribers further
     /// behind than that read from the log.
     pub fn new(capacity: usize, last_seq_in_log: u64) -> Ring {
+        Ring::with_coalescing(capacity, last_seq_in_log, Coalescing::OFF)
+    }
+
+    /// [`Ring::new`] whose wake-ups of waiting readers are coalesced as
+    /// `coalescing` says (see [`Coalescing`]): the relay's ring, which
+    /// many subscribers wait on.
+    pub fn with_coalescing(capacity: usize, last_seq_in_log: u64, coalescing: Coalescing) -> Ring {
         let capacity = capacity.max(1).next_power_of_two();
         let slots = (0..capacity).map(|_| Atomic::null()).collect();
         Ring {
             inner: Arc::new(Inner {
                 head: CachePadded::new(AtomicU64::new(last_seq_in_log)),
-                waiting: CachePadded::new(AtomicUsize::new(0)),
+                wakeup: Arc::new(Wakeup::new(coalescing)),
                 slots,
                 mask: capacity as u64 - 1,
                 start: last_seq_in_log,
-                notify: Notify::new(),
             }),
         }
     }
@@ -205,14 +210,38 @@ impl Ring {
         inner.head.store(seq, Ordering::SeqCst);
     }
 
-    /// Wakes tasks in [`Ring::wait_beyond`], if any. The `waiting` load is
-    /// ordered after the head store (both SeqCst); a waiter increments
-    /// `waiting` before re-checking head (both SeqCst). So either we see the
-    /// waiter and notify it, or it sees our new head: no lost wakeup.
+    /// Wakes tasks in [`Ring::wait_beyond`], if any, now or at the end of
+    /// the current coalescing interval. The `waiting` load is ordered after
+    /// the head store (both SeqCst); a waiter increments `waiting` before
+    /// re-checking head (both SeqCst). So either we see the waiter and wake
+    /// it, or it sees our new head: no lost wakeup.
     fn wake(&self) {
-        if self.inner.waiting.load(Ordering::SeqCst) > 0 {
-            self.inner.notify.notify_waiters();
-        }
+        Wakeup::published(&self.inner.wakeup);
+    }
+
+    /// Changes how wake-ups are coalesced, from the next publish on.
+    pub fn set_coalescing(&self, coalescing: Coalescing) {
+        self.inner.wakeup.set(coalescing);
+    }
+
+    /// How wake-ups are coalesced.
+    pub fn coalescing(&self) -> Coalescing {
+        self.inner.wakeup.get()
+    }
+
+    /// Wakes of waiting readers so far: (done at publish, deferred to the
+    /// end of a coalescing interval).
+    pub fn wakes(&self) -> (u64, u64) {
+        let w = &self.inner.wakeup;
+        (
+            w.wakes_immediate.load(Ordering::Relaxed),
+            w.wakes_deferred.load(Ordering::Relaxed),
+        )
+    }
+
+    /// How many readers wait in [`Ring::wait_beyond`] now.
+    pub fn waiting(&self) -> usize {
+        self.inner.wakeup.waiting.load(Ordering::Relaxed)
     }
 
     /// The last published seq, or the `last_seq_in_log` the ring was created
@@ -289,9 +318,9 @@ impl Ring {
             return;
         }
         let inner = &*self.inner;
-        let _waiting = WaitingGuard::new(&inner.waiting);
+        let _waiting = WaitingGuard::new(&inner.wakeup.waiting);
         loop {
-            let mut notified = pin!(inner.notify.notified());
+            let mut notified = pin!(inner.wakeup.notify.notified());
             notified.as_mut().enable();
             if inner.head.load(Ordering::SeqCst) > seq {
                 return;
@@ -443,7 +472,7 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(100), ring.wait_beyond(0))
             .await
             .unwrap();
-        assert_eq!(ring.inner.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(ring.waiting(), 0);
     }
 
     /// Many waiters on a multi-threaded runtime racing a fast writer: every

@@ -26,8 +26,10 @@
 //!    socket was slow) → read a batch from the log on the blocking pool and
 //!    write it. The log holds every seq ≤ head, so switching back to the ring
 //!    once caught up has no gap and no duplicate;
-//! 3. caught up → sleep until the ring publishes, the client sends a frame,
-//!    or the idle ping is due.
+//! 3. caught up → sleep until the ring wakes it, the client sends a frame,
+//!    or the idle ping is due. The ring wakes waiting sessions at once while
+//!    few wait and in shared ticks when many do ([`super::Coalescing`]), so
+//!    under load one wake and one write carry every event of the tick.
 //!
 //! There is no per-subscriber queue between the writer and the session, so a
 //! slow subscriber costs the writer nothing and holds one batch of memory.
@@ -130,12 +132,6 @@ pub struct SessionConfig {
     /// Largest client frame accepted (default 64 KiB); bigger ones close the
     /// connection with 1009. Clients have nothing to say on this stream.
     pub max_client_frame: usize,
-    /// How long a caught-up session waits, once the ring wakes it, before
-    /// it reads (default 0: at once). At a few thousand events a second each
-    /// event otherwise wakes every session and costs every one a write of a
-    /// single frame; waiting a millisecond or two lets one wake-up and one
-    /// write carry the events that arrived meanwhile, for that much latency.
-    pub linger: Duration,
 }
 
 impl Default for SessionConfig {
@@ -147,7 +143,6 @@ impl Default for SessionConfig {
             unsent_limit: 512 * 1024,
             ping_interval: Duration::from_secs(30),
             max_client_frame: 64 * 1024,
-            linger: Duration::ZERO,
         }
     }
 }
@@ -274,6 +269,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                     continue;
                 }
                 // Caught up: wait for the ring, the client, or the ping timer.
+                self.conn.out.release_spare();
                 let woke = tokio::select! {
                     biased;
                     ev = poll_fn(|cx| self.conn.poll_io(cx)) => Woke::Io(ev),
@@ -286,11 +282,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                             return end;
                         }
                     }
-                    Woke::Ring => {
-                        if !self.cfg.linger.is_zero() {
-                            tokio::time::sleep(self.cfg.linger).await;
-                        }
-                    }
+                    Woke::Ring => {}
                     Woke::Timer => {
                         let due = self.conn.last_progress + ping_every;
                         if Instant::now() >= due {

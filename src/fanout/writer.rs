@@ -41,6 +41,10 @@ const FRAMES_PER_WRITE: usize = IOV_MAX / 2;
 /// Up to this many queued frames are written with small stack arrays.
 const SMALL_WRITE: usize = 8;
 
+/// Frames an idle queue keeps room for (see [`FrameQueue::release_spare`]);
+/// a live subscriber's writes carry a few frames each.
+const SPARE_FRAMES: usize = 16;
+
 /// When the stream cannot do vectored writes (e.g. some TLS wrappers), frames
 /// are coalesced into a scratch buffer of about this size per write instead,
 /// so we do not issue one syscall per 2-byte header.
@@ -125,6 +129,19 @@ impl FrameQueue {
     /// Total bytes written through this queue so far.
     pub fn bytes_written(&self) -> u64 {
         self.written
+    }
+
+    /// Frees the queue's storage if it grew past what a live subscriber
+    /// needs (a catch-up batch holds up to 256 handles, about 10 KiB) and
+    /// nothing is queued: a session calls it when it goes idle, so an idle
+    /// subscriber costs a few hundred bytes here, not its largest batch.
+    pub fn release_spare(&mut self) {
+        if self.is_empty() && self.items.capacity() > SPARE_FRAMES {
+            self.items = Vec::with_capacity(SPARE_FRAMES);
+        }
+        if self.scratch.capacity() > 0 {
+            self.scratch = Vec::new();
+        }
     }
 
     /// Drops every queued frame that has not started to be written, keeping a
@@ -418,6 +435,22 @@ mod tests {
         q.push_binary(Bytes::from(vec![0; 10]));
         q.truncate_unstarted();
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn release_spare_frees_a_grown_queue_only_when_empty() {
+        let mut q = FrameQueue::new();
+        for _ in 0..256 {
+            q.push_binary(Bytes::from_static(b"x"));
+        }
+        q.release_spare();
+        assert_eq!(q.len(), 256, "queued frames are kept");
+        q.advance(256 * 3);
+        assert!(q.is_empty());
+        q.release_spare();
+        assert!(q.items.capacity() <= SPARE_FRAMES);
+        q.push_binary(Bytes::from_static(b"y"));
+        assert_eq!(q.len(), 1);
     }
 
     #[test]

@@ -111,6 +111,23 @@ pub fn serve_firehose(fh: Firehose, params: HashMap<String, String>, mut req: Re
             }
         },
     };
+    // The cap comes before the upgrade is answered, so a refusal is a
+    // plain HTTP error any client shows, with a hint when to come back.
+    let admitted = match fh.subscribers.admit() {
+        Ok(admitted) => admitted,
+        Err(full) => {
+            crate::fanout::metrics::subscriber_refused();
+            let mut res = XrpcError::named(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TooManySubscribers",
+                full.to_string(),
+            )
+            .into_response();
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            return res;
+        }
+    };
     let peer = Peer {
         registry: fh.subscribers.clone(),
         remote: req
@@ -132,6 +149,7 @@ pub fn serve_firehose(fh: Firehose, params: HashMap<String, String>, mut req: Re
     // every guard.
     tokio::spawn(async move {
         let _guard = guard;
+        let _admitted = admitted;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),

@@ -111,7 +111,14 @@ impl Relay {
                 },
             },
         )?;
-        let ring = Ring::new(cfg.fanout.ring_capacity, log.last_seq());
+        let ring = Ring::with_coalescing(
+            cfg.fanout.ring_capacity,
+            log.last_seq(),
+            crate::fanout::Coalescing {
+                max_delay: Duration::from_millis(cfg.fanout.coalesce_max_ms),
+                writes_per_sec: cfg.fanout.coalesce_writes_per_sec,
+            },
+        );
         // One SSRF policy for every outbound connection: private answers
         // only when the operator allows private hosts; the PLC directory's
         // host is the operator's own choice and always allowed.
@@ -218,12 +225,11 @@ impl Relay {
             session: SessionConfig {
                 too_slow_after: Duration::from_secs(cfg.fanout.too_slow_secs),
                 ping_interval: Duration::from_secs(cfg.fanout.ping_secs),
-                linger: Duration::from_millis(cfg.fanout.linger_ms),
                 ..SessionConfig::default()
             },
             crawlers: crawlers.clone(),
             hosts: hosts.clone(),
-            subscribers: crate::fanout::Subscribers::new(),
+            subscribers: crate::fanout::Subscribers::with_limit(cfg.fanout.max_subscribers),
             pool,
             admin_password: cfg.admin_password.clone(),
             allow_private_hosts: cfg.crawl.allow_private_hosts,
@@ -237,6 +243,7 @@ impl Relay {
         let limits = cfg.server.limits().with_derived_cap(Reserve {
             databases: crate::log::FILE_DESCRIPTORS,
         });
+        warn_if_subscribers_do_not_fit(cfg.fanout.max_subscribers, limits.max_connections);
         let server_guard = tasks_tx.clone();
         let server = tokio::spawn(async move {
             let _server_guard = server_guard;
@@ -379,4 +386,24 @@ fn fatal_advice(e: &crate::log::LogError) -> &'static str {
         }
         _ => "Restarting resumes from the durable state; if it happens again, check the disk holding the data directory.",
     }
+}
+
+/// Says so at start when the subscriber cap cannot be reached: the server's
+/// connection cap (set by `server.max_connections`, or derived from the
+/// open-file limit, which the process has already raised to its hard limit)
+/// is below it, so subscribers past the connection cap would be refused
+/// with a generic 503 before the firehose's own cap is.
+fn warn_if_subscribers_do_not_fit(max_subscribers: usize, max_connections: usize) {
+    if max_subscribers == 0 || max_subscribers <= max_connections {
+        return;
+    }
+    let limit = crate::net::fd_limit::soft_limit().ok();
+    tracing::warn!(
+        max_subscribers,
+        max_connections,
+        open_file_limit = limit,
+        "fanout.max_subscribers is above what the server can hold: raise the hard open-file \
+         limit (e.g. systemd LimitNOFILE, ulimit -Hn) to about max_subscribers * 1.4 + 1000, \
+         or lower fanout.max_subscribers"
+    );
 }

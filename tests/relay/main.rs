@@ -17,3 +17,4 @@ mod ordering;
 mod outage;
 mod pipeline;
 mod restart;
+mod subscriber_cap;
