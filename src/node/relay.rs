@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use crate::config::RelayConfig;
 use crate::control::{Clock, Policy};
-use crate::fanout::{Ring, SessionConfig};
+use super::shared::{
+    bind, open_log, session_config, spawn_retention, stop_tasks, StartError,
+};
+use crate::fanout::Ring;
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
-use crate::log::{Durability, EventLog, LogMemory, LogOptions};
+use crate::log::{EventLog, SeqRule};
 use crate::net::fd_limit::Reserve;
 use crate::net::http_server;
 use crate::net::{Dns, HostName, Outbound};
@@ -19,24 +22,6 @@ use crate::relay::hosts::{Hosts, RefreshBudget};
 use crate::relay::pool::{Pool, PoolConfig, MAX_DISPATCH};
 use crate::relay::sequencer;
 use crate::repo::verify::now_micros;
-
-/// Why the relay could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("data directory {path}: {err}")]
-    DataDir { path: String, err: std::io::Error },
-    #[error("opening the log: {0}")]
-    Log(#[from] crate::log::LogError),
-    #[error("binding {addr}: {err}")]
-    Bind {
-        addr: SocketAddr,
-        err: std::io::Error,
-    },
-    #[error("starting threads: {0}")]
-    Threads(std::io::Error),
-    #[error("loading the crawl policy: {0}")]
-    Policy(#[from] crate::control::PolicyError),
-}
 
 /// What tests may replace when starting a relay.
 #[derive(Clone, Debug, Default)]
@@ -75,42 +60,9 @@ impl Relay {
     /// Starts a relay with a test clock or DNS pins.
     pub async fn start_with(cfg: &RelayConfig, opts: StartOptions) -> Result<Relay, StartError> {
         let StartOptions { clock, dns } = opts;
-        // Bind before anything else starts: a port in use is the commonest
-        // start failure, and failing after the verifier threads and crawlers
-        // are running would leave them holding the log while the process
-        // exits (RocksDB then crashes in its static destructors).
-        let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-            .await
-            .map_err(|err| StartError::Bind {
-                addr: cfg.server.listen,
-                err,
-            })?;
-        let addr = listener.local_addr().map_err(|err| StartError::Bind {
-            addr: cfg.server.listen,
-            err,
-        })?;
-        std::fs::create_dir_all(&cfg.server.data_dir).map_err(|err| StartError::DataDir {
-            path: cfg.server.data_dir.display().to_string(),
-            err,
-        })?;
-        let log = EventLog::open(
-            &cfg.server.data_dir.join("log"),
-            LogOptions {
-                durability: if cfg.log.durability == "buffered" {
-                    Durability::Buffered
-                } else {
-                    Durability::Fsync
-                },
-                retention_max_age: (cfg.log.retention_hours > 0)
-                    .then(|| Duration::from_secs(cfg.log.retention_hours * 3600)),
-                retention_max_bytes: (cfg.log.retention_max_mib > 0)
-                    .then(|| cfg.log.retention_max_mib * 1024 * 1024),
-                memory: LogMemory {
-                    memtable_bytes: cfg.log.memtable_mib << 20,
-                    block_cache_bytes: cfg.log.block_cache_mib << 20,
-                },
-            },
-        )?;
+        // Bind before anything else starts (see `bind`).
+        let (listener, addr) = bind(cfg).await?;
+        let log = open_log(cfg, SeqRule::Contiguous)?;
         let ring = Ring::new(cfg.fanout.ring_capacity, log.last_seq());
         // One SSRF policy for every outbound connection: private answers
         // only when the operator allows private hosts; the PLC directory's
@@ -215,12 +167,7 @@ impl Relay {
             log: log.clone(),
             ring: ring.clone(),
             backfill: Arc::new(crate::http::LogBackfill::new(log.clone(), tasks_tx.clone())),
-            session: SessionConfig {
-                too_slow_after: Duration::from_secs(cfg.fanout.too_slow_secs),
-                ping_interval: Duration::from_secs(cfg.fanout.ping_secs),
-                linger: Duration::from_millis(cfg.fanout.linger_ms),
-                ..SessionConfig::default()
-            },
+            session: session_config(cfg),
             crawlers: crawlers.clone(),
             hosts: hosts.clone(),
             subscribers: crate::fanout::Subscribers::new(),
@@ -242,28 +189,7 @@ impl Relay {
             let _server_guard = server_guard;
             http_server::serve(listener, router(app), "relay", limits, stop).await;
         });
-        {
-            let log = log.clone();
-            let mut stop = shutdown.subscribe();
-            let guard = tasks_tx.clone();
-            tokio::spawn(async move {
-                let _guard = guard;
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                        _ = stop.wait_for(|s| *s) => return,
-                    }
-                    let log = log.clone();
-                    match tokio::task::spawn_blocking(move || log.enforce_retention(now_micros()))
-                        .await
-                    {
-                        Ok(Ok(report)) => tracing::debug!(?report, "retention"),
-                        Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
-                        Err(_) => {}
-                    }
-                }
-            });
-        }
+        spawn_retention(log.clone(), shutdown.subscribe(), tasks_tx.clone());
         {
             let hosts = hosts.clone();
             let crawl_requests = crawl_requests.clone();
@@ -334,7 +260,7 @@ impl Relay {
             server,
             sequencer,
             tasks_tx,
-            mut tasks_rx,
+            tasks_rx,
             ..
         } = self;
         crawlers.shutdown().await;
@@ -343,16 +269,7 @@ impl Relay {
                 tracing::warn!(host = %host.hostname, error = %e, "could not save the budget");
             }
         }
-        let _ = shutdown.send(true);
-        drop(tasks_tx);
-        let wait_tasks = async { while tasks_rx.recv().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), wait_tasks)
-            .await
-            .is_err()
-        {
-            tracing::warn!("some sessions did not end within 10 s; aborting the server");
-            server.abort();
-        }
+        stop_tasks(&shutdown, tasks_tx, tasks_rx, server).await;
         // The last handles on the verifier pool go with the crawlers; its
         // threads then exit, and with them the sequencer's inputs.
         drop(crawlers);
@@ -367,8 +284,8 @@ impl Relay {
     }
 }
 
-/// What to do after the sequencer stopped the relay.
-fn fatal_advice(e: &crate::log::LogError) -> &'static str {
+/// What to do after the log's writer stopped the process.
+pub(super) fn fatal_advice(e: &crate::log::LogError) -> &'static str {
     use crate::log::LogError as E;
     match e {
         E::Corrupt(_) | E::SchemaVersion { .. } => {

@@ -55,11 +55,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::hosts::{HostEntry, Hosts};
 use super::pool::{Pool, ShardMsg, MAX_DISPATCH};
-use super::upstream_log::{clip, LogLimit};
 use super::verifier::Inbound;
 use crate::control::Admit;
 use crate::identity::Resolver;
-use crate::net::{backoff, Dns, HostName};
+use crate::net::upstream_log::{clip, LogLimit};
+use crate::net::{backoff, dial_ws, Dns, HostName, WsClient};
 use crate::repo::verify::now_micros;
 use crate::wire::frame::{decode_header, peek_did, peek_seq, Body, ErrorFrame, EventKind, Info};
 
@@ -333,37 +333,16 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = WsClient;
 
-/// Resolves the host once, applies the SSRF rule to the addresses, and
-/// connects to a checked one (so DNS cannot answer differently for the dial
-/// than for the check), then runs the websocket handshake over it.
+/// Dials the host's firehose with the crawler's DNS (and so its SSRF rule).
 async fn dial(
     cfg: &CrawlerConfig,
     hostname: &HostName,
     url: &str,
     ws: WebSocketConfig,
 ) -> Result<Ws, String> {
-    let addrs = cfg
-        .dns
-        .resolve(&hostname.host_str(), hostname.port())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut last_error = String::new();
-    for addr in addrs {
-        match tokio::net::TcpStream::connect(addr).await {
-            Ok(tcp) => {
-                let _ = tcp.set_nodelay(true);
-                return tokio_tungstenite::client_async_tls_with_config(url, tcp, Some(ws), None)
-                    .await
-                    .map(|(ws, _)| ws)
-                    .map_err(|e| e.to_string());
-            }
-            Err(e) => last_error = format!("{addr}: {e}"),
-        }
-    }
-    Err(last_error)
+    dial_ws(&cfg.dns, &hostname.host_str(), hostname.port(), url, ws).await
 }
 
 /// Waits while the host's hourly or daily budget is spent, as `throttled`.

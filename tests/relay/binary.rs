@@ -144,37 +144,46 @@ impl RelayProcess {
             cmd.env(k, v);
         }
         configure(&mut cmd);
-        let mut child = ChildGuard(cmd.spawn().expect("start atrelay serve"));
-        let stdout = child.0.stdout.take().unwrap();
-        let stderr = child.0.stderr.take().unwrap();
-        // Drained all along so a chatty relay never blocks on a full pipe;
-        // the tail explains a failed start.
-        let log = Arc::new(StderrLog::default());
-        let drain = {
-            let log = log.clone();
-            std::thread::spawn(move || drain_stderr(stderr, &log))
-        };
-        // A blocking read, off the runtime that serves the test PDS and PLC.
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            line
-        })
-        .await
-        .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok());
-        match addr {
-            Some(addr) => Ok((child, addr, log)),
-            None => {
-                drop(child);
-                let _ = drain.join();
-                Err(format!("stdout {line:?}, stderr: {}", log.tail()))
+        start_child(cmd).await
+    }
+
+    /// Starts `atrelay serve --upstream <upstream>` (a mirror) on `dir`,
+    /// with `env` added; with `metrics`, the exporter on a free port.
+    pub async fn spawn_mirror(
+        upstream: &str,
+        dir: &std::path::Path,
+        metrics: bool,
+        env: &[(&str, &str)],
+    ) -> RelayProcess {
+        let mut last_err = String::new();
+        for _ in 0..2 {
+            let metrics_addr = metrics.then(free_port);
+            let metrics_listen = metrics_addr.map(|a| a.to_string()).unwrap_or_default();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_atrelay"));
+            cmd.args(["serve", "--listen", "127.0.0.1:0", "--upstream", upstream])
+                .args(["--metrics-listen", &metrics_listen])
+                .arg("--data-dir")
+                .arg(dir)
+                .env("ATRELAY_LOG", "warn")
+                .env_remove("ATRELAY_ADMIN_PASSWORD")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            match start_child(cmd).await {
+                Ok((child, addr, stderr)) => {
+                    return RelayProcess {
+                        child,
+                        addr,
+                        metrics: metrics_addr,
+                        stderr,
+                    }
+                }
+                Err(e) => last_err = e,
             }
         }
+        panic!("atrelay serve --upstream did not start (twice): {last_err}");
     }
 
     /// `http://ADDR` of the relay's HTTP API.
@@ -204,6 +213,44 @@ impl RelayProcess {
                 return s;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Spawns `cmd` (stdout and stderr piped) and reads its "listening on
+/// http://ADDR" line; stderr is drained all along.
+async fn start_child(
+    mut cmd: Command,
+) -> Result<(ChildGuard, SocketAddr, Arc<StderrLog>), String> {
+    let mut child = ChildGuard(cmd.spawn().expect("start atrelay serve"));
+    let stdout = child.0.stdout.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
+    // Drained all along so a chatty relay never blocks on a full pipe;
+    // the tail explains a failed start.
+    let log = Arc::new(StderrLog::default());
+    let drain = {
+        let log = log.clone();
+        std::thread::spawn(move || drain_stderr(stderr, &log))
+    };
+    // A blocking read, off the runtime that serves the test PDS and PLC.
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        line
+    })
+    .await
+    .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok());
+    match addr {
+        Some(addr) => Ok((child, addr, log)),
+        None => {
+            drop(child);
+            let _ = drain.join();
+            Err(format!("stdout {line:?}, stderr: {}", log.tail()))
         }
     }
 }
