@@ -77,8 +77,11 @@ struct Inner {
     slots: Box<[Atomic<Entry>]>,
     mask: u64,
     /// The seq the ring started after: nothing at or below it is ever in the
-    /// ring (it is only in the log).
-    start: u64,
+    /// ring (it is only in the log, if anywhere). Raised once, by the first
+    /// publish, to just below that seq: a mirror's first seq may be far
+    /// above its log's head, and the seqs between are in neither the ring
+    /// nor the log, so they must not count as in the ring's window.
+    start: AtomicU64,
     notify: Notify,
 }
 
@@ -155,7 +158,7 @@ impl Ring {
                 waiting: CachePadded::new(AtomicUsize::new(0)),
                 slots,
                 mask: capacity as u64 - 1,
-                start: last_seq_in_log,
+                start: AtomicU64::new(last_seq_in_log),
                 notify: Notify::new(),
             }),
         }
@@ -202,6 +205,11 @@ impl Ring {
         let inner = &*self.inner;
         let head = inner.head.load(Ordering::Relaxed);
         debug_assert!(seq > head, "Ring::publish: seqs must increase");
+        if head == inner.start.load(Ordering::Relaxed) {
+            // The first publish (see `Inner::start`); readers that see the
+            // new head see this too (it is stored before the head).
+            inner.start.store(seq - 1, Ordering::Release);
+        }
         let gap_start = head + 1;
         // A marker only where it stays in the window once `seq` is in: a
         // reader further back is below `oldest()` and goes to the log anyway
@@ -252,7 +260,8 @@ impl Ring {
     pub fn oldest(&self) -> u64 {
         let head = self.head();
         let cap = self.inner.mask + 1;
-        (self.inner.start + 1).max((head + 1).saturating_sub(cap))
+        let start = self.inner.start.load(Ordering::Acquire);
+        (start + 1).max((head + 1).saturating_sub(cap))
     }
 
     /// The frame of `seq`, or `None` if it is not published yet or was
@@ -438,6 +447,12 @@ mod tests {
         assert_eq!(got, [5, 6]);
         // Inside a gap, past its first seq: no marker, the log serves it.
         assert_eq!(ring.read_batch(4, 100, usize::MAX, |_, _| ()), 0);
+
+        // A first seq far above the log's head: the seqs between are not
+        // in the ring's window (a cursor there is older than the window).
+        let ring = Ring::new(1024, 0);
+        ring.publish(500, frame_for(500));
+        assert_eq!((ring.oldest(), ring.head()), (500, 500));
     }
 
     #[test]

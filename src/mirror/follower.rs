@@ -346,8 +346,13 @@ impl Reader {
     fn dropped(&mut self, reason: Dropped, seq: Option<u64>) {
         ::metrics::counter!(metrics::DROPPED, "reason" => reason.label()).increment(1);
         if let Some(suppressed) = self.log_limit.allow() {
-            tracing::warn!(reason = reason.label(), ?seq, last_seq = self.last_seq, suppressed,
-                "dropped a frame from the upstream");
+            tracing::warn!(
+                reason = reason.label(),
+                ?seq,
+                last_seq = self.last_seq,
+                suppressed,
+                "dropped a frame from the upstream"
+            );
         }
     }
 }

@@ -149,12 +149,24 @@ mod tests {
             name: Info::OUTDATED_CURSOR,
             message: None,
         }));
-        assert!(matches!(check(&info), Ok(Checked::Info { name: "OutdatedCursor", .. })));
+        assert!(matches!(
+            check(&info),
+            Ok(Checked::Info {
+                name: "OutdatedCursor",
+                ..
+            })
+        ));
         let error = frame(Event::Error(ErrorFrame {
             error: ErrorFrame::FUTURE_CURSOR,
             message: Some("ahead"),
         }));
-        assert!(matches!(check(&error), Ok(Checked::Error { error: "FutureCursor", .. })));
+        assert!(matches!(
+            check(&error),
+            Ok(Checked::Error {
+                error: "FutureCursor",
+                ..
+            })
+        ));
         let zero = frame(Event::Account(Account {
             seq: 0,
             did: "did:plc:abc",
@@ -165,7 +177,10 @@ mod tests {
         assert_eq!(check(&zero), Err(Dropped::Malformed));
         assert_eq!(check(b"\xff\x00garbage"), Err(Dropped::Malformed));
         assert_eq!(check(&[]), Err(Dropped::Malformed));
-        assert_eq!(check(&account[..account.len() - 1]), Err(Dropped::Malformed));
+        assert_eq!(
+            check(&account[..account.len() - 1]),
+            Err(Dropped::Malformed)
+        );
         let mut big = account.clone();
         big.resize(MAX_FRAME_LEN + 1, 0);
         assert_eq!(check(&big), Err(Dropped::Oversize));

@@ -66,7 +66,10 @@ impl Upstream {
         };
         Ok(Upstream {
             secure,
-            host: written.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            host: written
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port,
             authority,
         })
@@ -121,7 +124,12 @@ mod tests {
             v6.xrpc_url("/xrpc/_health"),
             "http://[::1]:9000/xrpc/_health"
         );
-        assert_eq!(Upstream::parse("https://r.example:443").unwrap().to_string(), "wss://r.example");
+        assert_eq!(
+            Upstream::parse("https://r.example:443")
+                .unwrap()
+                .to_string(),
+            "wss://r.example"
+        );
         for bad in [
             "relay.example",
             "ftp://relay.example",

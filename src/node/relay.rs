@@ -5,11 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::shared::{bind, open_log, session_config, spawn_retention, stop_tasks, StartError};
 use crate::config::RelayConfig;
 use crate::control::{Clock, Policy};
-use super::shared::{
-    bind, open_log, session_config, spawn_retention, stop_tasks, StartError,
-};
 use crate::fanout::Ring;
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};

@@ -219,9 +219,7 @@ impl RelayProcess {
 
 /// Spawns `cmd` (stdout and stderr piped) and reads its "listening on
 /// http://ADDR" line; stderr is drained all along.
-async fn start_child(
-    mut cmd: Command,
-) -> Result<(ChildGuard, SocketAddr, Arc<StderrLog>), String> {
+async fn start_child(mut cmd: Command) -> Result<(ChildGuard, SocketAddr, Arc<StderrLog>), String> {
     let mut child = ChildGuard(cmd.spawn().expect("start atrelay serve"));
     let stdout = child.0.stdout.take().unwrap();
     let stderr = child.0.stderr.take().unwrap();

@@ -18,7 +18,11 @@ use crate::pipeline::Net;
 
 /// A mirror's config: `upstream` at `addr`, its own data dir, and the whole
 /// upstream window on the first start when `backfill`.
-fn mirror_config(upstream: std::net::SocketAddr, dir: &tempfile::TempDir, backfill: bool) -> RelayConfig {
+fn mirror_config(
+    upstream: std::net::SocketAddr,
+    dir: &tempfile::TempDir,
+    backfill: bool,
+) -> RelayConfig {
     let mut cfg = RelayConfig::default();
     cfg.server.listen = "127.0.0.1:0".parse().unwrap();
     cfg.server.metrics_listen = String::new();
@@ -187,7 +191,10 @@ async fn a_mirror_of_a_mirror_serves_the_same_stream() {
         let relay_frames = Subscriber::connect(relay.addr, Some(0)).await.take(8).await;
         until_head(&second, 8).await;
         assert_eq!(
-            Subscriber::connect(second.addr, Some(0)).await.take(8).await,
+            Subscriber::connect(second.addr, Some(0))
+                .await
+                .take(8)
+                .await,
             relay_frames,
             "two hops down, the same bytes at the same seqs"
         );
@@ -252,19 +259,32 @@ async fn upstream_gaps_are_carried_and_garbage_is_dropped_and_counted() {
             .into_iter()
             .map(account_frame)
             .collect();
-        assert_eq!(live.take(6).await, want, "live: every event, gaps carried through");
         assert_eq!(
-            Subscriber::connect(mirror.addr, Some(0)).await.take(6).await,
+            live.take(6).await,
+            want,
+            "live: every event, gaps carried through"
+        );
+        assert_eq!(
+            Subscriber::connect(mirror.addr, Some(0))
+                .await
+                .take(6)
+                .await,
             want,
             "replay: the same"
         );
         // A cursor inside a gap: strictly after it.
         assert_eq!(
-            Subscriber::connect(mirror.addr, Some(50)).await.take(4).await,
+            Subscriber::connect(mirror.addr, Some(50))
+                .await
+                .take(4)
+                .await,
             want[2..].to_vec()
         );
         assert_eq!(
-            Subscriber::connect(mirror.addr, Some(101)).await.take(2).await,
+            Subscriber::connect(mirror.addr, Some(101))
+                .await
+                .take(2)
+                .await,
             want[4..].to_vec()
         );
         // Still going after all that.
@@ -273,14 +293,19 @@ async fn upstream_gaps_are_carried_and_garbage_is_dropped_and_counted() {
         let scrape = mirror
             .scrape_until(|s| s.value("atrelay_mirror_head_seq", &[]) == 5002.0)
             .await;
-        let dropped = |reason: &str| scrape.value("atrelay_mirror_frames_dropped_total", &[("reason", reason)]);
+        let dropped = |reason: &str| {
+            scrape.value("atrelay_mirror_frames_dropped_total", &[("reason", reason)])
+        };
         assert_eq!(dropped("malformed"), 1.0);
         assert_eq!(dropped("oversize"), 1.0);
         assert_eq!(dropped("non_increasing"), 1.0);
         assert_eq!(scrape.value("atrelay_mirror_upstream_seq", &[]), 5002.0);
         assert_eq!(scrape.value("atrelay_mirror_events_total", &[]), 7.0);
         assert_eq!(
-            scrape.value("atrelay_mirror_upstream_notices_total", &[("name", "other_info")]),
+            scrape.value(
+                "atrelay_mirror_upstream_notices_total",
+                &[("name", "other_info")]
+            ),
             1.0
         );
         assert!(scrape.value("atrelay_mirror_lag_seconds", &[]) > 0.0);
@@ -313,12 +338,28 @@ async fn kill_9_of_a_mirror_resumes_without_gap_or_duplicate() {
         drop(mirror);
 
         let mirror = RelayProcess::spawn_mirror(&upstream, dir.path(), false, &backfill).await;
-        let relay_all = Subscriber::connect(relay.addr, Some(0)).await.take(total).await;
-        let mirror_all = Subscriber::connect(mirror.addr, Some(0)).await.take(total).await;
-        assert_eq!(seen_before[..], relay_all[..total / 10], "what was served before the crash");
-        assert_eq!(mirror_all, relay_all, "every frame once, in order, byte for byte");
+        let relay_all = Subscriber::connect(relay.addr, Some(0))
+            .await
+            .take(total)
+            .await;
+        let mirror_all = Subscriber::connect(mirror.addr, Some(0))
+            .await
+            .take(total)
+            .await;
+        assert_eq!(
+            seen_before[..],
+            relay_all[..total / 10],
+            "what was served before the crash"
+        );
+        assert_eq!(
+            mirror_all, relay_all,
+            "every frame once, in order, byte for byte"
+        );
         let mut extra = Subscriber::connect(mirror.addr, Some(total as u64)).await;
-        assert!(extra.next(Duration::from_millis(500)).await.is_none(), "nothing beyond");
+        assert!(
+            extra.next(Duration::from_millis(500)).await.is_none(),
+            "nothing beyond"
+        );
         drop(mirror);
         relay.stop().await;
     })
@@ -348,7 +389,11 @@ async fn queries_pass_through_to_the_upstream() {
             async move {
                 let mut out = Vec::new();
                 for addr in [relay, mirror] {
-                    let res = client.get(format!("http://{addr}{path}")).send().await.unwrap();
+                    let res = client
+                        .get(format!("http://{addr}{path}"))
+                        .send()
+                        .await
+                        .unwrap();
                     let status = res.status().as_u16();
                     let location = res.headers().get("location").cloned();
                     out.push((status, location, res.text().await.unwrap()));
@@ -365,10 +410,16 @@ async fn queries_pass_through_to_the_upstream() {
             format!("/xrpc/com.atproto.sync.getLatestCommit?did={}", alice.did),
             "/xrpc/com.atproto.sync.listRepos?limit=5".to_owned(),
             format!("/xrpc/com.atproto.sync.getRepo?did={}", alice.did),
-            format!("/xrpc/com.atproto.sync.getHostStatus?hostname={}", net.pds.hostname()),
+            format!(
+                "/xrpc/com.atproto.sync.getHostStatus?hostname={}",
+                net.pds.hostname()
+            ),
         ] {
             let (from_relay, from_mirror) = both(path.clone()).await;
-            assert_eq!(from_mirror, from_relay, "{path}: same status, redirect and body");
+            assert_eq!(
+                from_mirror, from_relay,
+                "{path}: same status, redirect and body"
+            );
         }
         // requestCrawl: status and body passed back (here the relay
         // refuses a malformed hostname).
@@ -411,7 +462,10 @@ async fn queries_pass_through_to_the_upstream() {
             .await
             .unwrap();
         let res = client
-            .get(format!("http://{}/xrpc/com.atproto.sync.listHosts", orphan.addr))
+            .get(format!(
+                "http://{}/xrpc/com.atproto.sync.listHosts",
+                orphan.addr
+            ))
             .send()
             .await
             .unwrap();
