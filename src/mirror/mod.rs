@@ -22,7 +22,7 @@
 //!   over HTTP with its status and body unchanged.
 //! - [`routes`]: the mirror's HTTP surface.
 //! - [`upstream`]: the upstream's URL, as the operator gave it.
-//! - [`metrics`]: `atrelay_mirror_*`.
+//! - [`metrics`] (`metrics.rs`): `atrelay_mirror_*`.
 //!
 //! # What a mirror trusts
 //!
