@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc::Sender;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -43,7 +43,7 @@ use super::metrics;
 use super::upstream::Upstream;
 use super::writer::{Upstreamed, MAX_BATCH};
 use crate::net::upstream_log::{clip, LogLimit};
-use crate::net::{backoff, dial_ws, Dns, WsClient};
+use crate::net::{backoff, dial_ws, Dns, Keepalive, WsClient, WsEnd};
 use crate::repo::verify::now_micros;
 use crate::wire::frame::MAX_FRAME_LEN;
 
@@ -225,7 +225,7 @@ impl Reader {
         stop: &mut watch::Receiver<bool>,
     ) -> End {
         let (mut tx, mut rx) = ws.split();
-        let mut pinged = false;
+        let mut keepalive = Keepalive::new(idle_ping);
         loop {
             let ready = if !self.pending.is_empty() && self.pending.len() < MAX_BATCH {
                 rx.next().now_or_never()
@@ -241,29 +241,20 @@ impl Reader {
                     tokio::select! {
                         biased;
                         _ = stop.wait_for(|s| *s) => return End::Stopped,
-                        next = tokio::time::timeout(idle_ping, rx.next()) => next,
+                        next = tokio::time::timeout(keepalive.idle(), rx.next()) => next,
                     }
                 }
             };
-            let msg = match next {
-                Err(_) if pinged => return End::Reconnect("no traffic and no pong".into()),
-                Err(_) => {
-                    pinged = true;
-                    if tx.send(Message::Ping(Bytes::new())).await.is_err() {
-                        return End::Reconnect("ping failed".into());
-                    }
-                    continue;
-                }
-                Ok(None) => return End::Reconnect("stream closed".into()),
-                Ok(Some(Err(e))) => {
-                    if matches!(e, WsError::Capacity(_)) {
+            let msg = match keepalive.take(next, &mut tx).await {
+                Ok(Some(m)) => m,
+                Ok(None) => continue,
+                Err(end) => {
+                    if matches!(end, WsEnd::Failed(WsError::Capacity(_))) {
                         self.dropped(Dropped::Oversize, None);
                     }
-                    return End::Reconnect(clip(&e.to_string(), 300));
+                    return End::Reconnect(clip(&end.to_string(), 300));
                 }
-                Ok(Some(Ok(m))) => m,
             };
-            pinged = false;
             match msg {
                 Message::Binary(frame) => {
                     if let Some(end) = self.on_frame(frame) {

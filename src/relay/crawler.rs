@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -59,7 +59,7 @@ use super::verifier::Inbound;
 use crate::control::Admit;
 use crate::identity::Resolver;
 use crate::net::upstream_log::{clip, LogLimit};
-use crate::net::{backoff, dial_ws, Dns, HostName, WsClient};
+use crate::net::{backoff, dial_ws, Dns, HostName, Keepalive, WsClient};
 use crate::repo::verify::now_micros;
 use crate::wire::frame::{decode_header, peek_did, peek_seq, Body, ErrorFrame, EventKind, Info};
 
@@ -471,7 +471,7 @@ impl Connection<'_> {
         paused: &mut tokio::sync::watch::Receiver<bool>,
     ) -> End {
         let (mut tx, mut rx) = ws.split();
-        let mut pinged = false;
+        let mut keepalive = Keepalive::new(self.inner.cfg.idle_ping);
         loop {
             // A frame the socket already holds joins the pending batch;
             // otherwise the batch goes out before waiting.
@@ -493,24 +493,15 @@ impl Connection<'_> {
                     tokio::select! {
                         biased;
                         _ = paused.wait_for(|p| *p) => return End::Paused,
-                        next = tokio::time::timeout(self.inner.cfg.idle_ping, rx.next()) => next,
+                        next = tokio::time::timeout(keepalive.idle(), rx.next()) => next,
                     }
                 }
             };
-            let msg = match next {
-                Err(_) if pinged => return End::Reconnect("no traffic and no pong".into()),
-                Err(_) => {
-                    pinged = true;
-                    if tx.send(Message::Ping(Bytes::new())).await.is_err() {
-                        return End::Reconnect("ping failed".into());
-                    }
-                    continue;
-                }
-                Ok(None) => return End::Reconnect("stream closed".into()),
-                Ok(Some(Err(e))) => return End::Reconnect(clip(&e.to_string(), 300)),
-                Ok(Some(Ok(m))) => m,
+            let msg = match keepalive.take(next, &mut tx).await {
+                Ok(Some(m)) => m,
+                Ok(None) => continue,
+                Err(end) => return End::Reconnect(clip(&end.to_string(), 300)),
             };
-            pinged = false;
             match msg {
                 Message::Binary(frame) => {
                     if let Some(end) = self.on_frame(frame, last_seq).await {
