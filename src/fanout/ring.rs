@@ -144,7 +144,8 @@ impl Drop for WaitingGuard<'_> {
 impl Ring {
     /// A ring of `capacity` slots (rounded up to a power of two, at least 1)
     /// continuing a log whose last seq is `last_seq_in_log` (0 for an empty
-    /// log): the first publish must be `last_seq_in_log + 1`.
+    /// log): the first publish must be `last_seq_in_log + 1` (above it, for
+    /// a mirror's log, whose seqs are its upstream's).
     ///
     /// Capacity is a power of two so the slot index is a mask, not a division.
     /// Size it to cover a few seconds of peak traffic: subscribers further
