@@ -39,6 +39,7 @@ pub struct RelayConfig {
     pub log: LogConfig,
     pub fanout: FanoutConfig,
     pub budget: BudgetConfig,
+    pub mirror: MirrorConfig,
     /// The admin API's password, from `ATRELAY_ADMIN_PASSWORD` only (never a
     /// file: secrets stay out of config files). `None` disables `/admin`.
     #[serde(skip)]
@@ -281,6 +282,41 @@ pub struct FanoutConfig {
     pub max_subscribers: usize,
 }
 
+/// The fan-out tier: following one relay's firehose instead of crawling
+/// hosts (`crate::mirror`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirrorConfig {
+    /// The relay to mirror (`wss://relay.example`; `ws`, `wss`, `http`,
+    /// `https`); empty runs a relay.
+    pub upstream: String,
+    /// On the first start (an empty log), replay the upstream's whole window
+    /// (`cursor=0`) rather than start at its live head.
+    pub backfill: bool,
+    /// Longest wait between reconnects to the upstream, in seconds.
+    pub max_backoff_secs: u64,
+    /// Longest a passed-through query may take upstream, in seconds.
+    pub proxy_timeout_secs: u64,
+}
+
+impl MirrorConfig {
+    /// Whether this process is a mirror.
+    pub fn enabled(&self) -> bool {
+        !self.upstream.is_empty()
+    }
+}
+
+impl Default for MirrorConfig {
+    fn default() -> MirrorConfig {
+        MirrorConfig {
+            upstream: String::new(),
+            backfill: false,
+            max_backoff_secs: 60,
+            proxy_timeout_secs: 30,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
@@ -463,6 +499,23 @@ impl RelayConfig {
             return Err(invalid(
                 "fanout",
                 "too_slow_secs and ping_secs must be positive",
+            ));
+        }
+        if self.mirror.enabled() {
+            let scheme_ok = reqwest::Url::parse(&self.mirror.upstream).is_ok_and(|u| {
+                matches!(u.scheme(), "ws" | "wss" | "http" | "https") && u.host_str().is_some()
+            });
+            if !scheme_ok {
+                return Err(invalid(
+                    "mirror.upstream",
+                    "must be a ws://, wss://, http:// or https:// URL with a host, e.g. wss://relay.example",
+                ));
+            }
+        }
+        if self.mirror.max_backoff_secs == 0 || self.mirror.proxy_timeout_secs == 0 {
+            return Err(invalid(
+                "mirror",
+                "max_backoff_secs and proxy_timeout_secs must be positive",
             ));
         }
         if self.identity.cache_capacity == 0 || self.identity.timeout_secs == 0 {

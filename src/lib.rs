@@ -24,6 +24,7 @@ pub mod http;
 pub mod identity;
 pub mod log;
 pub mod metrics;
+pub mod mirror;
 pub mod net;
 pub mod node;
 pub mod pds;

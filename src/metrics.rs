@@ -119,6 +119,7 @@ pub async fn serve(
 pub fn describe() {
     crate::fanout::metrics::describe();
     crate::identity::describe();
+    crate::mirror::metrics::describe();
     // Ingest.
     describe_counter!(
         "atrelay_crawler_frames_total",
@@ -327,6 +328,7 @@ pub fn describe() {
         "Failed accepts, by server and kind (emfile, enfile, enobufs, enomem, other)"
     );
     register_at_zero();
+    crate::mirror::metrics::register_at_zero();
 }
 
 /// Registers every family the relay can export at zero: counters and gauges

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use atrelay::log::{
     AccountState, AppendBatch, Durability, EventLog, HostState, LogError, LogEvent, LogOptions,
+    SeqRule,
 };
 use atrelay::wire::cid::Cid;
 use bytes::Bytes;
@@ -248,6 +249,63 @@ fn gaps_and_reused_seqs_are_rejected_without_writing() {
         })
     );
     assert_contiguous(&log);
+}
+
+/// A mirror's log keeps its upstream's seqs: gaps are accepted, reads and
+/// reopens go across them, and a seq at or below the last is still refused.
+#[test]
+fn a_mirror_log_accepts_increasing_seqs_with_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LogOptions {
+        seqs: SeqRule::Increasing,
+        ..buffered()
+    };
+    let log = open(dir.path(), opts.clone());
+    let at = |seqs: &[u64]| AppendBatch {
+        events: seqs
+            .iter()
+            .map(|&seq| LogEvent {
+                seq,
+                received_micros: T0,
+                frame: frame(seq, 20),
+            })
+            .collect(),
+        ..AppendBatch::default()
+    };
+    log.append(&at(&[5, 9, 10])).unwrap();
+    log.append(&at(&[1000])).unwrap();
+    for refused in [&[1000][..], &[1001, 1001], &[7]] {
+        assert!(
+            matches!(log.append(&at(refused)), Err(LogError::Gap { .. })),
+            "{refused:?}"
+        );
+    }
+    let seqs = |from| -> Vec<u64> {
+        log.read_from(from, 100, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(s, f)| {
+                assert_eq!(f, frame(s, 20));
+                s
+            })
+            .collect()
+    };
+    assert_eq!(seqs(0), [5, 9, 10, 1000]);
+    assert_eq!(seqs(6), [9, 10, 1000]);
+    assert_eq!(seqs(11), [1000]);
+    drop(log);
+    let log = open(dir.path(), opts);
+    assert_eq!((log.oldest_seq(), log.last_seq()), (Some(5), 1000));
+    // The relay's own log still refuses the same gap.
+    let dir = tempfile::tempdir().unwrap();
+    let relay_log = open(dir.path(), buffered());
+    assert_eq!(
+        relay_log.append(&at(&[5])),
+        Err(LogError::Gap {
+            expected: 1,
+            got: 5
+        })
+    );
 }
 
 #[test]

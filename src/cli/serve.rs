@@ -1,4 +1,5 @@
-//! `atrelay serve`: run the relay.
+//! `atrelay serve`: run the relay, or with `--upstream` (`mirror.upstream`)
+//! a mirror of another relay (the fan-out tier, `atrelay::mirror`).
 //!
 //! Configuration comes from built-in defaults, then `--config FILE`, then
 //! `ATRELAY_*` environment variables, then these flags (see
@@ -12,7 +13,7 @@ use clap::Args;
 use super::daemon::{announce, fail, init_process, runtime, wait_for_signal};
 use super::error::CliError;
 use atrelay::config::RelayConfig;
-use atrelay::node::Relay;
+use atrelay::node::{Mirror, Relay};
 
 /// Flags for `serve`.
 #[derive(Debug, Args)]
@@ -42,6 +43,11 @@ pub struct ServeArgs {
     /// Also crawl these hosts at start (repeatable).
     #[arg(long = "crawl", value_name = "HOST")]
     pub crawl: Vec<String>,
+    /// Run as a mirror of this relay instead of crawling hosts: keep its
+    /// seqs and frames, serve them, pass sync queries through to it
+    /// (e.g. wss://relay.example; the [mirror] config section).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
 }
 
 /// Loads the configuration and runs the relay until a signal.
@@ -63,6 +69,9 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     cfg.crawl.allow_private_hosts |= args.allow_private_hosts;
     cfg.verify.lenient |= args.lenient;
     cfg.crawl.hosts.extend(args.crawl.iter().cloned());
+    if let Some(upstream) = &args.upstream {
+        cfg.mirror.upstream = upstream.clone();
+    }
     cfg.validate().map_err(|e| fail("configuration", e))?;
 
     init_process();
@@ -82,17 +91,30 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
                 .await
                 .map_err(|e| fail(&format!("metrics listener on {addr}"), e))?;
         }
-        let relay = Relay::start(&cfg)
-            .await
-            .map_err(|e| fail("starting the relay", e))?;
-        announce(&format!(
-            "atrelay relay listening on http://{addr} (firehose: ws://{addr}/xrpc/com.atproto.sync.subscribeRepos)",
-            addr = relay.addr
-        ));
-
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        relay.stop().await;
+        if cfg.mirror.enabled() {
+            let mirror = Mirror::start(&cfg)
+                .await
+                .map_err(|e| fail("starting the mirror", e))?;
+            announce(&format!(
+                "atrelay mirror listening on http://{addr} (firehose: ws://{addr}/xrpc/com.atproto.sync.subscribeRepos; upstream: {upstream})",
+                upstream = cfg.mirror.upstream,
+                addr = mirror.addr
+            ));
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            mirror.stop().await;
+        } else {
+            let relay = Relay::start(&cfg)
+                .await
+                .map_err(|e| fail("starting the relay", e))?;
+            announce(&format!(
+                "atrelay relay listening on http://{addr} (firehose: ws://{addr}/xrpc/com.atproto.sync.subscribeRepos)",
+                addr = relay.addr
+            ));
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            relay.stop().await;
+        }
         let _ = stop_metrics.send(true);
         Ok(())
     })

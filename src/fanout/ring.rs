@@ -37,6 +37,14 @@
 //! - **A seq check per slot.** Each entry carries its seq, so a reader can tell
 //!   "not yet published" and "already overwritten" from "here it is" without
 //!   any coordination with the writer beyond one pointer load.
+//! - **Gaps are marked once.** The relay's own seqs are consecutive, but a
+//!   mirror publishes its upstream's seqs, which may skip some (digest §1.5).
+//!   A publish that skips seqs leaves one marker in the slot of the first
+//!   skipped seq, naming the seq published after the gap. A reader is always
+//!   at "the seq after the last one it took", i.e. at that first skipped seq,
+//!   so it jumps the whole gap in one step: no walk over every missing seq,
+//!   and no trip to the log for it. (A reader whose cursor points inside a
+//!   gap finds no marker and reads the log once, which skips the rest.)
 
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -52,6 +60,9 @@ use super::wakeup::{Coalescing, Wakeup};
 struct Entry {
     seq: u64,
     frame: Bytes,
+    /// 0 for a frame. For a gap marker (`frame` empty, `seq` the first seq
+    /// the writer skipped): the seq published right after the gap.
+    resume: u64,
 }
 
 /// State shared by every [`Ring`] handle.
@@ -66,8 +77,11 @@ struct Inner {
     slots: Box<[Atomic<Entry>]>,
     mask: u64,
     /// The seq the ring started after: nothing at or below it is ever in the
-    /// ring (it is only in the log).
-    start: u64,
+    /// ring (it is only in the log, if anywhere). Raised once, by the first
+    /// publish, to just below that seq: a mirror's first seq may be far
+    /// above its log's head, and the seqs between are in neither the ring
+    /// nor the log, so they must not count as in the ring's window.
+    start: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -91,7 +105,8 @@ impl Drop for Inner {
 /// A fixed-capacity broadcast ring of encoded frames, indexed by seq.
 ///
 /// Cloning is cheap (an `Arc`); all clones share the same slots. There is one
-/// writer (the sequencer, calling [`Ring::publish`] with consecutive seqs) and
+/// writer (the sequencer, calling [`Ring::publish`] with consecutive seqs, or
+/// a mirror's writer, with increasing ones) and
 /// any number of readers ([`Ring::get`], [`Ring::read_batch`],
 /// [`Ring::wait_beyond`]). See the module docs for why it is built this way.
 #[derive(Clone)]
@@ -128,7 +143,8 @@ impl Drop for WaitingGuard<'_> {
 impl Ring {
     /// A ring of `capacity` slots (rounded up to a power of two, at least 1)
     /// continuing a log whose last seq is `last_seq_in_log` (0 for an empty
-    /// log): the first publish must be `last_seq_in_log + 1`.
+    /// log): the first publish must be `last_seq_in_log + 1` (above it, for
+    /// a mirror's log, whose seqs are its upstream's).
     ///
     /// Capacity is a power of two so the slot index is a mask, not a division.
     /// Size it to cover a few seconds of peak traffic: subscribers further
@@ -149,7 +165,7 @@ impl Ring {
                 wakeup: Arc::new(Wakeup::new(coalescing)),
                 slots,
                 mask: capacity as u64 - 1,
-                start: last_seq_in_log,
+                start: AtomicU64::new(last_seq_in_log),
             }),
         }
     }
@@ -162,8 +178,10 @@ impl Ring {
     /// Publishes the frame for `seq`, overwriting the frame `capacity` seqs
     /// older, then advances [`head`](Ring::head) and wakes waiting readers.
     ///
-    /// Single writer: `seq` must be exactly `head() + 1` (checked in debug
-    /// builds). The frame must already be durable in the log, because readers
+    /// Single writer: `seq` must be above `head()` (checked in debug builds);
+    /// the relay's seqs are exactly `head() + 1`, a mirror's may skip some
+    /// (see "Gaps are marked once" in the module docs). The frame must
+    /// already be durable in the log, because readers
     /// that fall behind the ring rely on the log holding every seq ≤ head.
     /// Never blocks and never looks at readers.
     pub fn publish(&self, seq: u64, frame: Bytes) {
@@ -173,7 +191,7 @@ impl Ring {
         self.wake();
     }
 
-    /// Publishes a run of consecutive frames (as [`Ring::publish`] does one),
+    /// Publishes a run of increasing frames (as [`Ring::publish`] does one),
     /// pinning the epoch once and waking readers once at the end: the
     /// sequencer publishes whole group commits this way.
     pub fn publish_batch<I: IntoIterator<Item = (u64, Bytes)>>(&self, frames: I) {
@@ -191,13 +209,31 @@ impl Ring {
 
     fn store(&self, seq: u64, frame: Bytes, guard: &Guard) {
         let inner = &*self.inner;
-        debug_assert_eq!(
-            seq,
-            inner.head.load(Ordering::Relaxed) + 1,
-            "Ring::publish: seqs must be consecutive"
-        );
-        let slot = &inner.slots[(seq & inner.mask) as usize];
-        let old = slot.swap(Owned::new(Entry { seq, frame }), Ordering::AcqRel, guard);
+        let head = inner.head.load(Ordering::Relaxed);
+        debug_assert!(seq > head, "Ring::publish: seqs must increase");
+        if head == inner.start.load(Ordering::Relaxed) {
+            // The first publish (see `Inner::start`); readers that see the
+            // new head see this too (it is stored before the head).
+            inner.start.store(seq - 1, Ordering::Release);
+        }
+        let gap_start = head + 1;
+        // A marker only where it stays in the window once `seq` is in: a
+        // reader further back is below `oldest()` and goes to the log anyway
+        // (and the marker's slot cannot be `seq`'s, a full lap away).
+        if seq > gap_start && seq - gap_start < inner.mask + 1 {
+            self.put(gap_start, Bytes::new(), seq, guard);
+        }
+        self.put(seq, frame, 0, guard);
+        // SeqCst pairs with the SeqCst `waiting` increment and head re-check
+        // in `wait_beyond` (a store-load handshake, see `wake`).
+        inner.head.store(seq, Ordering::SeqCst);
+    }
+
+    /// Replaces the entry in `seq`'s slot.
+    fn put(&self, seq: u64, frame: Bytes, resume: u64, guard: &Guard) {
+        let slot = &self.inner.slots[(seq & self.inner.mask) as usize];
+        let entry = Owned::new(Entry { seq, frame, resume });
+        let old = slot.swap(entry, Ordering::AcqRel, guard);
         if !old.is_null() {
             // SAFETY: `old` was just unlinked from its slot by this swap, so no
             // reader pinning from now on can reach it; readers pinned earlier
@@ -205,9 +241,6 @@ impl Ring {
             // returns a given pointer exactly once, so it is freed once.
             unsafe { guard.defer_destroy(old) };
         }
-        // SeqCst pairs with the SeqCst `waiting` increment and head re-check
-        // in `wait_beyond` (a store-load handshake, see `wake`).
-        inner.head.store(seq, Ordering::SeqCst);
     }
 
     /// Wakes tasks in [`Ring::wait_beyond`], if any, now or at the end of
@@ -257,7 +290,8 @@ impl Ring {
     pub fn oldest(&self) -> u64 {
         let head = self.head();
         let cap = self.inner.mask + 1;
-        (self.inner.start + 1).max((head + 1).saturating_sub(cap))
+        let start = self.inner.start.load(Ordering::Acquire);
+        (start + 1).max((head + 1).saturating_sub(cap))
     }
 
     /// The frame of `seq`, or `None` if it is not published yet or was
@@ -269,19 +303,29 @@ impl Ring {
     }
 
     fn load<'g>(&self, seq: u64, guard: &'g Guard) -> Option<&'g Bytes> {
+        self.load_entry(seq, guard)
+            .filter(|e| e.resume == 0)
+            .map(|e| &e.frame)
+    }
+
+    /// `seq`'s entry, frame or gap marker, if its slot holds it.
+    fn load_entry<'g>(&self, seq: u64, guard: &'g Guard) -> Option<&'g Entry> {
         let slot = &self.inner.slots[(seq & self.inner.mask) as usize];
         let p = slot.load(Ordering::Acquire, guard);
         // SAFETY: a non-null slot pointer is a live `Entry`; it cannot be freed
         // while `guard` is pinned (frees are deferred through the epoch).
         let entry = unsafe { p.as_ref() }?;
-        (entry.seq == seq).then_some(&entry.frame)
+        (entry.seq == seq).then_some(entry)
     }
 
-    /// Hands `f` the consecutive frames from seq `from` on, as many as are in
-    /// the ring, up to `max_frames` frames and `max_bytes` bytes (but always
-    /// at least one frame if `from` is in the ring, however large). Returns
-    /// how many were handed over; 0 means `from` is not in the ring (not yet
-    /// published, or overwritten). Pins the epoch once for the whole batch.
+    /// Hands `f` the frames from seq `from` on, in seq order and jumping the
+    /// gaps the writer marked, as many as are in the ring, up to
+    /// `max_frames` frames and `max_bytes` bytes (but always at least one
+    /// frame if `from` is in the ring, however large). Returns how many were
+    /// handed over (the caller continues after the last seq `f` got, not at
+    /// `from + n`); 0 means `from` is not in the ring (not yet published,
+    /// overwritten, or inside an unmarked gap). Pins the epoch once for the
+    /// whole batch.
     pub fn read_batch(
         &self,
         from: u64,
@@ -294,9 +338,14 @@ impl Ring {
         let mut bytes = 0usize;
         let mut seq = from;
         while n < max_frames {
-            let Some(frame) = self.load(seq, &guard) else {
+            let Some(entry) = self.load_entry(seq, &guard) else {
                 break;
             };
+            if entry.resume != 0 {
+                seq = entry.resume;
+                continue;
+            }
+            let frame = &entry.frame;
             if n > 0 && bytes + frame.len() > max_bytes {
                 break;
             }
@@ -395,6 +444,49 @@ mod tests {
         ring.publish_batch(std::iter::empty());
         assert_eq!(ring.head(), 105);
         check_frame(103, &ring.get(103).unwrap());
+    }
+
+    #[test]
+    fn gaps_are_jumped_by_readers() {
+        let ring = Ring::new(8, 10);
+        // 11, then a gap of 12..=14, 15, a gap wider than the ring, 40.
+        for seq in [11, 15, 16, 40] {
+            ring.publish(seq, frame_for(seq));
+        }
+        assert_eq!(ring.head(), 40);
+        assert_eq!(ring.get(12), None, "a marker is not a frame");
+        // The gap 17..=39 is wider than the ring: no marker (17 is out of
+        // the window), and 33, inside the window, is inside the gap.
+        assert_eq!(ring.oldest(), 33);
+        assert_eq!(ring.read_batch(33, 100, usize::MAX, |_, _| ()), 0);
+        let mut got = Vec::new();
+        ring.read_batch(40, 100, usize::MAX, |s, _| got.push(s));
+        assert_eq!(got, [40]);
+        // 11, 15, 16 are a lap behind 40: gone from the ring.
+        assert_eq!(ring.read_batch(16, 100, usize::MAX, |_, _| ()), 0);
+
+        let ring = Ring::new(16, 0);
+        for seq in [1, 2, 5, 6, 9] {
+            ring.publish(seq, frame_for(seq));
+        }
+        let mut got = Vec::new();
+        ring.read_batch(1, 100, usize::MAX, |s, f| {
+            check_frame(s, &f);
+            got.push(s)
+        });
+        assert_eq!(got, [1, 2, 5, 6, 9]);
+        // From the first seq after each frame, as a reader resumes.
+        let mut got = Vec::new();
+        ring.read_batch(3, 2, usize::MAX, |s, _| got.push(s));
+        assert_eq!(got, [5, 6]);
+        // Inside a gap, past its first seq: no marker, the log serves it.
+        assert_eq!(ring.read_batch(4, 100, usize::MAX, |_, _| ()), 0);
+
+        // A first seq far above the log's head: the seqs between are not
+        // in the ring's window (a cursor there is older than the window).
+        let ring = Ring::new(1024, 0);
+        ring.publish(500, frame_for(500));
+        assert_eq!((ring.oldest(), ring.head()), (500, 500));
     }
 
     #[test]

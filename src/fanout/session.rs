@@ -407,17 +407,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             &mut self.batch_frames,
             &mut self.batch_bytes,
         );
+        // The last seq taken, not `next + n`: a mirror's seqs may have gaps.
+        let mut last = None;
         let n = self.ring.read_batch(
             self.next,
             self.cfg.batch_max_frames,
             self.cfg.batch_max_bytes,
-            |_, frame| {
+            |seq, frame| {
                 *frames += 1;
                 *bytes += frame.len() as u64;
                 out.push_binary(frame);
+                last = Some(seq);
             },
         );
-        self.next += n as u64;
+        if let Some(last) = last {
+            self.next = last + 1;
+        }
         n > 0
     }
 

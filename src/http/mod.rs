@@ -134,18 +134,21 @@ pub fn router(app: AppState) -> Router {
                 "no such XRPC method on this relay",
             )
         })
-        .layer(axum::middleware::map_response(
-            |mut res: axum::response::Response| async move {
-                res.headers_mut().insert(
-                    axum::http::header::SERVER,
-                    axum::http::HeaderValue::from_static(concat!(
-                        "atrelay/",
-                        env!("CARGO_PKG_VERSION"),
-                        " (atproto-relay)"
-                    )),
-                );
-                res
-            },
-        ))
+        .layer(axum::middleware::map_response(relay_server_header))
         .with_state(app)
+}
+
+/// Marks a response as a relay's ([`RELAY_SERVER_MARK`] in `Server`), for
+/// the relay's routes and a mirror's alike: a mirror is a relay to whoever
+/// would crawl it.
+pub async fn relay_server_header(mut res: axum::response::Response) -> axum::response::Response {
+    res.headers_mut().insert(
+        axum::http::header::SERVER,
+        axum::http::HeaderValue::from_static(concat!(
+            "atrelay/",
+            env!("CARGO_PKG_VERSION"),
+            " (atproto-relay)"
+        )),
+    );
+    res
 }

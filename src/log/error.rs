@@ -25,11 +25,13 @@ pub enum LogError {
     #[error("rocksdb: {0}")]
     RocksDb(String),
     /// An appended event's seq was not the next one. Relay seqs are gap-free
-    /// (design invariant 2), so the whole batch was rejected and nothing was
-    /// written.
+    /// (design invariant 2), and a mirror's only increase
+    /// ([`SeqRule`](super::SeqRule)), so the whole batch was rejected and
+    /// nothing was written.
     #[error("event seq {got} breaks the sequence: expected {expected} (batch rejected, nothing written)")]
     Gap {
-        /// The only seq acceptable at that position (`last_seq + 1 + index`).
+        /// The lowest seq acceptable at that position: `last_seq + 1 + index`
+        /// in a gap-free log, the only one acceptable there.
         expected: u64,
         /// The seq the caller supplied.
         got: u64,

@@ -15,7 +15,7 @@ use super::batch::AppendBatch;
 use super::batch_rep::{BatchRep, CfCodes};
 use super::error::LogError;
 use super::open::{open_db, recover_state};
-use super::options::{write_options, LogOptions};
+use super::options::{write_options, LogOptions, SeqRule};
 use super::schema::{
     decode_event_key, decode_event_value, encode_event_value, event_key, event_logical_size,
     segment_key, CF_ACCOUNTS, CF_EVENTS, CF_HOSTS, CF_META,
@@ -251,7 +251,8 @@ impl EventLog {
     }
 
     /// Appends `batch` atomically: its events (whose seqs must be exactly
-    /// `last_seq + 1, + 2, ...`), account puts and deletes, host puts and the
+    /// `last_seq + 1, + 2, ...`, or only increasing under
+    /// [`SeqRule::Increasing`]), account puts and deletes, host puts and the
     /// segment index update go into one RocksDB WriteBatch, written with the
     /// configured [`Durability`](super::Durability). `last_seq` moves only
     /// after the write succeeded.
@@ -280,14 +281,19 @@ impl EventLog {
             }
         }
         let last = inner.last_seq.load(Ordering::Acquire);
-        for (i, ev) in batch.events.iter().enumerate() {
-            let expected = last + 1 + i as u64;
-            if ev.seq != expected {
+        let mut prev = last;
+        for ev in &batch.events {
+            let fits = match inner.opts.seqs {
+                SeqRule::Contiguous => ev.seq == prev + 1,
+                SeqRule::Increasing => ev.seq > prev,
+            };
+            if !fits {
                 return Err(LogError::Gap {
-                    expected,
+                    expected: prev + 1,
                     got: ev.seq,
                 });
             }
+            prev = ev.seq;
         }
         if batch.accounts.iter().any(|(did, _)| did.is_empty()) {
             return Err(LogError::InvalidArgument(
@@ -435,7 +441,7 @@ impl EventLog {
             };
             let seq = decode_event_key(k)?;
             if let Some(p) = prev {
-                if seq != p + 1 {
+                if seq != p + 1 && self.inner.opts.seqs == SeqRule::Contiguous {
                     return Err(LogError::Corrupt(format!(
                         "events CF has a gap: seq {seq} follows {p}"
                     )));

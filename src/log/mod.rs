@@ -13,7 +13,9 @@
 //! ([`Durability::Fsync`]), so what [`EventLog::append`] acknowledged
 //! survives `kill -9` and power loss, and a crash never separates an event
 //! from the state it implies (design invariants 1 and 7). Seqs must continue
-//! the log exactly (`last_seq + 1`, ...), checked on every append, and
+//! the log exactly (`last_seq + 1`, ...), checked on every append (a
+//! mirror's log, [`SeqRule::Increasing`], accepts any higher seq: it keeps
+//! its upstream's, gaps included), and
 //! `last_seq` is recovered from the events themselves on open (invariant 2).
 //! Frames are returned byte-for-byte, so replay equals live (invariant 4).
 //!
@@ -65,5 +67,5 @@ pub use batch::{AppendBatch, LogEvent};
 pub use error::LogError;
 pub use event_log::EventLog;
 pub use host::HostState;
-pub use options::{Durability, LogMemory, LogOptions, FILE_DESCRIPTORS};
+pub use options::{Durability, LogMemory, LogOptions, SeqRule, FILE_DESCRIPTORS};
 pub use retention::RetentionReport;

@@ -24,6 +24,20 @@ pub enum Durability {
     Buffered,
 }
 
+/// Which seqs an [`append`](super::EventLog::append) accepts after the log's
+/// last one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SeqRule {
+    /// Exactly `last_seq + 1`, then `+ 2`, ...: the relay's and PDS mode's
+    /// own seqs, which they assign gap-free (design invariant 2), so a gap
+    /// is a bug and refused. The default.
+    #[default]
+    Contiguous,
+    /// Any seq above the previous one: a mirror stores its upstream's seqs
+    /// unchanged, and an upstream's seqs may have gaps (digest §1.5).
+    Increasing,
+}
+
 /// Options for [`EventLog::open`](super::EventLog::open).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogOptions {
@@ -37,6 +51,8 @@ pub struct LogOptions {
     pub retention_max_bytes: Option<u64>,
     /// How much memory RocksDB may hold for the log.
     pub memory: LogMemory,
+    /// Whether appended seqs must continue the log without a gap.
+    pub seqs: SeqRule,
 }
 
 /// The log's RocksDB memory: the two figures an operator trades against
@@ -68,13 +84,14 @@ impl Default for LogMemory {
 }
 
 impl Default for LogOptions {
-    /// Fsync, a 72-hour window, no size bound.
+    /// Fsync, a 72-hour window, no size bound, gap-free seqs.
     fn default() -> LogOptions {
         LogOptions {
             durability: Durability::Fsync,
             retention_max_age: Some(Duration::from_secs(72 * 3600)),
             retention_max_bytes: None,
             memory: LogMemory::default(),
+            seqs: SeqRule::Contiguous,
         }
     }
 }

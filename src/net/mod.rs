@@ -16,6 +16,8 @@ mod http_limits;
 pub mod http_server;
 pub mod outbound;
 mod private;
+pub mod upstream_log;
+mod ws_dial;
 
 pub use backoff::backoff;
 pub use dns::{Dns, DnsError};
@@ -23,3 +25,4 @@ pub use domain::{covers, normalize_domain};
 pub use host::{host_part, HostName, HostNameError};
 pub use outbound::Outbound;
 pub use private::is_private_ip;
+pub use ws_dial::{dial_ws, Keepalive, WsClient, WsEnd};

@@ -51,6 +51,16 @@ impl Outbound {
     /// A GET of `url`, refused at once when its host is a literal address
     /// the rule does not allow.
     pub fn get(&self, url: &str) -> Result<reqwest::RequestBuilder, DnsError> {
+        self.request(reqwest::Method::GET, url)
+    }
+
+    /// A request of any method (a mirror passes queries and `requestCrawl`
+    /// through to its upstream), under the same rule as [`Outbound::get`].
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, DnsError> {
         if let Ok(parsed) = reqwest::Url::parse(url) {
             // The parser normalizes literals (`127.1`, `0x7f.0.0.1`), and
             // writes IPv6 ones in brackets.
@@ -62,7 +72,7 @@ impl Outbound {
                 self.dns.check(&ip.to_string(), ip)?;
             }
         }
-        Ok(self.client.get(url))
+        Ok(self.client.request(method, url))
     }
 }
 

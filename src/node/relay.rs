@@ -5,12 +5,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::shared::{
+    bind, firehose_ring, firehose_subscribers, open_log, session_config, spawn_retention,
+    stop_tasks, warn_if_subscribers_do_not_fit, StartError,
+};
 use crate::config::RelayConfig;
 use crate::control::{Clock, Policy};
-use crate::fanout::{Ring, SessionConfig};
+use crate::fanout::Ring;
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
-use crate::log::{Durability, EventLog, LogMemory, LogOptions};
+use crate::log::{EventLog, SeqRule};
 use crate::net::fd_limit::Reserve;
 use crate::net::http_server;
 use crate::net::{Dns, HostName, Outbound};
@@ -19,24 +23,6 @@ use crate::relay::hosts::{Hosts, RefreshBudget};
 use crate::relay::pool::{Pool, PoolConfig, MAX_DISPATCH};
 use crate::relay::sequencer;
 use crate::repo::verify::now_micros;
-
-/// Why the relay could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("data directory {path}: {err}")]
-    DataDir { path: String, err: std::io::Error },
-    #[error("opening the log: {0}")]
-    Log(#[from] crate::log::LogError),
-    #[error("binding {addr}: {err}")]
-    Bind {
-        addr: SocketAddr,
-        err: std::io::Error,
-    },
-    #[error("starting threads: {0}")]
-    Threads(std::io::Error),
-    #[error("loading the crawl policy: {0}")]
-    Policy(#[from] crate::control::PolicyError),
-}
 
 /// What tests may replace when starting a relay.
 #[derive(Clone, Debug, Default)]
@@ -75,50 +61,10 @@ impl Relay {
     /// Starts a relay with a test clock or DNS pins.
     pub async fn start_with(cfg: &RelayConfig, opts: StartOptions) -> Result<Relay, StartError> {
         let StartOptions { clock, dns } = opts;
-        // Bind before anything else starts: a port in use is the commonest
-        // start failure, and failing after the verifier threads and crawlers
-        // are running would leave them holding the log while the process
-        // exits (RocksDB then crashes in its static destructors).
-        let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-            .await
-            .map_err(|err| StartError::Bind {
-                addr: cfg.server.listen,
-                err,
-            })?;
-        let addr = listener.local_addr().map_err(|err| StartError::Bind {
-            addr: cfg.server.listen,
-            err,
-        })?;
-        std::fs::create_dir_all(&cfg.server.data_dir).map_err(|err| StartError::DataDir {
-            path: cfg.server.data_dir.display().to_string(),
-            err,
-        })?;
-        let log = EventLog::open(
-            &cfg.server.data_dir.join("log"),
-            LogOptions {
-                durability: if cfg.log.durability == "buffered" {
-                    Durability::Buffered
-                } else {
-                    Durability::Fsync
-                },
-                retention_max_age: (cfg.log.retention_hours > 0)
-                    .then(|| Duration::from_secs(cfg.log.retention_hours * 3600)),
-                retention_max_bytes: (cfg.log.retention_max_mib > 0)
-                    .then(|| cfg.log.retention_max_mib * 1024 * 1024),
-                memory: LogMemory {
-                    memtable_bytes: cfg.log.memtable_mib << 20,
-                    block_cache_bytes: cfg.log.block_cache_mib << 20,
-                },
-            },
-        )?;
-        let ring = Ring::with_coalescing(
-            cfg.fanout.ring_capacity,
-            log.last_seq(),
-            crate::fanout::Coalescing {
-                max_delay: Duration::from_millis(cfg.fanout.coalesce_max_ms),
-                writes_per_sec: cfg.fanout.coalesce_writes_per_sec,
-            },
-        );
+        // Bind before anything else starts (see `bind`).
+        let (listener, addr) = bind(cfg).await?;
+        let log = open_log(cfg, SeqRule::Contiguous)?;
+        let ring = firehose_ring(cfg, log.last_seq());
         // One SSRF policy for every outbound connection: private answers
         // only when the operator allows private hosts; the PLC directory's
         // host is the operator's own choice and always allowed.
@@ -222,14 +168,10 @@ impl Relay {
             log: log.clone(),
             ring: ring.clone(),
             backfill: Arc::new(crate::http::LogBackfill::new(log.clone(), tasks_tx.clone())),
-            session: SessionConfig {
-                too_slow_after: Duration::from_secs(cfg.fanout.too_slow_secs),
-                ping_interval: Duration::from_secs(cfg.fanout.ping_secs),
-                ..SessionConfig::default()
-            },
+            session: session_config(cfg),
             crawlers: crawlers.clone(),
             hosts: hosts.clone(),
-            subscribers: crate::fanout::Subscribers::with_limit(cfg.fanout.max_subscribers),
+            subscribers: firehose_subscribers(cfg),
             pool,
             admin_password: cfg.admin_password.clone(),
             allow_private_hosts: cfg.crawl.allow_private_hosts,
@@ -249,28 +191,7 @@ impl Relay {
             let _server_guard = server_guard;
             http_server::serve(listener, router(app), "relay", limits, stop).await;
         });
-        {
-            let log = log.clone();
-            let mut stop = shutdown.subscribe();
-            let guard = tasks_tx.clone();
-            tokio::spawn(async move {
-                let _guard = guard;
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                        _ = stop.wait_for(|s| *s) => return,
-                    }
-                    let log = log.clone();
-                    match tokio::task::spawn_blocking(move || log.enforce_retention(now_micros()))
-                        .await
-                    {
-                        Ok(Ok(report)) => tracing::debug!(?report, "retention"),
-                        Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
-                        Err(_) => {}
-                    }
-                }
-            });
-        }
+        spawn_retention(log.clone(), shutdown.subscribe(), tasks_tx.clone());
         {
             let hosts = hosts.clone();
             let crawl_requests = crawl_requests.clone();
@@ -341,7 +262,7 @@ impl Relay {
             server,
             sequencer,
             tasks_tx,
-            mut tasks_rx,
+            tasks_rx,
             ..
         } = self;
         crawlers.shutdown().await;
@@ -350,16 +271,7 @@ impl Relay {
                 tracing::warn!(host = %host.hostname, error = %e, "could not save the budget");
             }
         }
-        let _ = shutdown.send(true);
-        drop(tasks_tx);
-        let wait_tasks = async { while tasks_rx.recv().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), wait_tasks)
-            .await
-            .is_err()
-        {
-            tracing::warn!("some sessions did not end within 10 s; aborting the server");
-            server.abort();
-        }
+        stop_tasks(&shutdown, tasks_tx, tasks_rx, server).await;
         // The last handles on the verifier pool go with the crawlers; its
         // threads then exit, and with them the sequencer's inputs.
         drop(crawlers);
@@ -374,8 +286,8 @@ impl Relay {
     }
 }
 
-/// What to do after the sequencer stopped the relay.
-fn fatal_advice(e: &crate::log::LogError) -> &'static str {
+/// What to do after the log's writer stopped the process.
+pub(super) fn fatal_advice(e: &crate::log::LogError) -> &'static str {
     use crate::log::LogError as E;
     match e {
         E::Corrupt(_) | E::SchemaVersion { .. } => {
@@ -386,24 +298,4 @@ fn fatal_advice(e: &crate::log::LogError) -> &'static str {
         }
         _ => "Restarting resumes from the durable state; if it happens again, check the disk holding the data directory.",
     }
-}
-
-/// Says so at start when the subscriber cap cannot be reached: the server's
-/// connection cap (set by `server.max_connections`, or derived from the
-/// open-file limit, which the process has already raised to its hard limit)
-/// is below it, so subscribers past the connection cap would be refused
-/// with a generic 503 before the firehose's own cap is.
-fn warn_if_subscribers_do_not_fit(max_subscribers: usize, max_connections: usize) {
-    if max_subscribers == 0 || max_subscribers <= max_connections {
-        return;
-    }
-    let limit = crate::net::fd_limit::soft_limit().ok();
-    tracing::warn!(
-        max_subscribers,
-        max_connections,
-        open_file_limit = limit,
-        "fanout.max_subscribers is above what the server can hold: raise the hard open-file \
-         limit (e.g. systemd LimitNOFILE, ulimit -Hn) to about max_subscribers * 1.4 + 1000, \
-         or lower fanout.max_subscribers"
-    );
 }

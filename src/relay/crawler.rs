@@ -49,17 +49,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::hosts::{HostEntry, Hosts};
 use super::pool::{Pool, ShardMsg, MAX_DISPATCH};
-use super::upstream_log::{clip, LogLimit};
 use super::verifier::Inbound;
 use crate::control::Admit;
 use crate::identity::Resolver;
-use crate::net::{backoff, Dns, HostName};
+use crate::net::upstream_log::{clip, LogLimit};
+use crate::net::{backoff, dial_ws, Dns, HostName, Keepalive, WsClient};
 use crate::repo::verify::now_micros;
 use crate::wire::frame::{decode_header, peek_did, peek_seq, Body, ErrorFrame, EventKind, Info};
 
@@ -333,37 +333,16 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = WsClient;
 
-/// Resolves the host once, applies the SSRF rule to the addresses, and
-/// connects to a checked one (so DNS cannot answer differently for the dial
-/// than for the check), then runs the websocket handshake over it.
+/// Dials the host's firehose with the crawler's DNS (and so its SSRF rule).
 async fn dial(
     cfg: &CrawlerConfig,
     hostname: &HostName,
     url: &str,
     ws: WebSocketConfig,
 ) -> Result<Ws, String> {
-    let addrs = cfg
-        .dns
-        .resolve(&hostname.host_str(), hostname.port())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut last_error = String::new();
-    for addr in addrs {
-        match tokio::net::TcpStream::connect(addr).await {
-            Ok(tcp) => {
-                let _ = tcp.set_nodelay(true);
-                return tokio_tungstenite::client_async_tls_with_config(url, tcp, Some(ws), None)
-                    .await
-                    .map(|(ws, _)| ws)
-                    .map_err(|e| e.to_string());
-            }
-            Err(e) => last_error = format!("{addr}: {e}"),
-        }
-    }
-    Err(last_error)
+    dial_ws(&cfg.dns, &hostname.host_str(), hostname.port(), url, ws).await
 }
 
 /// Waits while the host's hourly or daily budget is spent, as `throttled`.
@@ -492,7 +471,7 @@ impl Connection<'_> {
         paused: &mut tokio::sync::watch::Receiver<bool>,
     ) -> End {
         let (mut tx, mut rx) = ws.split();
-        let mut pinged = false;
+        let mut keepalive = Keepalive::new(self.inner.cfg.idle_ping);
         loop {
             // A frame the socket already holds joins the pending batch;
             // otherwise the batch goes out before waiting.
@@ -514,24 +493,15 @@ impl Connection<'_> {
                     tokio::select! {
                         biased;
                         _ = paused.wait_for(|p| *p) => return End::Paused,
-                        next = tokio::time::timeout(self.inner.cfg.idle_ping, rx.next()) => next,
+                        next = tokio::time::timeout(keepalive.idle(), rx.next()) => next,
                     }
                 }
             };
-            let msg = match next {
-                Err(_) if pinged => return End::Reconnect("no traffic and no pong".into()),
-                Err(_) => {
-                    pinged = true;
-                    if tx.send(Message::Ping(Bytes::new())).await.is_err() {
-                        return End::Reconnect("ping failed".into());
-                    }
-                    continue;
-                }
-                Ok(None) => return End::Reconnect("stream closed".into()),
-                Ok(Some(Err(e))) => return End::Reconnect(clip(&e.to_string(), 300)),
-                Ok(Some(Ok(m))) => m,
+            let msg = match keepalive.take(next, &mut tx).await {
+                Ok(Some(m)) => m,
+                Ok(None) => continue,
+                Err(end) => return End::Reconnect(clip(&end.to_string(), 300)),
             };
-            pinged = false;
             match msg {
                 Message::Binary(frame) => {
                     if let Some(end) = self.on_frame(frame, last_seq).await {

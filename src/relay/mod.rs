@@ -16,5 +16,4 @@ pub mod outbound;
 pub mod pool;
 mod refresh_limit;
 pub mod sequencer;
-mod upstream_log;
 pub mod verifier;

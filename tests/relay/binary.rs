@@ -102,10 +102,41 @@ impl RelayProcess {
         allow_private: bool,
         configure: impl Fn(&mut Command),
     ) -> RelayProcess {
+        Self::spawn_retrying(metrics, |metrics_listen| {
+            let mut cmd = serve_command(net.dir.path(), metrics_listen, env);
+            cmd.args(allow_private.then_some("--allow-private-hosts"))
+                .args(["--plc-url", &net.plc.url, "--crawl", &net.pds.hostname()]);
+            configure(&mut cmd);
+            cmd
+        })
+        .await
+    }
+
+    /// Starts `atrelay serve --upstream <upstream>` (a mirror) on `dir`,
+    /// with `env` added; with `metrics`, the exporter on a free port.
+    pub async fn spawn_mirror(
+        upstream: &str,
+        dir: &std::path::Path,
+        metrics: bool,
+        env: &[(&str, &str)],
+    ) -> RelayProcess {
+        Self::spawn_retrying(metrics, |metrics_listen| {
+            let mut cmd = serve_command(dir, metrics_listen, env);
+            cmd.args(["--upstream", upstream]);
+            cmd
+        })
+        .await
+    }
+
+    /// Starts the command `build` makes for a metrics address ("" for
+    /// none). With `metrics`, the exporter listens on a free loopback port;
+    /// picking one races other processes, so a failed start is retried once.
+    async fn spawn_retrying(metrics: bool, build: impl Fn(&str) -> Command) -> RelayProcess {
         let mut last_err = String::new();
         for _ in 0..2 {
             let metrics_addr = metrics.then(free_port);
-            match Self::try_spawn(net, metrics_addr, env, allow_private, &configure).await {
+            let metrics_listen = metrics_addr.map(|a| a.to_string()).unwrap_or_default();
+            match start_child(build(&metrics_listen)).await {
                 Ok((child, addr, stderr)) => {
                     return RelayProcess {
                         child,
@@ -119,62 +150,6 @@ impl RelayProcess {
             }
         }
         panic!("atrelay serve did not start (twice): {last_err}");
-    }
-
-    async fn try_spawn(
-        net: &Net,
-        metrics: Option<SocketAddr>,
-        env: &[(&str, &str)],
-        allow_private: bool,
-        configure: &impl Fn(&mut Command),
-    ) -> Result<(ChildGuard, SocketAddr, Arc<StderrLog>), String> {
-        let metrics_listen = metrics.map(|a| a.to_string()).unwrap_or_default();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_atrelay"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
-            .args(allow_private.then_some("--allow-private-hosts"))
-            .args(["--metrics-listen", &metrics_listen])
-            .arg("--data-dir")
-            .arg(net.dir.path())
-            .args(["--plc-url", &net.plc.url, "--crawl", &net.pds.hostname()])
-            .env("ATRELAY_LOG", "warn")
-            .env_remove("ATRELAY_ADMIN_PASSWORD")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        configure(&mut cmd);
-        let mut child = ChildGuard(cmd.spawn().expect("start atrelay serve"));
-        let stdout = child.0.stdout.take().unwrap();
-        let stderr = child.0.stderr.take().unwrap();
-        // Drained all along so a chatty relay never blocks on a full pipe;
-        // the tail explains a failed start.
-        let log = Arc::new(StderrLog::default());
-        let drain = {
-            let log = log.clone();
-            std::thread::spawn(move || drain_stderr(stderr, &log))
-        };
-        // A blocking read, off the runtime that serves the test PDS and PLC.
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            line
-        })
-        .await
-        .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok());
-        match addr {
-            Some(addr) => Ok((child, addr, log)),
-            None => {
-                drop(child);
-                let _ = drain.join();
-                Err(format!("stdout {line:?}, stderr: {}", log.tail()))
-            }
-        }
     }
 
     /// `http://ADDR` of the relay's HTTP API.
@@ -204,6 +179,61 @@ impl RelayProcess {
                 return s;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// `atrelay serve` on 127.0.0.1 port 0 with its log in `dir`, metrics on
+/// `metrics_listen` ("" for none), warnings logged, no admin password
+/// unless `env` (added last) sets one; stdout and stderr piped.
+fn serve_command(dir: &std::path::Path, metrics_listen: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atrelay"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", metrics_listen])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("ATRELAY_LOG", "warn")
+        .env_remove("ATRELAY_ADMIN_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Spawns `cmd` (stdout and stderr piped) and reads its "listening on
+/// http://ADDR" line; stderr is drained all along.
+async fn start_child(mut cmd: Command) -> Result<(ChildGuard, SocketAddr, Arc<StderrLog>), String> {
+    let mut child = ChildGuard(cmd.spawn().expect("start atrelay serve"));
+    let stdout = child.0.stdout.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
+    // Drained all along so a chatty relay never blocks on a full pipe;
+    // the tail explains a failed start.
+    let log = Arc::new(StderrLog::default());
+    let drain = {
+        let log = log.clone();
+        std::thread::spawn(move || drain_stderr(stderr, &log))
+    };
+    // A blocking read, off the runtime that serves the test PDS and PLC.
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        line
+    })
+    .await
+    .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok());
+    match addr {
+        Some(addr) => Ok((child, addr, log)),
+        None => {
+            drop(child);
+            let _ = drain.join();
+            Err(format!("stdout {line:?}, stderr: {}", log.tail()))
         }
     }
 }

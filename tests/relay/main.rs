@@ -13,6 +13,7 @@ mod hostile_clients;
 mod hostile_hosts;
 mod loadtest;
 mod log_stall;
+mod mirror;
 mod ordering;
 mod outage;
 mod pipeline;

@@ -1,0 +1,118 @@
+//! `atrelay_mirror_*`: how far a mirror is behind its upstream, and what it
+//! dropped. Labels come from fixed sets (drop reasons, notice names, status
+//! classes), never from upstream content.
+
+use metrics::{describe_counter, describe_gauge, Unit};
+
+use super::frame_check::Dropped;
+
+/// Highest seq received from the upstream (stored or not yet).
+pub const UPSTREAM_SEQ: &str = "atrelay_mirror_upstream_seq";
+/// The mirror's log head: the highest seq durable and served.
+pub const HEAD_SEQ: &str = "atrelay_mirror_head_seq";
+/// Publish time minus the event's `time`, for the newest stored event.
+pub const LAG_SECONDS: &str = "atrelay_mirror_lag_seconds";
+/// 1 while the upstream firehose is connected.
+pub const CONNECTED: &str = "atrelay_mirror_upstream_connected";
+/// Connections to the upstream that ended or failed (each one a reconnect).
+pub const RECONNECTS: &str = "atrelay_mirror_reconnects_total";
+/// Events stored.
+pub const EVENTS: &str = "atrelay_mirror_events_total";
+/// Frames dropped, by [`Dropped::label`].
+pub const DROPPED: &str = "atrelay_mirror_frames_dropped_total";
+/// `#info` and error frames from the upstream, by [`notice_label`].
+pub const NOTICES: &str = "atrelay_mirror_upstream_notices_total";
+/// Passed-through queries, by [`status_class`].
+pub const PROXIED: &str = "atrelay_mirror_proxy_requests_total";
+
+/// The `name` labels of [`NOTICES`].
+pub const NOTICE_LABELS: [&str; 5] = [
+    "outdated_cursor",
+    "future_cursor",
+    "consumer_too_slow",
+    "other_info",
+    "other_error",
+];
+
+/// The `status` labels of [`PROXIED`].
+pub const STATUS_CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "failed"];
+
+/// The label of an upstream `#info` (`is_error` false) or error frame name.
+pub fn notice_label(name: &str, is_error: bool) -> &'static str {
+    match (name, is_error) {
+        ("OutdatedCursor", _) => "outdated_cursor",
+        ("FutureCursor", _) => "future_cursor",
+        ("ConsumerTooSlow", _) => "consumer_too_slow",
+        (_, false) => "other_info",
+        (_, true) => "other_error",
+    }
+}
+
+/// The label of an HTTP status (`None`: no answer from the upstream).
+pub fn status_class(status: Option<u16>) -> &'static str {
+    match status {
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(_) => "5xx",
+        None => "failed",
+    }
+}
+
+/// Describes every family (called by [`crate::metrics::describe`]).
+pub fn describe() {
+    describe_gauge!(
+        UPSTREAM_SEQ,
+        "Mirror: highest seq received from the upstream relay"
+    );
+    describe_gauge!(
+        HEAD_SEQ,
+        "Mirror: the log head, highest upstream seq stored and served"
+    );
+    describe_gauge!(
+        LAG_SECONDS,
+        Unit::Seconds,
+        "Mirror: when the newest stored event was published here minus its upstream time field"
+    );
+    describe_gauge!(
+        CONNECTED,
+        "Mirror: 1 while the upstream firehose is connected"
+    );
+    describe_counter!(
+        RECONNECTS,
+        "Mirror: upstream connections that ended or failed to open"
+    );
+    describe_counter!(EVENTS, "Mirror: events stored from the upstream");
+    describe_counter!(
+        DROPPED,
+        "Mirror: upstream frames dropped, by reason (oversize, malformed, unsequenced, non_increasing, text)"
+    );
+    describe_counter!(
+        NOTICES,
+        "Mirror: #info and error frames from the upstream, by name"
+    );
+    describe_counter!(
+        PROXIED,
+        "Mirror: queries passed through to the upstream, by status class"
+    );
+}
+
+/// Registers every family at zero (a dashboard panel then says 0, not "no
+/// data"), on a relay too: the dashboard charts them.
+pub fn register_at_zero() {
+    for name in [UPSTREAM_SEQ, HEAD_SEQ, LAG_SECONDS, CONNECTED] {
+        metrics::gauge!(name).set(0.0);
+    }
+    for name in [RECONNECTS, EVENTS] {
+        metrics::counter!(name).increment(0);
+    }
+    for reason in Dropped::ALL {
+        metrics::counter!(DROPPED, "reason" => reason.label()).increment(0);
+    }
+    for name in NOTICE_LABELS {
+        metrics::counter!(NOTICES, "name" => name).increment(0);
+    }
+    for status in STATUS_CLASSES {
+        metrics::counter!(PROXIED, "status" => status).increment(0);
+    }
+}

@@ -1,0 +1,189 @@
+//! Starting and stopping a mirror (the fan-out tier, [`crate::mirror`]):
+//! wires the log (upstream seqs, gaps allowed), the ring, the writer thread,
+//! the upstream follower, the HTTP server with the pass-through queries, and
+//! retention.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::relay::fatal_advice;
+use super::shared::{
+    bind, firehose_ring, firehose_subscribers, open_log, session_config, spawn_retention,
+    stop_tasks, warn_if_subscribers_do_not_fit, StartError,
+};
+use crate::config::RelayConfig;
+use crate::fanout::Ring;
+use crate::http::{Firehose, LogBackfill};
+use crate::log::{EventLog, SeqRule};
+use crate::mirror::{router, Follower, FollowerConfig, MirrorState, Proxy, Upstream};
+use crate::net::fd_limit::Reserve;
+use crate::net::{http_server, Dns, Outbound};
+
+/// Batches of frames waiting for the writer: with [`crate::mirror::MAX_BATCH`]
+/// frames each at most, a few group commits' worth.
+const WRITER_QUEUE: usize = 8;
+
+/// What tests may replace when starting a mirror.
+#[derive(Clone, Debug, Default)]
+pub struct MirrorStartOptions {
+    /// Name resolution for the upstream (tests pin names to addresses).
+    pub dns: Dns,
+}
+
+/// A running mirror.
+pub struct Mirror {
+    /// Where the HTTP/websocket server listens.
+    pub addr: SocketAddr,
+    pub log: EventLog,
+    pub ring: Ring,
+    /// The follower's progress.
+    pub follower: Follower,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    following: tokio::task::JoinHandle<()>,
+    writer: std::thread::JoinHandle<()>,
+    tasks_tx: tokio::sync::mpsc::Sender<()>,
+    tasks_rx: tokio::sync::mpsc::Receiver<()>,
+}
+
+impl Mirror {
+    /// Starts a mirror of `cfg.mirror.upstream` on the current runtime.
+    pub async fn start(cfg: &RelayConfig) -> Result<Mirror, StartError> {
+        Mirror::start_with(cfg, MirrorStartOptions::default()).await
+    }
+
+    /// Starts a mirror with DNS pins.
+    pub async fn start_with(
+        cfg: &RelayConfig,
+        opts: MirrorStartOptions,
+    ) -> Result<Mirror, StartError> {
+        let upstream = Upstream::parse(&cfg.mirror.upstream)
+            .map_err(|e| StartError::Upstream(e.to_string()))?;
+        let (listener, addr) = bind(cfg).await?;
+        let log = open_log(cfg, SeqRule::Increasing)?;
+        let ring = firehose_ring(cfg, log.last_seq());
+        // The upstream is the operator's choice (as the PLC directory is
+        // the relay's): exempt from the private-address rule, so a mirror
+        // on the relay's own network or loopback works.
+        let dns = opts
+            .dns
+            .with_policy(cfg.crawl.allow_private_hosts, [upstream.host().to_owned()]);
+
+        let (shutdown, stop) = tokio::sync::watch::channel(false);
+        let (tasks_tx, tasks_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let (frames_tx, frames_rx) = tokio::sync::mpsc::channel(WRITER_QUEUE);
+        let writer = {
+            let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.subscribe());
+            std::thread::Builder::new()
+                .name("atrelay-mirror-writer".into())
+                .spawn(move || {
+                    // As the relay's sequencer: what comes out is corruption
+                    // or a bug; a restart resumes from the durable head.
+                    if let Err(e) = crate::mirror::writer::run(log, ring, frames_rx, stop) {
+                        tracing::error!(error = %e, "the mirror's log cannot be written: stopping. {}", fatal_advice(&e));
+                        std::process::abort();
+                    }
+                })
+                .map_err(StartError::Threads)?
+        };
+        let follower = Follower::new();
+        let following = tokio::spawn(follower.clone().run(
+            FollowerConfig {
+                upstream: upstream.clone(),
+                dns: dns.clone(),
+                max_backoff: Duration::from_secs(cfg.mirror.max_backoff_secs),
+                idle_ping: Duration::from_secs(30),
+                backfill: cfg.mirror.backfill,
+            },
+            log.last_seq(),
+            frames_tx,
+            shutdown.subscribe(),
+        ));
+
+        let state = MirrorState {
+            firehose: Firehose {
+                ring: ring.clone(),
+                backfill: Arc::new(LogBackfill::new(log.clone(), tasks_tx.clone())),
+                session: session_config(cfg),
+                subscribers: firehose_subscribers(cfg),
+                shutdown: shutdown.subscribe(),
+                tasks: tasks_tx.clone(),
+            },
+            proxy: Proxy::new(
+                upstream.clone(),
+                Outbound::new(
+                    dns,
+                    Duration::from_secs(cfg.mirror.proxy_timeout_secs),
+                    "mirror",
+                ),
+            ),
+            log: log.clone(),
+            follower: follower.clone(),
+            upstream: upstream.clone(),
+        };
+        let limits = cfg.server.limits().with_derived_cap(Reserve {
+            databases: crate::log::FILE_DESCRIPTORS,
+        });
+        warn_if_subscribers_do_not_fit(cfg.fanout.max_subscribers, limits.max_connections);
+        let server_guard = tasks_tx.clone();
+        let server = tokio::spawn(async move {
+            let _server_guard = server_guard;
+            http_server::serve(listener, router(state), "relay", limits, stop).await;
+        });
+        spawn_retention(log.clone(), shutdown.subscribe(), tasks_tx.clone());
+        ::metrics::gauge!(crate::mirror::metrics::HEAD_SEQ).set(log.last_seq() as f64);
+        tracing::info!(
+            %addr,
+            %upstream,
+            last_seq = log.last_seq(),
+            max_connections = limits.max_connections,
+            "mirror listening"
+        );
+        Ok(Mirror {
+            addr,
+            log,
+            ring,
+            follower,
+            shutdown,
+            server,
+            following,
+            writer,
+            tasks_tx,
+            tasks_rx,
+        })
+    }
+
+    /// Stops following and serving. Frames read but not yet written are
+    /// not lost: the log's head is behind them, and the next start asks
+    /// the upstream for them again.
+    ///
+    /// Returns once the log is closed (sessions, server, follower and
+    /// writer gone, memtables flushed), so the same data directory can be
+    /// opened again at once.
+    pub async fn stop(self) {
+        let Mirror {
+            log,
+            shutdown,
+            server,
+            following,
+            writer,
+            tasks_tx,
+            tasks_rx,
+            ..
+        } = self;
+        // The follower ends on the signal and drops its sender; the writer
+        // then writes what it has and exits.
+        let _ = shutdown.send(true);
+        let _ = following.await;
+        stop_tasks(&shutdown, tasks_tx, tasks_rx, server).await;
+        let flushed = tokio::task::spawn_blocking(move || {
+            let _ = writer.join();
+            log.flush()
+        })
+        .await;
+        if let Ok(Err(e)) = flushed {
+            tracing::warn!(error = %e, "could not flush the log at stop; the next start replays its WAL");
+        }
+    }
+}
