@@ -228,16 +228,29 @@ struct Figures {
     events_per_wake: f64,
 }
 
-fn run_one(
+/// One measured case: N subscribers at R events per second.
+struct Case {
     n: usize,
     rate: usize,
     seconds: u64,
     frame_bytes: usize,
-    cfg: &SessionConfig,
+    cfg: SessionConfig,
     coalescing: Coalescing,
+}
+
+fn run_one(
+    case: &Case,
     server: &tokio::runtime::Runtime,
     readers: &tokio::runtime::Runtime,
 ) -> Figures {
+    let Case {
+        n,
+        rate,
+        seconds,
+        frame_bytes,
+        ref cfg,
+        coalescing,
+    } = *case;
     let base = Instant::now();
     let raw_frames: Arc<Vec<Bytes>> = Arc::new(
         (0..2_000u64)
@@ -431,16 +444,15 @@ fn main() {
     );
     for &n in &subscribers {
         for &rate in &rates {
-            let f = run_one(
+            let case = Case {
                 n,
                 rate,
                 seconds,
                 frame_bytes,
-                &cfg,
+                cfg: cfg.clone(),
                 coalescing,
-                &server,
-                &readers,
-            );
+            };
+            let f = run_one(&case, &server, &readers);
             println!(
                 "{:>6} {:>6} | {:>9.2} {:>9.2} {:>6.1} | {:>9.2} {:>8.2} | {:>7.2} {:>7.2} {:>7.2} | {:>6.1}{}",
                 n,
