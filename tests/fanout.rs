@@ -347,15 +347,20 @@ async fn coalesced_wakes_lose_duplicate_and_reorder_nothing() {
         /// Reads until `LAST`, checking every frame against the log's
         /// bytes; `pause_every` frames it sleeps 2 ms (a slow reader);
         /// after `leave_after` frames it hangs up and reconnects with its
-        /// last seq. Returns the seqs it saw, in order.
+        /// last seq. `sync_first`: wait until the session runs before
+        /// publishing starts (a frame would otherwise come before the
+        /// pong). Returns the seqs it saw, in order.
         async fn reader(
             server: Arc<tokio::sync::Mutex<Server>>,
+            sync_first: bool,
             cursor: Option<u64>,
             pause_every: Option<u64>,
             leave_after: Option<usize>,
         ) -> (Option<u64>, Vec<u64>) {
             let (mut ws, mut session) = server.lock().await.connect(cursor).await;
-            sync(&mut ws).await;
+            if sync_first {
+                sync(&mut ws).await;
+            }
             let mut seen = Vec::new();
             let mut since_reconnect = 0;
             while seen.last() != Some(&LAST) {
@@ -386,7 +391,13 @@ async fn coalesced_wakes_lose_duplicate_and_reorder_nothing() {
                 1 => (Some(20), None),      // slow: falls out of the ring
                 _ => (None, Some(400 + i)), // leaves and comes back
             };
-            readers.push(tokio::spawn(reader(server.clone(), None, pause, leave)));
+            readers.push(tokio::spawn(reader(
+                server.clone(),
+                true,
+                None,
+                pause,
+                leave,
+            )));
         }
         // Let the first readers start live from seq 1.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -398,11 +409,12 @@ async fn coalesced_wakes_lose_duplicate_and_reorder_nothing() {
             if seq == 1000 || seq == 2000 {
                 // Joiners: from a cursor inside the ring, from one only the
                 // log holds, and live.
-                let live = tokio::spawn(reader(server.clone(), None, None, None));
+                let live = tokio::spawn(reader(server.clone(), false, None, None, None));
                 readers.push(live);
                 for cursor in [seq - 10, seq - 900] {
                     readers.push(tokio::spawn(reader(
                         server.clone(),
+                        false,
                         Some(cursor),
                         None,
                         None,
