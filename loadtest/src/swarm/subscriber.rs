@@ -1,13 +1,12 @@
-//! One subscriber: connect, read, check, reconnect from the last seq.
+//! What one subscriber counts and checks per frame, whichever client
+//! (`raw_client`, `tungstenite_client`) read the frame.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use atrelay::wire::frame::{decode_header, peek_seq, Event};
-use futures_util::StreamExt;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::emit_time;
 use crate::histogram::Histogram;
@@ -68,64 +67,34 @@ impl SubscriberStats {
     }
 }
 
-/// Per-connection checking state that survives reconnects.
-struct Checker {
+/// Per-subscriber checking state that survives reconnects: each repo's
+/// last rev (checkers only).
+pub struct Checker {
     revs: HashMap<String, String>,
 }
 
-/// Reads until `stop`, reconnecting with the last seq as cursor.
-pub async fn run(
-    url: String,
-    cursor: Option<u64>,
-    max_rate: Option<f64>,
-    stats: Arc<SubscriberStats>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut checker = Checker {
-        revs: HashMap::new(),
-    };
-    let started = Instant::now();
-    let mut first = true;
-    while !stop.load(Ordering::Relaxed) {
-        let last = stats.last_seq.load(Ordering::Relaxed);
-        let from = if last >= 0 { Some(last as u64) } else { cursor };
-        let target = match from {
-            Some(c) => format!("{url}?cursor={c}"),
-            None => url.clone(),
-        };
-        let Ok((ws, _)) = tokio_tungstenite::connect_async(&target).await else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        if !first {
-            stats.reconnects.fetch_add(1, Ordering::Relaxed);
+impl Checker {
+    pub fn new() -> Checker {
+        Checker {
+            revs: HashMap::new(),
         }
-        first = false;
-        stats.connected.store(true, Ordering::Relaxed);
-        let (_tx, mut rx) = ws.split();
-        while let Some(Ok(msg)) = rx.next().await {
-            let Message::Binary(frame) = msg else {
-                if matches!(msg, Message::Close(_)) {
-                    break;
-                }
-                continue;
-            };
-            handle(&frame, &stats, &mut checker);
-            if let Some(rate) = max_rate {
-                let n = stats.frames.load(Ordering::Relaxed) as f64;
-                let due = Duration::from_secs_f64(n / rate);
-                let elapsed = started.elapsed();
-                if due > elapsed + Duration::from_millis(2) {
-                    tokio::time::sleep(due - elapsed).await;
-                }
-            }
-        }
-        stats.connected.store(false, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
+/// Sleeps until a subscriber limited to `rate` frames per second since
+/// `started` is due to read again (the slow-consumer mode, `max_rate`).
+pub async fn pace(stats: &SubscriberStats, rate: f64, started: Instant) {
+    let n = stats.frames.load(Ordering::Relaxed) as f64;
+    let due = Duration::from_secs_f64(n / rate);
+    let elapsed = started.elapsed();
+    if due > elapsed + Duration::from_millis(2) {
+        tokio::time::sleep(due - elapsed).await;
+    }
+}
+
+/// Counts and checks one firehose frame (a whole binary message): every
+/// subscriber peeks only the header and `seq`; checkers decode the body.
+pub fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
     stats.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
     let Ok((header, body)) = decode_header(frame) else {
         stats.decode_errors.fetch_add(1, Ordering::Relaxed);
@@ -223,9 +192,7 @@ mod tests {
     #[test]
     fn gaps_and_repeats_are_counted() {
         let stats = SubscriberStats::new(true);
-        let mut checker = Checker {
-            revs: HashMap::new(),
-        };
+        let mut checker = Checker::new();
         for seq in [1, 2, 3, 6, 6, 4, 7] {
             handle(&identity(seq), &stats, &mut checker);
         }
