@@ -123,6 +123,10 @@ struct SwarmArgs {
     /// `raw` (ws:// only, light) or `tungstenite` (also wss://)
     #[arg(long, value_enum, default_value = "raw")]
     client: SwarmClient,
+    /// Raw client: least milliseconds between two reads of a non-checker's
+    /// socket (frames gather meanwhile); 0 = read on every wake-up
+    #[arg(long, default_value_t = 10)]
+    read_interval_ms: u64,
     /// Seconds to run
     #[arg(long, default_value_t = 30)]
     seconds: u64,
@@ -201,6 +205,9 @@ struct RunArgs {
     /// Override the scenario's swarm threads
     #[arg(long)]
     swarm_threads: Option<usize>,
+    /// Override the scenario's swarm read interval (ms; 0 = every wake-up)
+    #[arg(long)]
+    swarm_read_interval_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -334,6 +341,7 @@ fn cmd_swarm(a: SwarmArgs) -> Result<ExitCode, String> {
         max_rate: a.max_rate,
         threads: a.threads,
         client: a.client,
+        read_interval_ms: a.read_interval_ms,
     };
     open_files::ensure(
         a.subscribers as u64,
@@ -444,6 +452,9 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, String> {
     }
     if let Some(n) = a.swarm_threads {
         scenario.swarm.threads = n;
+    }
+    if let Some(ms) = a.swarm_read_interval_ms {
+        scenario.swarm.read_interval_ms = ms;
     }
     let relay_bin = match a.relay_bin {
         Some(p) => p,

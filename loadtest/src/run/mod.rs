@@ -238,6 +238,7 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         subscribers: s.swarm.subscribers,
         swarm_client: format!("{:?}", s.swarm.client).to_lowercase(),
         swarm_threads: s.swarm.threads.max(1).min(s.swarm.subscribers.max(1)),
+        swarm_read_interval_ms: s.swarm.read_interval_ms,
         relay_log: relay.log_path.display().to_string(),
         ..Report::default()
     };

@@ -160,6 +160,8 @@ pub struct Report {
     /// `raw` or `tungstenite`, and the threads the swarm ran on.
     pub swarm_client: String,
     pub swarm_threads: usize,
+    /// The raw client's least time between reads of a non-checker socket.
+    pub swarm_read_interval_ms: u64,
     pub prefill_events: usize,
     pub prefill_seconds: f64,
     pub steps: Vec<Step>,
@@ -268,10 +270,11 @@ impl Report {
     /// Relay and load generator CPU side by side, per step.
     fn cpu_table(&self) -> String {
         let mut out = format!(
-            "CPU ({} swarm client, {} thread{}): seconds in the step; µs per accepted event and per delivery\n",
+            "CPU ({} swarm client, {} thread{}, reads ≥ {} ms apart): seconds in the step; µs per accepted event and per delivery\n",
             self.swarm_client,
             self.swarm_threads,
-            if self.swarm_threads == 1 { "" } else { "s" }
+            if self.swarm_threads == 1 { "" } else { "s" },
+            self.swarm_read_interval_ms
         );
         out += &format!(
             "{:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>10} {:>10} {:>9}\n",
@@ -315,10 +318,11 @@ impl Report {
         );
         for s in &self.steps {
             out += &format!(
-                "| `{}` | {} ×{} | {} | {:.0} | {:.0} | {:.1} / {:.1} | {:.0} | {:.0} | {:.2} | {:.2} ({:.2}) | {:.2} | {:.0} MiB |\n",
+                "| `{}` | {} ×{}, {} ms | {} | {:.0} | {:.0} | {:.1} / {:.1} | {:.0} | {:.0} | {:.2} | {:.2} ({:.2}) | {:.2} | {:.0} MiB |\n",
                 self.scenario,
                 self.swarm_client,
                 self.swarm_threads,
+                self.swarm_read_interval_ms,
                 self.subscribers,
                 s.offered_rate,
                 s.accepted_rate,

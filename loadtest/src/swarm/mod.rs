@@ -21,15 +21,19 @@
 //! client is the first, heavier read path, kept for `wss://` and for A/B
 //! runs of the generator's own cost.
 
+mod frame_peek;
 mod handshake;
 mod raw_client;
 mod subscriber;
+#[cfg(test)]
+mod tests;
 mod tungstenite_client;
 mod ws_frame;
 mod ws_reader;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Semaphore};
@@ -67,11 +71,21 @@ pub struct SwarmConfig {
     /// Subscribers that decode fully (latency, per-repo rev order).
     pub check: usize,
     /// Frames per second each subscriber reads at most; 0 = unlimited.
+    /// The raw client paces per read of at most 4 KiB (a few frames), the
+    /// tungstenite client per frame.
     pub max_rate: f64,
     /// Threads the subscribers are spread over; 0 = 1. One thread reads a
     /// thousand subscribers at 200 events/s with room to spare (raw client).
     pub threads: usize,
     pub client: SwarmClient,
+    /// Raw client: least milliseconds between two reads of a non-checker's
+    /// socket; 0 reads on every wake-up. Frames gather in the socket
+    /// meanwhile and one read takes them all, so at low rates the swarm
+    /// pays one wake-up and one `read` per several frames instead of per
+    /// frame. The relay does the same work either way (its writes land in
+    /// the socket's receive queue, far from full), and checkers, which time
+    /// latency, always read at once.
+    pub read_interval_ms: u64,
 }
 
 impl Default for SwarmConfig {
@@ -83,6 +97,7 @@ impl Default for SwarmConfig {
             max_rate: 0.0,
             threads: 1,
             client: SwarmClient::Raw,
+            read_interval_ms: 10,
         }
     }
 }
@@ -146,6 +161,7 @@ impl Swarm {
             let (tx, rx) = oneshot::channel::<()>();
             let (target, url, stop, cursor) =
                 (target.clone(), url.clone(), stop.clone(), cfg.cursor);
+            let interval = Duration::from_millis(cfg.read_interval_ms);
             let thread = std::thread::Builder::new()
                 .name(format!("{THREAD_PREFIX}{t}"))
                 .spawn(move || {
@@ -155,8 +171,11 @@ impl Swarm {
                             match &target {
                                 Some(target) => tokio::spawn(raw_client::run(
                                     target.clone(),
-                                    cursor,
-                                    max_rate,
+                                    raw_client::Reading {
+                                        cursor,
+                                        max_rate,
+                                        interval: if s.checker { Duration::ZERO } else { interval },
+                                    },
                                     s,
                                     stop.clone(),
                                     connecting.clone(),

@@ -51,14 +51,24 @@ enum Ended {
     Protocol(FrameError),
 }
 
+/// How one subscriber reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Reading {
+    pub cursor: Option<u64>,
+    /// Frames per second at most (a slow consumer).
+    pub max_rate: Option<f64>,
+    /// Least time between two reads of the socket (see
+    /// `SwarmConfig::read_interval_ms`); zero reads on every wake-up.
+    pub interval: Duration,
+}
+
 /// Reads until `stop`, reconnecting with the last seq as cursor. At most
 /// `connecting.available_permits()` subscribers of a thread connect at
 /// once, so ten thousand starting together do not overflow the relay's
 /// accept backlog.
 pub async fn run(
     target: Arc<Target>,
-    cursor: Option<u64>,
-    max_rate: Option<f64>,
+    reading: Reading,
     stats: Arc<SubscriberStats>,
     stop: Arc<AtomicBool>,
     connecting: Arc<Semaphore>,
@@ -69,7 +79,11 @@ pub async fn run(
     let mut first = true;
     while !stop.load(Ordering::Relaxed) {
         let last = stats.last_seq.load(Ordering::Relaxed);
-        let from = if last >= 0 { Some(last as u64) } else { cursor };
+        let from = if last >= 0 {
+            Some(last as u64)
+        } else {
+            reading.cursor
+        };
         let connected = {
             let _permit = connecting.acquire().await;
             connect(&target, from).await
@@ -90,7 +104,8 @@ pub async fn run(
             &mut reader,
             &stats,
             &mut checker,
-            max_rate.map(|r| (r, started)),
+            reading.max_rate.map(|r| (r, started)),
+            reading.interval,
         )
         .await;
         if let Ended::Protocol(e) = ended {
@@ -109,7 +124,8 @@ async fn connect(target: &Target, cursor: Option<u64>) -> Option<(TcpStream, Vec
 }
 
 /// Reads frames until the connection ends. `slow` is a slow subscriber's
-/// frames-per-second limit and its start.
+/// frames-per-second limit and its start; `interval` the least time
+/// between reads.
 async fn read(
     stream: &mut TcpStream,
     early: &[u8],
@@ -117,6 +133,7 @@ async fn read(
     stats: &SubscriberStats,
     checker: &mut Checker,
     slow: Option<(f64, Instant)>,
+    interval: Duration,
 ) -> Ended {
     // Pongs and the close reply, written after the read that asked for them.
     let mut replies = Vec::new();
@@ -143,6 +160,10 @@ async fn read(
         }
         if let Some((rate, started)) = slow {
             pace(stats, rate, started).await;
+        }
+        if !interval.is_zero() {
+            // Let frames gather in the socket: the next read takes them all.
+            tokio::time::sleep(interval).await;
         }
         let chunk = poll_fn(|cx| {
             READ_BUF.with_borrow_mut(|buf| {

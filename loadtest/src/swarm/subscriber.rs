@@ -6,18 +6,23 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use atrelay::wire::frame::{decode_header, peek_seq, Event};
+use atrelay::wire::frame::{decode_header, Event};
 
+use super::frame_peek::peek;
 use crate::emit_time;
 use crate::histogram::Histogram;
 
 /// Frame types counted, by header `t`.
 pub const TYPES: [&str; 6] = ["commit", "identity", "account", "sync", "info", "other"];
 
-fn type_index(t: Option<&str>) -> usize {
-    let t = t.unwrap_or("");
-    let t = t.rsplit('#').next().unwrap_or(t);
-    TYPES[..5].iter().position(|n| *n == t).unwrap_or(5)
+/// `t`'s index in [`TYPES`]: the name after its last `#`.
+fn type_index(t: Option<&[u8]>) -> usize {
+    let t = t.unwrap_or_default();
+    let name = t.rsplit(|b| *b == b'#').next().unwrap_or(t);
+    TYPES[..5]
+        .iter()
+        .position(|n| n.as_bytes() == name)
+        .unwrap_or(5)
 }
 
 /// What one subscriber saw. Counters are atomics so reports can be read
@@ -93,24 +98,26 @@ pub async fn pace(stats: &SubscriberStats, rate: f64, started: Instant) {
 }
 
 /// Counts and checks one firehose frame (a whole binary message): every
-/// subscriber peeks only the header and `seq`; checkers decode the body.
+/// subscriber peeks only the header and `seq` (`frame_peek`, unchecked);
+/// checkers then decode the frame strictly.
 pub fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
     stats.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
-    let Ok((header, body)) = decode_header(frame) else {
+    let Ok(peeked) = peek(frame) else {
         stats.decode_errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    if header.op == -1 {
-        if let Ok(Event::Error(e)) = Event::decode_body(&header, body) {
+    if peeked.op == -1 {
+        // Rare (once before a slow consumer is closed): decode it whole.
+        if let Ok(Event::Error(e)) = Event::decode(frame) {
             if e.error == "ConsumerTooSlow" {
                 stats.too_slow.fetch_add(1, Ordering::Relaxed);
             }
         }
         return;
     }
-    stats.by_type[type_index(header.t)].fetch_add(1, Ordering::Relaxed);
-    match peek_seq(body) {
-        Ok(Some(seq)) => {
+    stats.by_type[type_index(peeked.t)].fetch_add(1, Ordering::Relaxed);
+    match peeked.seq {
+        Some(seq) => {
             let last = stats.last_seq.load(Ordering::Relaxed);
             if last >= 0 {
                 if seq > last + 1 {
@@ -127,16 +134,16 @@ pub fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
             // ConsumerTooSlow before a reconnect) is not a delivery.
             stats.frames.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(None) => {}
-        Err(_) => {
-            stats.decode_errors.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+        None => {}
     }
     if !stats.checker {
         return;
     }
     let now = emit_time::now_micros();
+    let Ok((header, body)) = decode_header(frame) else {
+        stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
     let event = match Event::decode_body(&header, body) {
         Ok(e) => e,
         Err(_) => {
