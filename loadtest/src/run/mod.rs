@@ -238,7 +238,11 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         subscribers: s.swarm.subscribers,
         swarm_client: format!("{:?}", s.swarm.client).to_lowercase(),
         swarm_threads: s.swarm.threads.max(1).min(s.swarm.subscribers.max(1)),
-        swarm_read_interval_ms: s.swarm.read_interval_ms,
+        // The tungstenite client reads on every wake-up.
+        swarm_read_interval_ms: match s.swarm.client {
+            swarm::SwarmClient::Raw => s.swarm.read_interval_ms,
+            swarm::SwarmClient::Tungstenite => 0,
+        },
         relay_log: relay.log_path.display().to_string(),
         ..Report::default()
     };

@@ -116,25 +116,22 @@ pub fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
         return;
     }
     stats.by_type[type_index(peeked.t)].fetch_add(1, Ordering::Relaxed);
-    match peeked.seq {
-        Some(seq) => {
-            let last = stats.last_seq.load(Ordering::Relaxed);
-            if last >= 0 {
-                if seq > last + 1 {
-                    stats
-                        .gaps
-                        .fetch_add((seq - last - 1) as u64, Ordering::Relaxed);
-                } else if seq <= last {
-                    stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
+    if let Some(seq) = peeked.seq {
+        let last = stats.last_seq.load(Ordering::Relaxed);
+        if last >= 0 {
+            if seq > last + 1 {
+                stats
+                    .gaps
+                    .fetch_add((seq - last - 1) as u64, Ordering::Relaxed);
+            } else if seq <= last {
+                stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                return;
             }
-            stats.last_seq.store(seq, Ordering::Relaxed);
-            // Only sequenced events count: an `#info` or error frame (say
-            // ConsumerTooSlow before a reconnect) is not a delivery.
-            stats.frames.fetch_add(1, Ordering::Relaxed);
         }
-        None => {}
+        stats.last_seq.store(seq, Ordering::Relaxed);
+        // Only sequenced events count: an `#info` or error frame (say
+        // ConsumerTooSlow before a reconnect) is not a delivery.
+        stats.frames.fetch_add(1, Ordering::Relaxed);
     }
     if !stats.checker {
         return;
