@@ -78,12 +78,7 @@ pub async fn run(
     let started = Instant::now();
     let mut first = true;
     while !stop.load(Ordering::Relaxed) {
-        let last = stats.last_seq.load(Ordering::Relaxed);
-        let from = if last >= 0 {
-            Some(last as u64)
-        } else {
-            reading.cursor
-        };
+        let from = stats.resume_cursor(reading.cursor);
         let connected = {
             let _permit = connecting.acquire().await;
             connect(&target, from).await
@@ -92,11 +87,7 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        if !first {
-            stats.reconnects.fetch_add(1, Ordering::Relaxed);
-        }
-        first = false;
-        stats.connected.store(true, Ordering::Relaxed);
+        stats.mark_connected(&mut first);
         reader.reset();
         let ended = read(
             &mut stream,

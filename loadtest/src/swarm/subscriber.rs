@@ -86,6 +86,43 @@ impl Checker {
     }
 }
 
+impl SubscriberStats {
+    /// Where a (re)connection starts: after the last seq received, else at
+    /// the swarm's `cursor` (`None`: live).
+    pub fn resume_cursor(&self, cursor: Option<u64>) -> Option<u64> {
+        let last = self.last_seq.load(Ordering::Relaxed);
+        if last >= 0 {
+            Some(last as u64)
+        } else {
+            cursor
+        }
+    }
+
+    /// Marks a connection made, counting it as a reconnect unless it is the
+    /// subscriber's `first`.
+    pub fn mark_connected(&self, first: &mut bool) {
+        if !*first {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        *first = false;
+        self.connected.store(true, Ordering::Relaxed);
+    }
+}
+
+/// An `#identity` frame with `seq`, for tests of the counting.
+#[cfg(test)]
+pub fn identity_frame(seq: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    Event::Identity(atrelay::wire::frame::Identity {
+        seq,
+        did: "did:plc:abcdefghijklmnopqrstuvwx",
+        time: "2026-11-25T00:00:00.000Z",
+        handle: None,
+    })
+    .encode(&mut out);
+    out
+}
+
 /// Sleeps until a subscriber limited to `rate` frames per second since
 /// `started` is due to read again (the slow-consumer mode, `max_rate`).
 pub async fn pace(stats: &SubscriberStats, rate: f64, started: Instant) {
@@ -179,26 +216,14 @@ pub fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atrelay::wire::frame::{ErrorFrame, Event, Identity};
-
-    fn identity(seq: i64) -> Vec<u8> {
-        let mut out = Vec::new();
-        Event::Identity(Identity {
-            seq,
-            did: "did:plc:abcdefghijklmnopqrstuvwx",
-            time: "2026-11-25T00:00:00.000Z",
-            handle: None,
-        })
-        .encode(&mut out);
-        out
-    }
+    use atrelay::wire::frame::{ErrorFrame, Event};
 
     #[test]
     fn gaps_and_repeats_are_counted() {
         let stats = SubscriberStats::new(true);
         let mut checker = Checker::new();
         for seq in [1, 2, 3, 6, 6, 4, 7] {
-            handle(&identity(seq), &stats, &mut checker);
+            handle(&identity_frame(seq), &stats, &mut checker);
         }
         assert_eq!(
             stats.frames.load(Ordering::Relaxed),

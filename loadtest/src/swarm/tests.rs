@@ -5,25 +5,15 @@
 
 use std::time::{Duration, Instant};
 
-use atrelay::wire::frame::{ErrorFrame, Event, Identity};
+use atrelay::fanout::ws::accept_key;
+use atrelay::wire::frame::{ErrorFrame, Event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::ws_frame::{encode_server_frame, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING};
 use super::*;
 
-fn identity(seq: i64) -> Vec<u8> {
-    let mut out = Vec::new();
-    Event::Identity(Identity {
-        seq,
-        did: "did:plc:abcdefghijklmnopqrstuvwx",
-        time: "2026-11-25T00:00:00.000Z",
-        handle: None,
-    })
-    .encode(&mut out);
-    out
-}
+use super::subscriber::identity_frame as identity;
 
 /// Accepts one upgrade; returns the request's path and query.
 async fn accept(listener: &TcpListener) -> (TcpStream, String) {
@@ -45,7 +35,7 @@ async fn accept(listener: &TcpListener) -> (TcpStream, String) {
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {}\r\n\r\n",
-        derive_accept_key(key.as_bytes())
+        accept_key(&key)
     );
     sock.write_all(response.as_bytes()).await.unwrap();
     (sock, path)

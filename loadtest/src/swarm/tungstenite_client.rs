@@ -24,9 +24,7 @@ pub async fn run(
     let started = Instant::now();
     let mut first = true;
     while !stop.load(Ordering::Relaxed) {
-        let last = stats.last_seq.load(Ordering::Relaxed);
-        let from = if last >= 0 { Some(last as u64) } else { cursor };
-        let target = match from {
+        let target = match stats.resume_cursor(cursor) {
             Some(c) => format!("{url}?cursor={c}"),
             None => url.to_string(),
         };
@@ -34,11 +32,7 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        if !first {
-            stats.reconnects.fetch_add(1, Ordering::Relaxed);
-        }
-        first = false;
-        stats.connected.store(true, Ordering::Relaxed);
+        stats.mark_connected(&mut first);
         let (_tx, mut rx) = ws.split();
         while let Some(Ok(msg)) = rx.next().await {
             let Message::Binary(frame) = msg else {

@@ -147,21 +147,17 @@ pub fn encode_client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: 
     out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
 }
 
-/// A server frame's bytes (unmasked), for tests of the reader.
+/// A server frame's bytes (unmasked), for tests of the reader: the head
+/// the relay itself writes (`atrelay::fanout::ws::frame_header`), FIN
+/// cleared for a fragment.
 #[cfg(test)]
 pub fn encode_server_frame(out: &mut Vec<u8>, fin: bool, opcode: u8, payload: &[u8]) {
-    out.push(if fin { 0x80 } else { 0 } | opcode);
-    match payload.len() {
-        n @ 0..=125 => out.push(n as u8),
-        n @ 126..=0xffff => {
-            out.push(126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
+    let mut head = [0u8; 10];
+    let n = atrelay::fanout::ws::frame_header(opcode, payload.len(), &mut head);
+    if !fin {
+        head[0] &= 0x7f;
     }
+    out.extend_from_slice(&head[..n]);
     out.extend_from_slice(payload);
 }
 
