@@ -14,9 +14,11 @@ mod directory;
 mod emit_time;
 mod fleet;
 mod histogram;
+mod open_files;
 mod recording;
 mod run;
 mod swarm;
+mod thread_cpu;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +30,7 @@ use indicatif::ProgressBar;
 
 use fleet::mix::{Attack, Mix};
 use fleet::{Fleet, FleetConfig};
-use swarm::{Swarm, SwarmConfig};
+use swarm::{Swarm, SwarmClient, SwarmConfig};
 
 #[derive(Parser)]
 #[command(
@@ -115,6 +117,16 @@ struct SwarmArgs {
     /// Frames per second each subscriber reads at most (slow-consumer mode); 0 = unlimited
     #[arg(long, default_value_t = 0.0)]
     max_rate: f64,
+    /// Threads the subscribers are spread over
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// `raw` (ws:// only, light) or `tungstenite` (also wss://)
+    #[arg(long, value_enum, default_value = "raw")]
+    client: SwarmClient,
+    /// Raw client: least milliseconds between two reads of a non-checker's
+    /// socket (frames gather meanwhile); 0 = read on every wake-up
+    #[arg(long, default_value_t = 10)]
+    read_interval_ms: u64,
     /// Seconds to run
     #[arg(long, default_value_t = 30)]
     seconds: u64,
@@ -186,6 +198,16 @@ struct RunArgs {
     /// instead of 10M on a small disk)
     #[arg(long)]
     prefill_events: Option<usize>,
+    /// Override the scenario's swarm client (A/B runs of the generator's
+    /// own cost): `raw` or `tungstenite`
+    #[arg(long, value_enum)]
+    swarm_client: Option<SwarmClient>,
+    /// Override the scenario's swarm threads
+    #[arg(long)]
+    swarm_threads: Option<usize>,
+    /// Override the scenario's swarm read interval (ms; 0 = every wake-up)
+    #[arg(long)]
+    swarm_read_interval_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -317,9 +339,15 @@ fn cmd_swarm(a: SwarmArgs) -> Result<ExitCode, String> {
         cursor: a.cursor,
         check: a.check.min(a.subscribers),
         max_rate: a.max_rate,
+        threads: a.threads,
+        client: a.client,
+        read_interval_ms: a.read_interval_ms,
     };
-    let rt = runtime()?;
-    let swarm = rt.block_on(async { Swarm::start(&a.url, &cfg) });
+    open_files::ensure(
+        a.subscribers as u64,
+        &format!("{} subscribers", a.subscribers),
+    )?;
+    let swarm = Swarm::start(&a.url, &cfg)?;
     let started = Instant::now();
     let mut latency = histogram::Histogram::new();
     let mut last = 0;
@@ -350,7 +378,7 @@ fn cmd_swarm(a: SwarmArgs) -> Result<ExitCode, String> {
         "per_subscriber_per_second": totals.frames as f64 / secs / a.subscribers.max(1) as f64,
         "latency_ms": run::report::Quantiles::from(&latency),
     });
-    rt.block_on(swarm.stop());
+    swarm.stop();
     println!(
         "{}",
         serde_json::to_string_pretty(&summary).unwrap_or_default()
@@ -418,6 +446,15 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, String> {
     let mut scenario = run::scenario::Scenario::load(&a.scenario)?;
     if let Some(n) = a.prefill_events {
         scenario.prefill.events = n;
+    }
+    if let Some(c) = a.swarm_client {
+        scenario.swarm.client = c;
+    }
+    if let Some(n) = a.swarm_threads {
+        scenario.swarm.threads = n;
+    }
+    if let Some(ms) = a.swarm_read_interval_ms {
+        scenario.swarm.read_interval_ms = ms;
     }
     let relay_bin = match a.relay_bin {
         Some(p) => p,

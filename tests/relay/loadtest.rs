@@ -116,6 +116,31 @@ fn run_smoke_scenario_accounts_for_every_event() {
     assert_eq!(report["swarm"]["min_frames"].as_u64(), Some(accepted));
     assert_eq!(report["swarm"]["subscribers"], 4);
     assert_eq!(report["steps"].as_array().unwrap().len(), 3);
+    // Deliveries are counted at the subscribers, step by step: all of them.
+    let steps = report["steps"].as_array().unwrap();
+    let deliveries: u64 = steps
+        .iter()
+        .map(|s| s["deliveries"].as_u64().unwrap())
+        .sum();
+    assert_eq!(deliveries, 4 * accepted, "{steps:#?}");
+    for step in steps {
+        // The generator's CPU is reported beside the relay's, split into
+        // fleet and swarm.
+        let gen = step["loadtest_cpu_seconds"].as_f64().unwrap();
+        let parts = step["swarm_cpu_seconds"].as_f64().unwrap()
+            + step["fleet_cpu_seconds"].as_f64().unwrap();
+        assert!((gen - parts).abs() < 1e-6, "{step:#}");
+        assert!(
+            step["generator_relay_cpu_ratio"].as_f64().unwrap() > 0.0,
+            "{step:#}"
+        );
+        assert!(
+            step["relay_cpu_per_delivery_us"].as_f64().unwrap() > 0.0,
+            "{step:#}"
+        );
+    }
+    assert_eq!(report["swarm_client"], "raw");
+    assert!(report["memory"]["relay_rss_before_swarm_mib"].as_f64() > Some(0.0));
     assert!(report["steps"][0]["latency_ms"]["samples"].as_u64() > Some(0));
     assert!(!report["samples"].as_array().unwrap().is_empty());
     let svg = std::fs::read_to_string(out.path().join("plot.svg")).unwrap();

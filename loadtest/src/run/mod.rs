@@ -33,9 +33,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::fleet::{Fleet, Tally};
 use crate::histogram::Histogram;
-use crate::swarm::Swarm;
+use crate::swarm::{self, Swarm};
+use crate::thread_cpu::threads_cpu_seconds;
 use relay_process::{by_label, proc_usage, sum, RelayProcess};
-use report::{Check, Quantiles, Report, Sample, Step};
+use report::{Check, Memory, Quantiles, Report, Sample, Step};
 use scenario::Scenario;
 
 /// How `run` was asked to run.
@@ -141,6 +142,7 @@ impl Sampler {
                         relay_cpu,
                         relay_rss,
                         loadtest_cpu,
+                        swarm_cpu: threads_cpu_seconds(swarm::THREAD_PREFIX),
                     });
                 }
                 std::thread::sleep(Duration::from_millis(250));
@@ -206,8 +208,14 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
 
+    crate::open_files::ensure(
+        (s.swarm.subscribers + 4 * s.fleet.hosts) as u64,
+        &format!(
+            "{} subscribers and {} hosts",
+            s.swarm.subscribers, s.fleet.hosts
+        ),
+    )?;
     let fleet_rt = runtime("loadtest-fleet", 1)?;
-    let swarm_rt = runtime("loadtest-swarm", 1)?;
     let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
     let mut fleet = fleet_rt
         .block_on(Fleet::start(s.fleet.clone(), any))
@@ -228,10 +236,18 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         fleet_hosts: s.fleet.hosts,
         fleet_accounts: s.fleet.accounts,
         subscribers: s.swarm.subscribers,
+        swarm_client: format!("{:?}", s.swarm.client).to_lowercase(),
+        swarm_threads: s.swarm.threads.max(1).min(s.swarm.subscribers.max(1)),
+        // The tungstenite client reads on every wake-up.
+        swarm_read_interval_ms: match s.swarm.client {
+            swarm::SwarmClient::Raw => s.swarm.read_interval_ms,
+            swarm::SwarmClient::Tungstenite => 0,
+        },
         relay_log: relay.log_path.display().to_string(),
         ..Report::default()
     };
     let drain = Duration::from_secs(s.limits.drain_secs);
+    relay.check_connection_cap(s.swarm.subscribers)?;
 
     // 2. Prefill.
     if s.prefill.events > 0 {
@@ -260,11 +276,15 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
     let prefill_accepted = processed(&relay)?.1;
 
     // 3. The swarm.
-    let swarm = swarm_rt.block_on(async { Swarm::start(&relay.firehose_url(), &s.swarm) });
-    let connect_by = Instant::now() + Duration::from_secs(30);
+    let rss_before_swarm = proc_usage(relay.pid()).unwrap_or_default().1;
+    let swarm = Swarm::start(&relay.firehose_url(), &s.swarm)?;
+    let connect_by = Instant::now() + Duration::from_secs(60);
     while swarm.totals().connected < s.swarm.subscribers && Instant::now() < connect_by {
         std::thread::sleep(Duration::from_millis(20));
     }
+    let connected_at_start = swarm.totals().connected;
+    let rss_connected = proc_usage(relay.pid()).unwrap_or_default().1;
+    let t_connected = started.elapsed().as_secs_f64();
     let mut per_subscriber = if s.swarm.cursor.is_some() {
         prefill_accepted
     } else {
@@ -296,6 +316,8 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         swarm.take_latency();
         let (relay_cpu0, _) = proc_usage(relay.pid()).unwrap_or_default();
         let (own_cpu0, _) = proc_usage(std::process::id()).unwrap_or_default();
+        let swarm_cpu0 = threads_cpu_seconds(swarm::THREAD_PREFIX);
+        let frames0 = swarm.totals().frames;
         let (_, accepted0) = processed(&relay)?;
         let t_rel = started.elapsed().as_secs_f64();
         let t0 = Instant::now();
@@ -328,6 +350,10 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         per_subscriber += accepted;
         let (relay_cpu1, _) = proc_usage(relay.pid()).unwrap_or_default();
         let (own_cpu1, _) = proc_usage(std::process::id()).unwrap_or_default();
+        let swarm_cpu = threads_cpu_seconds(swarm::THREAD_PREFIX) - swarm_cpu0;
+        let deliveries = swarm.totals().frames - frames0;
+        let (relay_cpu, own_cpu) = (relay_cpu1 - relay_cpu0, own_cpu1 - own_cpu0);
+        let per = |cpu: f64, n: u64| 1e6 * cpu / (n.max(1) as f64);
         let latency: Histogram = swarm.take_latency();
         let accepted_rate = accepted as f64 / secs.max(1e-9);
         let latency_ms = Quantiles::from(&latency);
@@ -353,10 +379,18 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
             accepted_rate,
             drain_seconds: secs - emitted.seconds,
             latency_ms,
-            relay_cpu_seconds: relay_cpu1 - relay_cpu0,
-            relay_cpu_per_event_us: 1e6 * (relay_cpu1 - relay_cpu0) / (accepted.max(1) as f64),
+            relay_cpu_seconds: relay_cpu,
+            relay_cpu_per_event_us: per(relay_cpu, accepted),
             relay_rss_max_mib: sampler.max_rss_since(t_rel) as f64 / (1024.0 * 1024.0),
-            loadtest_cpu_seconds: own_cpu1 - own_cpu0,
+            loadtest_cpu_seconds: own_cpu,
+            swarm_cpu_seconds: swarm_cpu,
+            fleet_cpu_seconds: own_cpu - swarm_cpu,
+            generator_cpu_per_event_us: per(own_cpu, accepted),
+            deliveries,
+            relay_cpu_per_delivery_us: per(relay_cpu, deliveries),
+            generator_cpu_per_delivery_us: per(own_cpu, deliveries),
+            swarm_cpu_per_delivery_us: per(swarm_cpu, deliveries),
+            generator_relay_cpu_ratio: own_cpu / relay_cpu.max(1e-9),
             deliveries_per_second: accepted_rate * s.swarm.subscribers as f64,
             prepare_seconds: stage.prepare_seconds,
             bytes: stage.bytes,
@@ -364,11 +398,13 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         };
         if opts.progress {
             eprintln!(
-                "step {:>7.0}/s: accepted {:.0}/s, p99 {:.1} ms, {:.1} µs CPU/event{}",
+                "step {:>7.0}/s: accepted {:.0}/s, p99 {:.1} ms, relay {:.1} µs CPU/event, \
+                 generator/relay CPU {:.2}{}",
                 rate,
                 step.accepted_rate,
                 step.latency_ms.p99,
                 step.relay_cpu_per_event_us,
+                step.generator_relay_cpu_ratio,
                 if kept_up { "" } else { " — did not keep up" }
             );
         }
@@ -422,7 +458,18 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
             (processed_total <= fleet.tally.total()).to_string(),
         ));
     }
+    report.memory = Memory::new(
+        rss_before_swarm,
+        rss_connected,
+        sampler.max_rss_since(t_connected),
+        s.swarm.subscribers,
+    );
     if with_swarm {
+        checks.push(Check::new(
+            "subscribers connected before the first step",
+            s.swarm.subscribers,
+            connected_at_start,
+        ));
         let want = if s.swarm.cursor.is_some() {
             accepted_total
         } else {
@@ -470,13 +517,12 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
     report.relay_counts = found;
     report.swarm = totals;
 
-    swarm_rt.block_on(swarm.stop());
+    swarm.stop();
     relay.stop();
     report.samples = sampler.finish();
     report.seconds = started.elapsed().as_secs_f64();
     drop(fleet);
     drop(fleet_rt);
-    drop(swarm_rt);
     if !opts.keep_data {
         let _ = std::fs::remove_dir_all(work.join("relay-data"));
     }

@@ -9,10 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::scenario::RelaySettings;
-
-/// Linux reports process CPU in clock ticks of 1/100 s on every architecture
-/// the relay targets (`getconf CLK_TCK`).
-const TICKS_PER_SECOND: f64 = 100.0;
+use crate::thread_cpu::TICKS_PER_SECOND;
 
 /// A running relay process.
 pub struct RelayProcess {
@@ -23,6 +20,9 @@ pub struct RelayProcess {
     pub log_path: PathBuf,
     http: reqwest::blocking::Client,
 }
+
+/// The relay's connection cap, by server.
+const MAX_CONNECTIONS: &str = "atrelay_http_max_connections";
 
 fn free_port() -> std::io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")?.local_addr()
@@ -69,12 +69,14 @@ pub fn config_toml(
             .unwrap_or_default()
     };
     format!(
-        "[server]\nlisten = \"{listen}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = {data:?}\n\n\
+        "[server]\nlisten = \"{listen}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = {data:?}\n\
+         max_connections = {max_connections}\n\n\
          [identity]\nplc_url = \"{plc_url}\"\n{identity}\n\
          [crawl]\nallow_private_hosts = true\nnew_hosts_per_day = 0\nhosts = [{hosts}]\n\n\
          [verify]\nworkers = {workers}\n{verify}\n[log]\ndurability = \"{durability}\"\n{log}\n\
          [fanout]\n{fanout}\n{budget}",
         data = data_dir.display().to_string(),
+        max_connections = settings.max_connections,
         identity = extra("identity"),
         hosts = hosts.join(", "),
         workers = settings.verify_workers,
@@ -176,6 +178,27 @@ impl RelayProcess {
             .and_then(|r| r.text())
             .map_err(|e| format!("scraping metrics: {e}"))?;
         Ok(parse_exposition(&text))
+    }
+
+    /// Fails, saying what to set, when the relay's connection cap (its
+    /// `[server] max_connections`, as it reports it) leaves no room for
+    /// `subscribers` websockets beside the run's own requests: past the cap
+    /// the relay would evict subscribers, and the run would measure that.
+    pub fn check_connection_cap(&self, subscribers: usize) -> Result<(), String> {
+        /// The run's health, metrics-free admin and spare connections.
+        const OWN: usize = 16;
+        let cap = sum(&self.scrape()?, MAX_CONNECTIONS, "server", "relay") as usize;
+        if cap > 0 && cap < subscribers + OWN {
+            return Err(format!(
+                "the relay accepts at most {cap} connections, fewer than {} subscribers + {OWN}: \
+                 set [relay] max_connections = {} in the scenario, and make sure the relay's \
+                 open-file hard limit allows it (see {})",
+                subscribers,
+                subscribers + OWN,
+                self.log_path.display()
+            ));
+        }
+        Ok(())
     }
 
     /// The admin API's host list.
@@ -374,5 +397,8 @@ mod tests {
             RelayConfig::default().fanout.ring_capacity
         );
         assert_eq!(cfg.identity.plc_url, "http://127.0.0.1:3");
+        assert_eq!(cfg.server.max_connections, 0, "derived by the relay");
+        settings.max_connections = 10_100;
+        assert_eq!(load(&settings).server.max_connections, 10_100);
     }
 }

@@ -54,6 +54,25 @@ pub struct Step {
     pub relay_rss_max_mib: f64,
     /// The load generator's own CPU during the step (fleet + swarm).
     pub loadtest_cpu_seconds: f64,
+    /// Of which the swarm's threads …
+    pub swarm_cpu_seconds: f64,
+    /// … and the fleet's (with the rest of the process: the emitting main
+    /// thread, the fleet's runtime, the sampler).
+    pub fleet_cpu_seconds: f64,
+    /// Load generator CPU per accepted event, µs.
+    pub generator_cpu_per_event_us: f64,
+    /// Frames the subscribers received in the step, counted (not accepted
+    /// × subscribers): each subscriber's new sequenced events.
+    pub deliveries: u64,
+    /// Relay CPU per delivery, µs.
+    pub relay_cpu_per_delivery_us: f64,
+    /// Load generator CPU per delivery, µs (fleet + swarm) …
+    pub generator_cpu_per_delivery_us: f64,
+    /// … and the swarm's alone.
+    pub swarm_cpu_per_delivery_us: f64,
+    /// Load generator CPU / relay CPU: under 0.5 means the generator leaves
+    /// the relay at least two thirds of what they use together.
+    pub generator_relay_cpu_ratio: f64,
     /// Deliveries to subscribers per second (accepted × subscribers).
     pub deliveries_per_second: f64,
     pub prepare_seconds: f64,
@@ -70,6 +89,40 @@ pub struct Sample {
     pub relay_cpu: f64,
     pub relay_rss: u64,
     pub loadtest_cpu: f64,
+    /// The swarm threads' share of `loadtest_cpu`.
+    pub swarm_cpu: f64,
+}
+
+/// The relay's resident memory around the swarm: what each subscriber
+/// costs it, idle and while events flow.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Memory {
+    /// Just before the first subscriber connects (after any prefill).
+    pub relay_rss_before_swarm_mib: f64,
+    /// Once every subscriber connected, before any step.
+    pub relay_rss_connected_mib: f64,
+    /// Highest sample from then to the end of the ramp.
+    pub relay_rss_peak_mib: f64,
+    /// (connected − before) / subscribers.
+    pub per_subscriber_connected_kib: f64,
+    /// (peak − before) / subscribers: includes what the events themselves
+    /// hold (the ring, caches), so an upper bound.
+    pub per_subscriber_peak_kib: f64,
+}
+
+impl Memory {
+    pub fn new(before: u64, connected: u64, peak: u64, subscribers: usize) -> Memory {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let per =
+            |after: u64| after.saturating_sub(before) as f64 / 1024.0 / subscribers.max(1) as f64;
+        Memory {
+            relay_rss_before_swarm_mib: mib(before),
+            relay_rss_connected_mib: mib(connected),
+            relay_rss_peak_mib: mib(peak.max(connected)),
+            per_subscriber_connected_kib: per(connected),
+            per_subscriber_peak_kib: per(peak.max(connected)),
+        }
+    }
 }
 
 /// One correctness check.
@@ -104,6 +157,11 @@ pub struct Report {
     pub fleet_hosts: usize,
     pub fleet_accounts: usize,
     pub subscribers: usize,
+    /// `raw` or `tungstenite`, and the threads the swarm ran on.
+    pub swarm_client: String,
+    pub swarm_threads: usize,
+    /// The raw client's least time between reads of a non-checker socket.
+    pub swarm_read_interval_ms: u64,
     pub prefill_events: usize,
     pub prefill_seconds: f64,
     pub steps: Vec<Step>,
@@ -112,6 +170,7 @@ pub struct Report {
     /// Catch-up from the cursor: frames per second over all subscribers.
     pub catchup_frames_per_second: Option<f64>,
     pub swarm: SwarmTotals,
+    pub memory: Memory,
     pub expected: BTreeMap<String, BTreeMap<String, u64>>,
     pub relay_counts: BTreeMap<String, BTreeMap<String, u64>>,
     pub held_upstream: u64,
@@ -169,6 +228,20 @@ impl Report {
                 if s.kept_up { "yes" } else { "NO" }
             );
         }
+        out += &self.cpu_table();
+        if self.subscribers > 0 {
+            let m = &self.memory;
+            out += &format!(
+                "relay RSS: {:.0} MiB before the swarm, {:.0} MiB with {} subscribers connected \
+                 ({:.1} KiB each), peak {:.0} MiB ({:.1} KiB each)\n",
+                m.relay_rss_before_swarm_mib,
+                m.relay_rss_connected_mib,
+                self.subscribers,
+                m.per_subscriber_connected_kib,
+                m.relay_rss_peak_mib,
+                m.per_subscriber_peak_kib
+            );
+        }
         out += &format!("sustained: {:.0} events/s\n", self.sustained_rate);
         if self.held_upstream > 0 {
             out += &format!(
@@ -185,11 +258,85 @@ impl Report {
                 c.found
             );
         }
+        out += &self.benchmarks_rows();
         out += if self.passed {
             "result: PASS\n"
         } else {
             "result: FAIL\n"
         };
+        out
+    }
+
+    /// Relay and load generator CPU side by side, per step.
+    fn cpu_table(&self) -> String {
+        let mut out = format!(
+            "CPU ({} swarm client, {} thread{}, reads ≥ {} ms apart): seconds in the step; µs per accepted event and per delivery\n",
+            self.swarm_client,
+            self.swarm_threads,
+            if self.swarm_threads == 1 { "" } else { "s" },
+            self.swarm_read_interval_ms
+        );
+        out += &format!(
+            "{:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>10} {:>10} {:>9}\n",
+            "target/s",
+            "relay s",
+            "gen s",
+            "swarm s",
+            "fleet s",
+            "relay/ev",
+            "gen/ev",
+            "deliveries",
+            "relay/dlv",
+            "gen/dlv",
+            "gen/relay"
+        );
+        for s in &self.steps {
+            out += &format!(
+                "{:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>9.1} {:>10} {:>10.2} {:>10.2} {:>9.2}\n",
+                s.target_rate,
+                s.relay_cpu_seconds,
+                s.loadtest_cpu_seconds,
+                s.swarm_cpu_seconds,
+                s.fleet_cpu_seconds,
+                s.relay_cpu_per_event_us,
+                s.generator_cpu_per_event_us,
+                s.deliveries,
+                s.relay_cpu_per_delivery_us,
+                s.generator_cpu_per_delivery_us,
+                s.generator_relay_cpu_ratio
+            );
+        }
+        out
+    }
+
+    /// The steps as Markdown table rows, ready for BENCHMARKS.md.
+    pub fn benchmarks_rows(&self) -> String {
+        let mut out = String::from(
+            "BENCHMARKS rows:\n\
+             | scenario | swarm client | subscribers | offered/s | accepted/s | p50 / p99 ms | relay µs/event | generator µs/event | relay µs/delivery | generator µs/delivery (swarm) | generator/relay CPU | relay RSS peak |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for s in &self.steps {
+            out += &format!(
+                "| `{}` | {} ×{}, {} ms | {} | {:.0} | {:.0} | {:.1} / {:.1} | {:.0} | {:.0} | {:.2} | {:.2} ({:.2}) | {:.2} | {:.0} MiB |\n",
+                self.scenario,
+                self.swarm_client,
+                self.swarm_threads,
+                self.swarm_read_interval_ms,
+                self.subscribers,
+                s.offered_rate,
+                s.accepted_rate,
+                s.latency_ms.p50,
+                s.latency_ms.p99,
+                s.relay_cpu_per_event_us,
+                s.generator_cpu_per_event_us,
+                s.relay_cpu_per_delivery_us,
+                s.generator_cpu_per_delivery_us,
+                s.swarm_cpu_per_delivery_us,
+                s.generator_relay_cpu_ratio,
+                s.relay_rss_max_mib
+            );
+        }
         out
     }
 }

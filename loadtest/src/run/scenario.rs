@@ -45,6 +45,10 @@ pub struct RelaySettings {
     /// and ring sizes (replacing `ring_capacity` and
     /// `identity_cache_capacity`).
     pub memory: String,
+    /// The relay's `[server] max_connections`: 0 lets the relay derive it
+    /// from its open-file limit. A swarm of N subscribers needs N plus a
+    /// few for the run's own HTTP requests; `run` checks before connecting.
+    pub max_connections: usize,
 }
 
 impl Default for RelaySettings {
@@ -56,6 +60,7 @@ impl Default for RelaySettings {
             ring_capacity: 65_536,
             identity_cache_capacity: 1_000_000,
             memory: "default".into(),
+            max_connections: 0,
         }
     }
 }

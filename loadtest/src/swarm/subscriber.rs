@@ -1,24 +1,28 @@
-//! One subscriber: connect, read, check, reconnect from the last seq.
+//! What one subscriber counts and checks per frame, whichever client
+//! (`raw_client`, `tungstenite_client`) read the frame.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use atrelay::wire::frame::{decode_header, peek_seq, Event};
-use futures_util::StreamExt;
-use tokio_tungstenite::tungstenite::Message;
+use atrelay::wire::frame::{decode_header, Event};
 
+use super::frame_peek::peek;
 use crate::emit_time;
 use crate::histogram::Histogram;
 
 /// Frame types counted, by header `t`.
 pub const TYPES: [&str; 6] = ["commit", "identity", "account", "sync", "info", "other"];
 
-fn type_index(t: Option<&str>) -> usize {
-    let t = t.unwrap_or("");
-    let t = t.rsplit('#').next().unwrap_or(t);
-    TYPES[..5].iter().position(|n| *n == t).unwrap_or(5)
+/// `t`'s index in [`TYPES`]: the name after its last `#`.
+fn type_index(t: Option<&[u8]>) -> usize {
+    let t = t.unwrap_or_default();
+    let name = t.rsplit(|b| *b == b'#').next().unwrap_or(t);
+    TYPES[..5]
+        .iter()
+        .position(|n| n.as_bytes() == name)
+        .unwrap_or(5)
 }
 
 /// What one subscriber saw. Counters are atomics so reports can be read
@@ -68,106 +72,112 @@ impl SubscriberStats {
     }
 }
 
-/// Per-connection checking state that survives reconnects.
-struct Checker {
+/// Per-subscriber checking state that survives reconnects: each repo's
+/// last rev (checkers only).
+pub struct Checker {
     revs: HashMap<String, String>,
 }
 
-/// Reads until `stop`, reconnecting with the last seq as cursor.
-pub async fn run(
-    url: String,
-    cursor: Option<u64>,
-    max_rate: Option<f64>,
-    stats: Arc<SubscriberStats>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut checker = Checker {
-        revs: HashMap::new(),
-    };
-    let started = Instant::now();
-    let mut first = true;
-    while !stop.load(Ordering::Relaxed) {
-        let last = stats.last_seq.load(Ordering::Relaxed);
-        let from = if last >= 0 { Some(last as u64) } else { cursor };
-        let target = match from {
-            Some(c) => format!("{url}?cursor={c}"),
-            None => url.clone(),
-        };
-        let Ok((ws, _)) = tokio_tungstenite::connect_async(&target).await else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        if !first {
-            stats.reconnects.fetch_add(1, Ordering::Relaxed);
+impl Checker {
+    pub fn new() -> Checker {
+        Checker {
+            revs: HashMap::new(),
         }
-        first = false;
-        stats.connected.store(true, Ordering::Relaxed);
-        let (_tx, mut rx) = ws.split();
-        while let Some(Ok(msg)) = rx.next().await {
-            let Message::Binary(frame) = msg else {
-                if matches!(msg, Message::Close(_)) {
-                    break;
-                }
-                continue;
-            };
-            handle(&frame, &stats, &mut checker);
-            if let Some(rate) = max_rate {
-                let n = stats.frames.load(Ordering::Relaxed) as f64;
-                let due = Duration::from_secs_f64(n / rate);
-                let elapsed = started.elapsed();
-                if due > elapsed + Duration::from_millis(2) {
-                    tokio::time::sleep(due - elapsed).await;
-                }
-            }
-        }
-        stats.connected.store(false, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
+impl SubscriberStats {
+    /// Where a (re)connection starts: after the last seq received, else at
+    /// the swarm's `cursor` (`None`: live).
+    pub fn resume_cursor(&self, cursor: Option<u64>) -> Option<u64> {
+        let last = self.last_seq.load(Ordering::Relaxed);
+        if last >= 0 {
+            Some(last as u64)
+        } else {
+            cursor
+        }
+    }
+
+    /// Marks a connection made, counting it as a reconnect unless it is the
+    /// subscriber's `first`.
+    pub fn mark_connected(&self, first: &mut bool) {
+        if !*first {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        *first = false;
+        self.connected.store(true, Ordering::Relaxed);
+    }
+}
+
+/// An `#identity` frame with `seq`, for tests of the counting.
+#[cfg(test)]
+pub fn identity_frame(seq: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    Event::Identity(atrelay::wire::frame::Identity {
+        seq,
+        did: "did:plc:abcdefghijklmnopqrstuvwx",
+        time: "2026-11-25T00:00:00.000Z",
+        handle: None,
+    })
+    .encode(&mut out);
+    out
+}
+
+/// Sleeps until a subscriber limited to `rate` frames per second since
+/// `started` is due to read again (the slow-consumer mode, `max_rate`).
+pub async fn pace(stats: &SubscriberStats, rate: f64, started: Instant) {
+    let n = stats.frames.load(Ordering::Relaxed) as f64;
+    let due = Duration::from_secs_f64(n / rate);
+    let elapsed = started.elapsed();
+    if due > elapsed + Duration::from_millis(2) {
+        tokio::time::sleep(due - elapsed).await;
+    }
+}
+
+/// Counts and checks one firehose frame (a whole binary message): every
+/// subscriber peeks only the header and `seq` (`frame_peek`, unchecked);
+/// checkers then decode the frame strictly.
+pub fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
     stats.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
-    let Ok((header, body)) = decode_header(frame) else {
+    let Ok(peeked) = peek(frame) else {
         stats.decode_errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    if header.op == -1 {
-        if let Ok(Event::Error(e)) = Event::decode_body(&header, body) {
+    if peeked.op == -1 {
+        // Rare (once before a slow consumer is closed): decode it whole.
+        if let Ok(Event::Error(e)) = Event::decode(frame) {
             if e.error == "ConsumerTooSlow" {
                 stats.too_slow.fetch_add(1, Ordering::Relaxed);
             }
         }
         return;
     }
-    stats.by_type[type_index(header.t)].fetch_add(1, Ordering::Relaxed);
-    match peek_seq(body) {
-        Ok(Some(seq)) => {
-            let last = stats.last_seq.load(Ordering::Relaxed);
-            if last >= 0 {
-                if seq > last + 1 {
-                    stats
-                        .gaps
-                        .fetch_add((seq - last - 1) as u64, Ordering::Relaxed);
-                } else if seq <= last {
-                    stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
+    stats.by_type[type_index(peeked.t)].fetch_add(1, Ordering::Relaxed);
+    if let Some(seq) = peeked.seq {
+        let last = stats.last_seq.load(Ordering::Relaxed);
+        if last >= 0 {
+            if seq > last + 1 {
+                stats
+                    .gaps
+                    .fetch_add((seq - last - 1) as u64, Ordering::Relaxed);
+            } else if seq <= last {
+                stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                return;
             }
-            stats.last_seq.store(seq, Ordering::Relaxed);
-            // Only sequenced events count: an `#info` or error frame (say
-            // ConsumerTooSlow before a reconnect) is not a delivery.
-            stats.frames.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(None) => {}
-        Err(_) => {
-            stats.decode_errors.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+        stats.last_seq.store(seq, Ordering::Relaxed);
+        // Only sequenced events count: an `#info` or error frame (say
+        // ConsumerTooSlow before a reconnect) is not a delivery.
+        stats.frames.fetch_add(1, Ordering::Relaxed);
     }
     if !stats.checker {
         return;
     }
     let now = emit_time::now_micros();
+    let Ok((header, body)) = decode_header(frame) else {
+        stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
     let event = match Event::decode_body(&header, body) {
         Ok(e) => e,
         Err(_) => {
@@ -206,28 +216,14 @@ fn handle(frame: &[u8], stats: &SubscriberStats, checker: &mut Checker) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atrelay::wire::frame::{ErrorFrame, Event, Identity};
-
-    fn identity(seq: i64) -> Vec<u8> {
-        let mut out = Vec::new();
-        Event::Identity(Identity {
-            seq,
-            did: "did:plc:abcdefghijklmnopqrstuvwx",
-            time: "2026-11-25T00:00:00.000Z",
-            handle: None,
-        })
-        .encode(&mut out);
-        out
-    }
+    use atrelay::wire::frame::{ErrorFrame, Event};
 
     #[test]
     fn gaps_and_repeats_are_counted() {
         let stats = SubscriberStats::new(true);
-        let mut checker = Checker {
-            revs: HashMap::new(),
-        };
+        let mut checker = Checker::new();
         for seq in [1, 2, 3, 6, 6, 4, 7] {
-            handle(&identity(seq), &stats, &mut checker);
+            handle(&identity_frame(seq), &stats, &mut checker);
         }
         assert_eq!(
             stats.frames.load(Ordering::Relaxed),
