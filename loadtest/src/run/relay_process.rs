@@ -83,7 +83,10 @@ pub fn config_toml(
         verify = extra("verify"),
         durability = settings.durability,
         log = extra("log"),
-        fanout = extra("fanout"),
+        fanout = extra("fanout")
+            + &(settings.max_subscribers > 0)
+                .then(|| format!("max_subscribers = {}\n", settings.max_subscribers))
+                .unwrap_or_default(),
     )
 }
 
@@ -400,5 +403,12 @@ mod tests {
         assert_eq!(cfg.server.max_connections, 0, "derived by the relay");
         settings.max_connections = 10_100;
         assert_eq!(load(&settings).server.max_connections, 10_100);
+        assert_eq!(
+            load(&settings).fanout.max_subscribers,
+            10_000,
+            "the relay's default"
+        );
+        settings.max_subscribers = 10_050;
+        assert_eq!(load(&settings).fanout.max_subscribers, 10_050);
     }
 }

@@ -49,6 +49,9 @@ pub struct RelaySettings {
     /// from its open-file limit. A swarm of N subscribers needs N plus a
     /// few for the run's own HTTP requests; `run` checks before connecting.
     pub max_connections: usize,
+    /// The relay's `[fanout] max_subscribers`: 0 keeps the relay's default
+    /// (10,000), which a swarm of that size would fill exactly.
+    pub max_subscribers: usize,
 }
 
 impl Default for RelaySettings {
@@ -61,6 +64,7 @@ impl Default for RelaySettings {
             identity_cache_capacity: 1_000_000,
             memory: "default".into(),
             max_connections: 0,
+            max_subscribers: 0,
         }
     }
 }
