@@ -68,6 +68,11 @@ pub fn config_toml(
             .map(|t| t.iter().map(|(k, v)| format!("{k} = {v}\n")).collect())
             .unwrap_or_default()
     };
+    let max_subscribers = if settings.max_subscribers > 0 {
+        format!("max_subscribers = {}\n", settings.max_subscribers)
+    } else {
+        String::new()
+    };
     format!(
         "[server]\nlisten = \"{listen}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = {data:?}\n\
          max_connections = {max_connections}\n\n\
@@ -83,10 +88,7 @@ pub fn config_toml(
         verify = extra("verify"),
         durability = settings.durability,
         log = extra("log"),
-        fanout = extra("fanout")
-            + &(settings.max_subscribers > 0)
-                .then(|| format!("max_subscribers = {}\n", settings.max_subscribers))
-                .unwrap_or_default(),
+        fanout = extra("fanout") + &max_subscribers,
     )
 }
 
