@@ -79,10 +79,12 @@ fn summary(stdout: &str) -> Value {
     serde_json::from_str(&stdout[start..]).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
-#[test]
-fn run_smoke_scenario_accounts_for_every_event() {
+/// Runs `loadtest/scenarios/<name>.toml` against the built relay: its
+/// output directory, stdout and `report.json`, the run having passed.
+fn run_shipped_scenario(name: &str) -> (tempfile::TempDir, String, Value) {
     let out = tempfile::tempdir().unwrap();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("loadtest/scenarios/smoke.toml");
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("loadtest/scenarios/{name}.toml"));
     let mut cmd = loadtest();
     cmd.arg("run")
         .arg(&scenario)
@@ -91,13 +93,28 @@ fn run_smoke_scenario_accounts_for_every_event() {
         .arg("--out")
         .arg(out.path())
         .arg("--quiet");
-    let stdout = finish(cmd, "loadtest run smoke");
+    let stdout = finish(cmd, &format!("loadtest run {name}"));
     assert!(stdout.contains("result: PASS"), "{stdout}");
-
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
             .unwrap();
     assert_eq!(report["passed"], true, "{report:#}");
+    (out, stdout, report)
+}
+
+/// Events the relay accepted over the run, all types.
+fn accepted_total(report: &Value) -> u64 {
+    report["relay_counts"]["accepted"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn run_smoke_scenario_accounts_for_every_event() {
+    let (out, _, report) = run_shipped_scenario("smoke");
     let checks = report["checks"].as_array().unwrap();
     assert!(checks.len() >= 9, "{checks:?}");
     assert!(checks.iter().all(|c| c["ok"] == true), "{checks:#?}");
@@ -110,12 +127,7 @@ fn run_smoke_scenario_accounts_for_every_event() {
         );
     }
     assert!(report["relay_counts"]["ignored"]["duplicate"].as_u64() > Some(0));
-    let accepted: u64 = report["relay_counts"]["accepted"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let accepted = accepted_total(&report);
     assert_eq!(report["swarm"]["min_frames"].as_u64(), Some(accepted));
     assert_eq!(report["swarm"]["subscribers"], 4);
     assert_eq!(report["steps"].as_array().unwrap().len(), 3);
@@ -156,24 +168,8 @@ fn run_smoke_scenario_accounts_for_every_event() {
 /// seqs); each step reports the tier's CPU and the mirror's added latency.
 #[test]
 fn run_tier_smoke_scenario_delivers_through_the_mirror() {
-    let out = tempfile::tempdir().unwrap();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("loadtest/scenarios/tier-smoke.toml");
-    let mut cmd = loadtest();
-    cmd.arg("run")
-        .arg(&scenario)
-        .arg("--relay-bin")
-        .arg(env!("CARGO_BIN_EXE_atrelay"))
-        .arg("--out")
-        .arg(out.path())
-        .arg("--quiet");
-    let stdout = finish(cmd, "loadtest run tier-smoke");
-    assert!(stdout.contains("result: PASS"), "{stdout}");
+    let (out, stdout, report) = run_shipped_scenario("tier-smoke");
     assert!(stdout.contains("tier: relay + 1 mirror"), "{stdout}");
-
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
-            .unwrap();
-    assert_eq!(report["passed"], true, "{report:#}");
     let checks = report["checks"].as_array().unwrap();
     assert!(
         checks
@@ -181,12 +177,7 @@ fn run_tier_smoke_scenario_delivers_through_the_mirror() {
             .any(|c| c["name"] == "mirrors running and connected to the relay" && c["ok"] == true),
         "{checks:#?}"
     );
-    let accepted: u64 = report["relay_counts"]["accepted"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let accepted = accepted_total(&report);
     assert!(accepted > 0);
     // Two subscribers on each endpoint, each with every accepted event.
     for endpoint in ["relay", "mirror-1"] {

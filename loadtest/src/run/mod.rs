@@ -24,6 +24,7 @@
 //! Everything is bounded: the scenario's `timeout_secs` ends the run.
 
 pub mod plot;
+pub mod quantiles;
 pub mod relay_process;
 pub mod report;
 pub mod scenario;

@@ -5,34 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::tier_report::{self, TierStep};
-use crate::histogram::Histogram;
+pub use super::quantiles::Quantiles;
+use super::tier_report::{self, TierRow, TierStep};
 use crate::swarm::SwarmTotals;
-
-/// Latency quantiles in milliseconds.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Quantiles {
-    pub samples: u64,
-    pub mean: f64,
-    pub p50: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-}
-
-impl From<&Histogram> for Quantiles {
-    fn from(h: &Histogram) -> Quantiles {
-        let ms = |us: u64| us as f64 / 1_000.0;
-        Quantiles {
-            samples: h.count(),
-            mean: h.mean() / 1_000.0,
-            p50: ms(h.quantile(0.5)),
-            p99: ms(h.quantile(0.99)),
-            p999: ms(h.quantile(0.999)),
-            max: ms(h.max()),
-        }
-    }
-}
 
 /// One ramp step.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -247,7 +222,19 @@ impl Report {
             );
         }
         out += &self.cpu_table();
-        out += &tier_report::table(&self.steps);
+        out += &tier_report::table(
+            &self
+                .steps
+                .iter()
+                .filter_map(|s| {
+                    Some(TierRow {
+                        target_rate: s.target_rate,
+                        relay_rss_max_mib: s.relay_rss_max_mib,
+                        tier: s.tier.as_ref()?,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        );
         if self.subscribers > 0 {
             let m = &self.memory;
             out += &format!(

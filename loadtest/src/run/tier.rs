@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
+use super::quantiles::Quantiles;
 use super::relay_process::{proc_usage, RelayProcess};
-use super::report::Quantiles;
 use super::scenario::RelaySettings;
 use super::tier_report::{AddedLatency, EndpointStep, MirrorStep, TierStep};
 use crate::histogram::Histogram;

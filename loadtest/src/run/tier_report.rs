@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::report::{Quantiles, Step};
+use super::quantiles::Quantiles;
 
 /// One mirror's cost during a step.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -62,13 +62,17 @@ pub struct TierStep {
     pub mirror_added_latency_ms: AddedLatency,
 }
 
+/// A row of the tier table: a step's tier and the step's own figures it
+/// shows beside.
+pub struct TierRow<'a> {
+    pub target_rate: f64,
+    pub relay_rss_max_mib: f64,
+    pub tier: &'a TierStep,
+}
+
 /// The tier table: one row per step with a tier, empty without.
-pub fn table(steps: &[Step]) -> String {
-    let steps: Vec<(&Step, &TierStep)> = steps
-        .iter()
-        .filter_map(|s| Some((s, s.tier.as_ref()?)))
-        .collect();
-    let Some((_, first)) = steps.first() else {
+pub fn table(rows: &[TierRow]) -> String {
+    let Some(first) = rows.first().map(|r| r.tier) else {
         return String::new();
     };
     let mut out = format!(
@@ -84,12 +88,13 @@ pub fn table(steps: &[Step]) -> String {
         " {:>7} {:>10} {:>7} {:>15} {:>15} {:>15}\n",
         "tier s", "dlv/CPU-s", "gen s", "relay p50/p99", "mirror p50/p99", "added p50/p99"
     );
-    for (s, t) in &steps {
+    for row in rows {
+        let t = row.tier;
         out += &format!(
             "{:>9.0} {:>9.0} {:>13}",
-            s.target_rate,
+            row.target_rate,
             t.deliveries_per_second,
-            format!("{:.2}/{:.0}", t.relay_cpu_seconds, s.relay_rss_max_mib)
+            format!("{:.2}/{:.0}", t.relay_cpu_seconds, row.relay_rss_max_mib)
         );
         for m in &t.mirrors {
             out += &format!(
@@ -109,8 +114,8 @@ pub fn table(steps: &[Step]) -> String {
         );
     }
     out += "deliveries by endpoint (subscribers): ";
-    let (_, last) = steps[steps.len() - 1];
-    out += &last
+    out += &rows[rows.len() - 1]
+        .tier
         .endpoints
         .iter()
         .map(|e| format!("{} {} ({})", e.name, e.deliveries, e.subscribers))
