@@ -88,6 +88,15 @@ impl Histogram {
         self.sum += other.sum;
     }
 
+    /// One histogram holding every count of `all`.
+    pub fn merged<'a>(all: impl IntoIterator<Item = &'a Histogram>) -> Histogram {
+        let mut out = Histogram::new();
+        for h in all {
+            out.merge(h);
+        }
+        out
+    }
+
     pub fn count(&self) -> u64 {
         self.total
     }

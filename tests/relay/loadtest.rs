@@ -5,6 +5,9 @@
 //! firehose recorded with `record` must replay into a fresh relay, with the
 //! captured identities and re-signed, and arrive whole.
 //!
+//! The tier-smoke scenario does the same through a relay and a mirror of
+//! it, the subscribers dealt over both.
+//!
 //! Correctness only: no figure here is compared with a speed.
 
 use std::io::{BufRead, BufReader};
@@ -76,10 +79,12 @@ fn summary(stdout: &str) -> Value {
     serde_json::from_str(&stdout[start..]).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
-#[test]
-fn run_smoke_scenario_accounts_for_every_event() {
+/// Runs `loadtest/scenarios/<name>.toml` against the built relay: its
+/// output directory, stdout and `report.json`, the run having passed.
+fn run_shipped_scenario(name: &str) -> (tempfile::TempDir, String, Value) {
     let out = tempfile::tempdir().unwrap();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("loadtest/scenarios/smoke.toml");
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("loadtest/scenarios/{name}.toml"));
     let mut cmd = loadtest();
     cmd.arg("run")
         .arg(&scenario)
@@ -88,13 +93,28 @@ fn run_smoke_scenario_accounts_for_every_event() {
         .arg("--out")
         .arg(out.path())
         .arg("--quiet");
-    let stdout = finish(cmd, "loadtest run smoke");
+    let stdout = finish(cmd, &format!("loadtest run {name}"));
     assert!(stdout.contains("result: PASS"), "{stdout}");
-
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
             .unwrap();
     assert_eq!(report["passed"], true, "{report:#}");
+    (out, stdout, report)
+}
+
+/// Events the relay accepted over the run, all types.
+fn accepted_total(report: &Value) -> u64 {
+    report["relay_counts"]["accepted"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn run_smoke_scenario_accounts_for_every_event() {
+    let (out, _, report) = run_shipped_scenario("smoke");
     let checks = report["checks"].as_array().unwrap();
     assert!(checks.len() >= 9, "{checks:?}");
     assert!(checks.iter().all(|c| c["ok"] == true), "{checks:#?}");
@@ -107,12 +127,7 @@ fn run_smoke_scenario_accounts_for_every_event() {
         );
     }
     assert!(report["relay_counts"]["ignored"]["duplicate"].as_u64() > Some(0));
-    let accepted: u64 = report["relay_counts"]["accepted"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let accepted = accepted_total(&report);
     assert_eq!(report["swarm"]["min_frames"].as_u64(), Some(accepted));
     assert_eq!(report["swarm"]["subscribers"], 4);
     assert_eq!(report["steps"].as_array().unwrap().len(), 3);
@@ -145,6 +160,86 @@ fn run_smoke_scenario_accounts_for_every_event() {
     assert!(!report["samples"].as_array().unwrap().is_empty());
     let svg = std::fs::read_to_string(out.path().join("plot.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
+}
+
+/// `[tier] mirrors = 1`: `run` starts a mirror of the relay, deals the
+/// subscribers over the two, and every one of them, on either, receives
+/// every accepted event once and in order (the mirror keeps the relay's
+/// seqs); each step reports the tier's CPU and the mirror's added latency.
+#[test]
+fn run_tier_smoke_scenario_delivers_through_the_mirror() {
+    let (out, stdout, report) = run_shipped_scenario("tier-smoke");
+    assert!(stdout.contains("tier: relay + 1 mirror"), "{stdout}");
+    let checks = report["checks"].as_array().unwrap();
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["name"] == "mirrors running and connected to the relay" && c["ok"] == true),
+        "{checks:#?}"
+    );
+    let accepted = accepted_total(&report);
+    assert!(accepted > 0);
+    // Two subscribers on each endpoint, each with every accepted event.
+    for endpoint in ["relay", "mirror-1"] {
+        let t = &report["swarm_by_endpoint"][endpoint];
+        assert_eq!(t["subscribers"], 2, "{endpoint}: {t:#}");
+        assert_eq!(
+            t["min_frames"].as_u64(),
+            Some(accepted),
+            "{endpoint}: {t:#}"
+        );
+        assert_eq!(
+            t["max_frames"].as_u64(),
+            Some(accepted),
+            "{endpoint}: {t:#}"
+        );
+        assert_eq!(t["gaps"], 0, "{endpoint}: {t:#}");
+        assert_eq!(t["duplicates"], 0, "{endpoint}: {t:#}");
+        assert_eq!(t["rev_violations"], 0, "{endpoint}: {t:#}");
+    }
+    let step = &report["steps"][0];
+    let tier = &step["tier"];
+    let endpoints = tier["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2, "{tier:#}");
+    for e in endpoints {
+        assert_eq!(e["deliveries"].as_u64(), Some(2 * accepted), "{e:#}");
+        assert!(e["latency_ms"]["samples"].as_u64() > Some(0), "{e:#}");
+    }
+    assert_eq!(tier["mirrors"][0]["name"], "mirror-1", "{tier:#}");
+    assert!(
+        tier["mirrors"][0]["cpu_seconds"].as_f64() > Some(0.0),
+        "{tier:#}"
+    );
+    assert!(
+        tier["mirrors"][0]["rss_max_mib"].as_f64() > Some(0.0),
+        "{tier:#}"
+    );
+    let tier_cpu = tier["tier_cpu_seconds"].as_f64().unwrap();
+    let parts = tier["relay_cpu_seconds"].as_f64().unwrap()
+        + tier["mirrors"][0]["cpu_seconds"].as_f64().unwrap();
+    assert!((tier_cpu - parts).abs() < 1e-6, "{tier:#}");
+    assert!(tier["deliveries_per_tier_cpu_second"].as_f64() > Some(0.0));
+    assert!(tier["deliveries_per_second"].as_f64() > Some(0.0));
+    let added = tier["mirror_added_latency_ms"]["p50"].as_f64().unwrap();
+    let want = tier["mirror_latency_ms"]["p50"].as_f64().unwrap()
+        - tier["relay_latency_ms"]["p50"].as_f64().unwrap();
+    assert!((added - want).abs() < 1e-9, "{tier:#}");
+    assert_eq!(report["mirror_logs"].as_array().unwrap().len(), 1);
+    assert_eq!(report["memory"]["subscribers"], 2, "the relay's share");
+    // The mirror's samples sit beside the relay's.
+    let samples = report["samples"].as_array().unwrap();
+    assert!(samples
+        .iter()
+        .any(|s| s["mirror_rss"][0].as_u64() > Some(0)));
+    // No process outlives the run: none still runs on the run's configs.
+    let work = out.path().join("work");
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&*work.to_string_lossy()))
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
 }
 
 /// The fleet can register its accounts at a real PLC directory (`atrelay

@@ -16,12 +16,20 @@
 //!    event; no gaps, duplicates or per-repo rev regressions. Write
 //!    `report.json` and `plot.svg`; exit non-zero if a check failed.
 //!
+//! With `[tier] mirrors = N`, N mirrors of the relay start after it
+//! (`tier`), the swarm is dealt over the relay and them, and each step also
+//! reports the tier's deliveries per CPU-second and the latency a mirror
+//! adds (`tier_report`).
+//!
 //! Everything is bounded: the scenario's `timeout_secs` ends the run.
 
 pub mod plot;
+pub mod quantiles;
 pub mod relay_process;
 pub mod report;
 pub mod scenario;
+pub mod tier;
+pub mod tier_report;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,6 +46,7 @@ use crate::thread_cpu::threads_cpu_seconds;
 use relay_process::{by_label, proc_usage, sum, RelayProcess};
 use report::{Check, Memory, Quantiles, Report, Sample, Step};
 use scenario::Scenario;
+use tier::{Mirrors, StepFigures, TierMeter};
 
 /// How `run` was asked to run.
 pub struct RunOptions {
@@ -128,7 +137,7 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn start(relay_pid: u32, started: Instant) -> Sampler {
+    fn start(relay_pid: u32, mirror_pids: Vec<u32>, started: Instant) -> Sampler {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (samples.clone(), stop.clone());
@@ -137,12 +146,18 @@ impl Sampler {
                 if let (Some((relay_cpu, relay_rss)), Some((loadtest_cpu, _))) =
                     (proc_usage(relay_pid), proc_usage(std::process::id()))
                 {
+                    let (mirror_cpu, mirror_rss) = mirror_pids
+                        .iter()
+                        .map(|pid| proc_usage(*pid).unwrap_or_default())
+                        .unzip();
                     s.lock().expect("samples").push(Sample {
                         t: started.elapsed().as_secs_f64(),
                         relay_cpu,
                         relay_rss,
                         loadtest_cpu,
                         swarm_cpu: threads_cpu_seconds(swarm::THREAD_PREFIX),
+                        mirror_cpu,
+                        mirror_rss,
                     });
                 }
                 std::thread::sleep(Duration::from_millis(250));
@@ -164,6 +179,21 @@ impl Sampler {
             .map(|s| s.relay_rss)
             .max()
             .unwrap_or(0)
+    }
+
+    /// Each mirror's highest RSS sampled since `t`.
+    fn max_mirror_rss_since(&self, t: f64, mirrors: usize) -> Vec<u64> {
+        let samples = self.samples.lock().expect("samples");
+        (0..mirrors)
+            .map(|i| {
+                samples
+                    .iter()
+                    .filter(|s| s.t >= t)
+                    .filter_map(|s| s.mirror_rss.get(i).copied())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect()
     }
 
     fn finish(mut self) -> Vec<Sample> {
@@ -227,7 +257,8 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         &fleet.plc_url(),
         &fleet.hostnames(),
     )?;
-    let sampler = Sampler::start(relay.pid(), started);
+    let mut mirrors = Mirrors::start(&opts.relay_bin, &work, &s.relay, &relay, s.tier.mirrors)?;
+    let sampler = Sampler::start(relay.pid(), mirrors.pids(), started);
     let mut report = Report {
         scenario: s.name.clone(),
         description: s.description.clone(),
@@ -244,10 +275,17 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
             swarm::SwarmClient::Tungstenite => 0,
         },
         relay_log: relay.log_path.display().to_string(),
+        mirror_logs: mirrors.logs(),
         ..Report::default()
     };
     let drain = Duration::from_secs(s.limits.drain_secs);
-    relay.check_connection_cap(s.swarm.subscribers)?;
+    // Subscriber i goes to endpoint i mod (mirrors + 1); each mirror is
+    // also one of the relay's subscribers.
+    let shares: Vec<usize> = (0..s.endpoints())
+        .map(|e| (e..s.swarm.subscribers).step_by(s.endpoints()).count())
+        .collect();
+    relay.check_connection_cap(shares[0] + mirrors.len())?;
+    mirrors.check_connection_caps(&shares[1..])?;
 
     // 2. Prefill.
     if s.prefill.events > 0 {
@@ -277,7 +315,7 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
 
     // 3. The swarm.
     let rss_before_swarm = proc_usage(relay.pid()).unwrap_or_default().1;
-    let swarm = Swarm::start(&relay.firehose_url(), &s.swarm)?;
+    let swarm = Swarm::start_spread(&mirrors.endpoint_urls(&relay), &s.swarm)?;
     let connect_by = Instant::now() + Duration::from_secs(60);
     while swarm.totals().connected < s.swarm.subscribers && Instant::now() < connect_by {
         std::thread::sleep(Duration::from_millis(20));
@@ -318,6 +356,7 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         let (own_cpu0, _) = proc_usage(std::process::id()).unwrap_or_default();
         let swarm_cpu0 = threads_cpu_seconds(swarm::THREAD_PREFIX);
         let frames0 = swarm.totals().frames;
+        let meter = (mirrors.len() > 0).then(|| TierMeter::begin(&mirrors, &swarm));
         let (_, accepted0) = processed(&relay)?;
         let t_rel = started.elapsed().as_secs_f64();
         let t0 = Instant::now();
@@ -354,7 +393,8 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         let deliveries = swarm.totals().frames - frames0;
         let (relay_cpu, own_cpu) = (relay_cpu1 - relay_cpu0, own_cpu1 - own_cpu0);
         let per = |cpu: f64, n: u64| 1e6 * cpu / (n.max(1) as f64);
-        let latency: Histogram = swarm.take_latency();
+        let latency_by_endpoint = swarm.take_latency_by_endpoint();
+        let latency = Histogram::merged(&latency_by_endpoint);
         let accepted_rate = accepted as f64 / secs.max(1e-9);
         let latency_ms = Quantiles::from(&latency);
         // A max-speed step releases everything at once: what it offered is
@@ -395,6 +435,19 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
             prepare_seconds: stage.prepare_seconds,
             bytes: stage.bytes,
             kept_up,
+            tier: meter.map(|m| {
+                m.finish(
+                    &mirrors,
+                    &swarm,
+                    StepFigures {
+                        seconds: secs,
+                        relay_cpu_seconds: relay_cpu,
+                        generator_cpu_seconds: own_cpu,
+                        mirror_rss_max: sampler.max_mirror_rss_since(t_rel, mirrors.len()),
+                        latency: latency_by_endpoint,
+                    },
+                )
+            }),
         };
         if opts.progress {
             eprintln!(
@@ -462,7 +515,7 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
         rss_before_swarm,
         rss_connected,
         sampler.max_rss_since(t_connected),
-        s.swarm.subscribers,
+        shares[0],
     );
     if with_swarm {
         checks.push(Check::new(
@@ -509,6 +562,18 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
             *report.host_statuses.entry(status).or_default() += 1;
         }
     }
+    if mirrors.len() > 0 {
+        checks.push(Check::new(
+            "mirrors running and connected to the relay",
+            mirrors.len(),
+            mirrors.connected(),
+        ));
+        report.swarm_by_endpoint = mirrors
+            .endpoint_names()
+            .into_iter()
+            .zip(swarm.endpoint_totals())
+            .collect();
+    }
     let alive = relay_alive(&mut relay);
     checks.push(Check::new("relay still running", "true", alive.to_string()));
     report.passed = checks.iter().all(|c| c.ok);
@@ -518,6 +583,7 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
     report.swarm = totals;
 
     swarm.stop();
+    mirrors.stop();
     relay.stop();
     report.samples = sampler.finish();
     report.seconds = started.elapsed().as_secs_f64();
@@ -525,6 +591,9 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
     drop(fleet_rt);
     if !opts.keep_data {
         let _ = std::fs::remove_dir_all(work.join("relay-data"));
+        for name in mirrors.endpoint_names().iter().skip(1) {
+            let _ = std::fs::remove_dir_all(work.join(format!("{name}-data")));
+        }
     }
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(opts.out.join("report.json"), json).map_err(|e| e.to_string())?;

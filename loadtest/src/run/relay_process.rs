@@ -1,6 +1,8 @@
 //! The relay under test: the real `atrelay` binary, started with a config
 //! generated for the scenario in a fresh data directory, watched through
 //! `/proc` (CPU, RSS) and its Prometheus endpoint, and stopped with SIGTERM.
+//! A tier's mirrors are the same binary started the same way with a mirror's
+//! config (`[mirror] upstream`), so one type runs both.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -11,7 +13,8 @@ use std::time::{Duration, Instant};
 use super::scenario::RelaySettings;
 use crate::thread_cpu::TICKS_PER_SECOND;
 
-/// A running relay process.
+/// A running relay (or mirror) process; killed when dropped, so an early
+/// return leaves no process behind.
 pub struct RelayProcess {
     child: Child,
     pub listen: SocketAddr,
@@ -51,28 +54,7 @@ pub fn config_toml(
         }
         _ => String::new(),
     };
-    let memory = match settings.memory.as_str() {
-        "512mb" => include_str!("../../../config/memory-512mb.toml").to_owned(),
-        _ => format!(
-            "[identity]\ncache_capacity = {}\n\n[fanout]\nring_capacity = {}\n",
-            settings.identity_cache_capacity, settings.ring_capacity
-        ),
-    };
-    // The memory keys' sections, merged into the ones written here (one
-    // section may appear only once in a TOML file).
-    let memory: toml::Table = memory.parse().unwrap_or_default();
-    let extra = |section: &str| -> String {
-        memory
-            .get(section)
-            .and_then(|t| t.as_table())
-            .map(|t| t.iter().map(|(k, v)| format!("{k} = {v}\n")).collect())
-            .unwrap_or_default()
-    };
-    let max_subscribers = if settings.max_subscribers > 0 {
-        format!("max_subscribers = {}\n", settings.max_subscribers)
-    } else {
-        String::new()
-    };
+    let extra = memory_sections(settings);
     format!(
         "[server]\nlisten = \"{listen}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = {data:?}\n\
          max_connections = {max_connections}\n\n\
@@ -88,7 +70,63 @@ pub fn config_toml(
         verify = extra("verify"),
         durability = settings.durability,
         log = extra("log"),
-        fanout = extra("fanout") + &max_subscribers,
+        fanout = fanout_keys(settings, &extra),
+    )
+}
+
+/// The memory keys of `settings` by section, each written as `key = value`
+/// lines to merge into the section a config writes (one section may appear
+/// only once in a TOML file).
+fn memory_sections(settings: &RelaySettings) -> impl Fn(&str) -> String {
+    let memory = match settings.memory.as_str() {
+        "512mb" => include_str!("../../../config/memory-512mb.toml").to_owned(),
+        _ => format!(
+            "[identity]\ncache_capacity = {}\n\n[fanout]\nring_capacity = {}\n",
+            settings.identity_cache_capacity, settings.ring_capacity
+        ),
+    };
+    let memory: toml::Table = memory.parse().unwrap_or_default();
+    move |section: &str| -> String {
+        memory
+            .get(section)
+            .and_then(|t| t.as_table())
+            .map(|t| t.iter().map(|(k, v)| format!("{k} = {v}\n")).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The `[fanout]` keys: the memory profile's and the subscriber cap.
+fn fanout_keys(settings: &RelaySettings, extra: &impl Fn(&str) -> String) -> String {
+    let mut keys = extra("fanout");
+    if settings.max_subscribers > 0 {
+        keys += &format!("max_subscribers = {}\n", settings.max_subscribers);
+    }
+    keys
+}
+
+/// The config file of a mirror following the relay at `upstream`: the
+/// scenario's durability, ring and caps, and the relay's whole window on
+/// its first start (`backfill`), so it holds whatever the relay already
+/// had. Reconnects back off at most a second: a run is short.
+pub fn mirror_config_toml(
+    settings: &RelaySettings,
+    listen: SocketAddr,
+    metrics: SocketAddr,
+    data_dir: &Path,
+    upstream: SocketAddr,
+) -> String {
+    let extra = memory_sections(settings);
+    format!(
+        "[server]\nlisten = \"{listen}\"\nmetrics_listen = \"{metrics}\"\ndata_dir = {data:?}\n\
+         max_connections = {max_connections}\n\n\
+         [log]\ndurability = \"{durability}\"\n{log}\n\
+         [fanout]\n{fanout}\n\
+         [mirror]\nupstream = \"ws://{upstream}\"\nbackfill = true\nmax_backoff_secs = 1\n",
+        data = data_dir.display().to_string(),
+        max_connections = settings.max_connections,
+        durability = settings.durability,
+        log = extra("log"),
+        fanout = fanout_keys(settings, &extra),
     )
 }
 
@@ -104,20 +142,59 @@ impl RelayProcess {
     ) -> Result<RelayProcess, String> {
         let listen = free_port().map_err(|e| e.to_string())?;
         let metrics = free_port().map_err(|e| e.to_string())?;
-        let data_dir = dir.join("relay-data");
-        let config = dir.join("relay.toml");
-        std::fs::write(
-            &config,
-            config_toml(settings, listen, metrics, &data_dir, plc_url, hosts),
-        )
-        .map_err(|e| format!("{}: {e}", config.display()))?;
-        let log_path = dir.join("relay.log");
+        let config = config_toml(
+            settings,
+            listen,
+            metrics,
+            &dir.join("relay-data"),
+            plc_url,
+            hosts,
+        );
+        RelayProcess::launch(bin, dir, "relay", &config, listen, metrics, |_| true)
+    }
+
+    /// Starts `bin serve` as the mirror `name` of the relay at `upstream`
+    /// (config, log and data directory named after it in `dir`), and waits
+    /// (up to 60 s) until its `/xrpc/_health` says it is connected upstream:
+    /// only then does it receive every event the relay sequences next.
+    pub fn start_mirror(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        settings: &RelaySettings,
+        upstream: SocketAddr,
+    ) -> Result<RelayProcess, String> {
+        let listen = free_port().map_err(|e| e.to_string())?;
+        let metrics = free_port().map_err(|e| e.to_string())?;
+        let data_dir = dir.join(format!("{name}-data"));
+        let config = mirror_config_toml(settings, listen, metrics, &data_dir, upstream);
+        RelayProcess::launch(bin, dir, name, &config, listen, metrics, |health| {
+            health["mirror"]["connected"] == true
+        })
+    }
+
+    /// Writes `config` to `dir/<name>.toml`, starts `bin serve` on it
+    /// (output to `dir/<name>.log`), and waits up to 60 s until its
+    /// `/xrpc/_health` answers a document `ready` accepts.
+    fn launch(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        listen: SocketAddr,
+        metrics: SocketAddr,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<RelayProcess, String> {
+        let config_path = dir.join(format!("{name}.toml"));
+        std::fs::write(&config_path, config)
+            .map_err(|e| format!("{}: {e}", config_path.display()))?;
+        let log_path = dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let admin_password = format!("loadtest-{:032x}", rand::random::<u128>());
         let child = Command::new(bin)
             .arg("serve")
             .arg("--config")
-            .arg(&config)
+            .arg(&config_path)
             .env("ATRELAY_ADMIN_PASSWORD", &admin_password)
             .env(
                 "ATRELAY_LOG",
@@ -143,25 +220,33 @@ impl RelayProcess {
         loop {
             if let Ok(Some(status)) = relay.child.try_wait() {
                 return Err(format!(
-                    "the relay exited at start ({status}); see {}",
+                    "the {name} exited at start ({status}); see {}",
                     relay.log_path.display()
                 ));
             }
-            let health = format!("http://{}/xrpc/_health", relay.listen);
-            if relay
-                .http
-                .get(&health)
-                .send()
-                .is_ok_and(|r| r.status().is_success())
-            {
+            if relay.health().is_some_and(|h| ready(&h)) {
                 return Ok(relay);
             }
             if Instant::now() > deadline {
                 relay.stop();
-                return Err("the relay did not answer /xrpc/_health within 60 s".into());
+                return Err(format!(
+                    "the {name} was not ready on /xrpc/_health within 60 s; see {}",
+                    relay.log_path.display()
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// `/xrpc/_health`'s document, when it answers with success.
+    pub fn health(&self) -> Option<serde_json::Value> {
+        self.http
+            .get(format!("http://{}/xrpc/_health", self.listen))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())?
+            .json()
+            .ok()
     }
 
     pub fn pid(&self) -> u32 {
@@ -412,5 +497,39 @@ mod tests {
         );
         settings.max_subscribers = 10_050;
         assert_eq!(load(&settings).fanout.max_subscribers, 10_050);
+    }
+
+    /// A mirror's generated config loads as a mirror of the given relay,
+    /// with the scenario's ring and caps.
+    #[test]
+    fn generated_mirror_config_loads_as_a_mirror() {
+        use atrelay::config::RelayConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = RelaySettings {
+            ring_capacity: 2048,
+            max_subscribers: 600,
+            max_connections: 700,
+            durability: "buffered".into(),
+            ..RelaySettings::default()
+        };
+        let text = mirror_config_toml(
+            &settings,
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+            dir.path(),
+            "127.0.0.1:5".parse().unwrap(),
+        );
+        let path = dir.path().join("mirror.toml");
+        std::fs::write(&path, &text).unwrap();
+        let cfg = RelayConfig::load(Some(&path), std::iter::empty::<(String, String)>())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        cfg.validate().unwrap();
+        assert!(cfg.mirror.enabled());
+        assert_eq!(cfg.mirror.upstream, "ws://127.0.0.1:5");
+        assert!(cfg.mirror.backfill);
+        assert_eq!(cfg.fanout.ring_capacity, 2048);
+        assert_eq!(cfg.fanout.max_subscribers, 600);
+        assert_eq!(cfg.server.max_connections, 700);
+        assert_eq!(cfg.log.durability, "buffered");
     }
 }

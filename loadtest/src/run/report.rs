@@ -5,33 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::histogram::Histogram;
+pub use super::quantiles::Quantiles;
+use super::tier_report::{self, TierRow, TierStep};
 use crate::swarm::SwarmTotals;
-
-/// Latency quantiles in milliseconds.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Quantiles {
-    pub samples: u64,
-    pub mean: f64,
-    pub p50: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-}
-
-impl From<&Histogram> for Quantiles {
-    fn from(h: &Histogram) -> Quantiles {
-        let ms = |us: u64| us as f64 / 1_000.0;
-        Quantiles {
-            samples: h.count(),
-            mean: h.mean() / 1_000.0,
-            p50: ms(h.quantile(0.5)),
-            p99: ms(h.quantile(0.99)),
-            p999: ms(h.quantile(0.999)),
-            max: ms(h.max()),
-        }
-    }
-}
 
 /// One ramp step.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -79,6 +55,9 @@ pub struct Step {
     /// Frame bytes emitted.
     pub bytes: u64,
     pub kept_up: bool,
+    /// With `[tier] mirrors`: the relay and its mirrors together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierStep>,
 }
 
 /// A resource sample.
@@ -91,12 +70,19 @@ pub struct Sample {
     pub loadtest_cpu: f64,
     /// The swarm threads' share of `loadtest_cpu`.
     pub swarm_cpu: f64,
+    /// Each mirror's CPU seconds and RSS bytes (a tier only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirror_cpu: Vec<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirror_rss: Vec<u64>,
 }
 
 /// The relay's resident memory around the swarm: what each subscriber
 /// costs it, idle and while events flow.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Memory {
+    /// Subscribers on the relay itself (in a tier, its share of the swarm).
+    pub subscribers: usize,
     /// Just before the first subscriber connects (after any prefill).
     pub relay_rss_before_swarm_mib: f64,
     /// Once every subscriber connected, before any step.
@@ -116,6 +102,7 @@ impl Memory {
         let per =
             |after: u64| after.saturating_sub(before) as f64 / 1024.0 / subscribers.max(1) as f64;
         Memory {
+            subscribers,
             relay_rss_before_swarm_mib: mib(before),
             relay_rss_connected_mib: mib(connected),
             relay_rss_peak_mib: mib(peak.max(connected)),
@@ -180,6 +167,12 @@ pub struct Report {
     pub passed: bool,
     pub samples: Vec<Sample>,
     pub relay_log: String,
+    /// With `[tier] mirrors`: each mirror's log …
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirror_logs: Vec<String>,
+    /// … and the swarm's totals by endpoint (`relay`, `mirror-1`, …).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub swarm_by_endpoint: BTreeMap<String, SwarmTotals>,
 }
 
 impl Report {
@@ -229,6 +222,19 @@ impl Report {
             );
         }
         out += &self.cpu_table();
+        out += &tier_report::table(
+            &self
+                .steps
+                .iter()
+                .filter_map(|s| {
+                    Some(TierRow {
+                        target_rate: s.target_rate,
+                        relay_rss_max_mib: s.relay_rss_max_mib,
+                        tier: s.tier.as_ref()?,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        );
         if self.subscribers > 0 {
             let m = &self.memory;
             out += &format!(
@@ -236,7 +242,7 @@ impl Report {
                  ({:.1} KiB each), peak {:.0} MiB ({:.1} KiB each)\n",
                 m.relay_rss_before_swarm_mib,
                 m.relay_rss_connected_mib,
-                self.subscribers,
+                m.subscribers,
                 m.per_subscriber_connected_kib,
                 m.relay_rss_peak_mib,
                 m.per_subscriber_peak_kib

@@ -21,6 +21,8 @@ pub struct Scenario {
     #[serde(default)]
     pub swarm: SwarmConfig,
     #[serde(default)]
+    pub tier: Tier,
+    #[serde(default)]
     pub prefill: Prefill,
     pub ramp: Ramp,
     #[serde(default)]
@@ -68,6 +70,19 @@ impl Default for RelaySettings {
         }
     }
 }
+
+/// The fan-out tier: mirrors (`atrelay serve --upstream`) of the relay
+/// under test, the swarm spread over the relay and them.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tier {
+    /// Mirror processes following the relay; 0 runs the relay alone.
+    pub mirrors: usize,
+}
+
+/// Most mirrors a scenario may start: each is a whole relay process on the
+/// same machine.
+pub const MAX_MIRRORS: usize = 16;
 
 /// Events ingested at full speed before the swarm connects (the catch-up
 /// scenario's backlog), generated and sent in chunks so memory stays bounded.
@@ -162,7 +177,23 @@ impl Scenario {
         if self.swarm.check > self.swarm.subscribers {
             return Err("swarm.check cannot exceed swarm.subscribers".into());
         }
+        if self.tier.mirrors > MAX_MIRRORS {
+            return Err(format!("tier.mirrors must be at most {MAX_MIRRORS}"));
+        }
+        // Subscriber i goes to endpoint i mod (mirrors + 1), checkers first:
+        // one checker per endpoint gives each its latency.
+        if self.tier.mirrors > 0 && self.swarm.check < self.endpoints() {
+            return Err(format!(
+                "swarm.check must be at least {} (one checker on the relay and on each mirror)",
+                self.endpoints()
+            ));
+        }
         Ok(())
+    }
+
+    /// URLs the swarm is spread over: the relay and each mirror.
+    pub fn endpoints(&self) -> usize {
+        self.tier.mirrors + 1
     }
 
     /// Whether the relay must process every event: budgets may hold events
@@ -222,5 +253,9 @@ mod tests {
             "name = \"x\"\n[relay]\nbudget = \"lots\"\n[ramp]\nrates=[1]\nstep_seconds=1\n";
         let s: Scenario = toml::from_str(budget).unwrap();
         assert!(s.validate().unwrap_err().contains("budget"));
+        let blind_mirror = "name = \"x\"\n[swarm]\nsubscribers = 4\ncheck = 1\n\
+                            [tier]\nmirrors = 1\n[ramp]\nrates=[1]\nstep_seconds=1\n";
+        let s: Scenario = toml::from_str(blind_mirror).unwrap();
+        assert!(s.validate().unwrap_err().contains("swarm.check"));
     }
 }

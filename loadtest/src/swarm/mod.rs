@@ -20,6 +20,11 @@
 //! one buffer and parses frames in place (`raw_client`); the `tungstenite`
 //! client is the first, heavier read path, kept for `wss://` and for A/B
 //! runs of the generator's own cost.
+//!
+//! Endpoints: a swarm may be spread over several URLs serving the same
+//! stream (a relay and its mirrors), subscriber `i` on URL `i mod n`, so the
+//! first `n` checkers land one on each URL and latency can be told apart by
+//! endpoint.
 
 mod frame_peek;
 mod handshake;
@@ -106,6 +111,9 @@ impl Default for SwarmConfig {
 /// Running subscribers.
 pub struct Swarm {
     pub stats: Vec<Arc<SubscriberStats>>,
+    /// Each subscriber's URL, an index into the URLs the swarm started with.
+    endpoint_of: Vec<usize>,
+    endpoints: usize,
     stop: Arc<AtomicBool>,
     /// Dropping one ends its thread's runtime, and every socket in it.
     stop_threads: Vec<oneshot::Sender<()>>,
@@ -135,41 +143,61 @@ impl Swarm {
     /// Connects `cfg.subscribers` clients to `url` (a `ws://…/subscribeRepos`)
     /// on `cfg.threads` threads of their own.
     pub fn start(url: &str, cfg: &SwarmConfig) -> Result<Swarm, String> {
-        let target = match cfg.client {
-            SwarmClient::Raw => Some(Arc::new(Target::parse(url)?)),
-            SwarmClient::Tungstenite => None,
-        };
-        let url: Arc<str> = url.into();
+        Swarm::start_spread(&[url.to_owned()], cfg)
+    }
+
+    /// Connects `cfg.subscribers` clients dealt round-robin over `urls`
+    /// (each a `ws://…/subscribeRepos` of the same stream).
+    pub fn start_spread(urls: &[String], cfg: &SwarmConfig) -> Result<Swarm, String> {
+        if urls.is_empty() {
+            return Err("a swarm needs at least one URL".into());
+        }
+        let targets = urls
+            .iter()
+            .map(|url| match cfg.client {
+                SwarmClient::Raw => Target::parse(url).map(|t| Some(Arc::new(t))),
+                SwarmClient::Tungstenite => Ok(None),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let urls: Vec<Arc<str>> = urls.iter().map(|u| u.as_str().into()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let stats: Vec<Arc<SubscriberStats>> = (0..cfg.subscribers)
             .map(|i| Arc::new(SubscriberStats::new(i < cfg.check)))
             .collect();
+        let endpoint_of: Vec<usize> = (0..cfg.subscribers).map(|i| i % urls.len()).collect();
         let n_threads = cfg.threads.max(1).min(cfg.subscribers.max(1));
         let max_rate = (cfg.max_rate > 0.0).then_some(cfg.max_rate);
         let mut swarm = Swarm {
             stats: stats.clone(),
+            endpoint_of: endpoint_of.clone(),
+            endpoints: urls.len(),
             stop: stop.clone(),
             stop_threads: Vec::new(),
             threads: Vec::new(),
         };
         for t in 0..n_threads {
-            let mine: Vec<Arc<SubscriberStats>> =
-                stats.iter().skip(t).step_by(n_threads).cloned().collect();
+            let mine: Vec<(Arc<SubscriberStats>, usize)> = stats
+                .iter()
+                .cloned()
+                .zip(endpoint_of.iter().copied())
+                .skip(t)
+                .step_by(n_threads)
+                .collect();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| format!("swarm runtime: {e}"))?;
             let (tx, rx) = oneshot::channel::<()>();
-            let (target, url, stop, cursor) =
-                (target.clone(), url.clone(), stop.clone(), cfg.cursor);
+            let (targets, urls, stop, cursor) =
+                (targets.clone(), urls.clone(), stop.clone(), cfg.cursor);
             let interval = Duration::from_millis(cfg.read_interval_ms);
             let thread = std::thread::Builder::new()
                 .name(format!("{THREAD_PREFIX}{t}"))
                 .spawn(move || {
                     rt.block_on(async move {
                         let connecting = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
-                        for s in mine {
-                            match &target {
+                        for (s, e) in mine {
+                            match &targets[e] {
                                 Some(target) => tokio::spawn(raw_client::run(
                                     target.clone(),
                                     raw_client::Reading {
@@ -182,7 +210,7 @@ impl Swarm {
                                     connecting.clone(),
                                 )),
                                 None => tokio::spawn(tungstenite_client::run(
-                                    url.clone(),
+                                    urls[e].clone(),
                                     cursor,
                                     max_rate,
                                     s,
@@ -204,12 +232,31 @@ impl Swarm {
     }
 
     pub fn totals(&self) -> SwarmTotals {
+        self.totals_where(|_| true)
+    }
+
+    /// Totals of the subscribers on each URL, in the order given.
+    pub fn endpoint_totals(&self) -> Vec<SwarmTotals> {
+        (0..self.endpoints)
+            .map(|e| self.totals_where(|i| self.endpoint_of[i] == e))
+            .collect()
+    }
+
+    /// Totals over the subscribers whose index `pick` takes.
+    fn totals_where(&self, pick: impl Fn(usize) -> bool) -> SwarmTotals {
+        let mine = || {
+            self.stats
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| pick(*i))
+                .map(|(_, s)| s)
+        };
         let mut t = SwarmTotals {
-            subscribers: self.stats.len(),
+            subscribers: mine().count(),
             min_frames: u64::MAX,
             ..SwarmTotals::default()
         };
-        for s in &self.stats {
+        for s in mine() {
             let frames = s.frames.load(Ordering::Relaxed);
             t.connected += s.connected.load(Ordering::Relaxed) as usize;
             t.frames += frames;
@@ -226,7 +273,7 @@ impl Swarm {
         if t.min_frames == u64::MAX {
             t.min_frames = 0;
         }
-        if let Some(first) = self.stats.iter().find(|s| s.checker) {
+        if let Some(first) = mine().find(|s| s.checker) {
             for (name, n) in TYPES.iter().zip(first.by_type.iter()) {
                 let n = n.load(Ordering::Relaxed);
                 if n > 0 {
@@ -239,15 +286,21 @@ impl Swarm {
 
     /// The checkers' latency since the last call, merged; resets them.
     pub fn take_latency(&self) -> Histogram {
-        let mut all = Histogram::new();
-        for s in &self.stats {
+        Histogram::merged(&self.take_latency_by_endpoint())
+    }
+
+    /// The checkers' latency since the last call, merged per URL; resets
+    /// them.
+    pub fn take_latency_by_endpoint(&self) -> Vec<Histogram> {
+        let mut out: Vec<Histogram> = (0..self.endpoints).map(|_| Histogram::new()).collect();
+        for (s, e) in self.stats.iter().zip(&self.endpoint_of) {
             if s.checker {
                 let mut h = s.latency.lock().expect("latency lock");
-                all.merge(&h);
+                out[*e].merge(&h);
                 *h = Histogram::new();
             }
         }
-        all
+        out
     }
 
     /// Frames the slowest subscriber has.

@@ -220,3 +220,58 @@ fn max_rate_paces_the_reader() {
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     });
 }
+
+/// A swarm spread over two URLs deals its subscribers round-robin, and its
+/// totals by endpoint count each URL's subscribers apart.
+#[test]
+fn a_spread_swarm_deals_subscribers_over_its_urls() {
+    let rt = server_runtime();
+    let mut urls = Vec::new();
+    let mut servers = Vec::new();
+    for frames in [5, 7] {
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        urls.push(format!("ws://{}/", listener.local_addr().unwrap()));
+        servers.push(rt.spawn(async move {
+            let mut held = Vec::new();
+            for _ in 0..2 {
+                let (mut sock, _) = accept(&listener).await;
+                let mut bytes = Vec::new();
+                for seq in 1..=frames {
+                    encode_server_frame(&mut bytes, true, OP_BINARY, &identity(seq));
+                }
+                sock.write_all(&bytes).await.unwrap();
+                held.push(sock);
+            }
+            // Hold the connections until the swarm is stopped.
+            for mut sock in held {
+                let mut rest = Vec::new();
+                let _ = sock.read_to_end(&mut rest).await;
+            }
+        }));
+    }
+    let cfg = SwarmConfig {
+        subscribers: 4,
+        check: 2,
+        ..SwarmConfig::default()
+    };
+    let swarm = Swarm::start_spread(&urls, &cfg).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while swarm.totals().frames < 2 * 5 + 2 * 7 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let by = swarm.endpoint_totals();
+    assert_eq!(by.len(), 2);
+    for (t, frames) in by.iter().zip([5, 7]) {
+        assert_eq!(t.subscribers, 2, "{t:?}");
+        assert_eq!((t.min_frames, t.max_frames), (frames, frames), "{t:?}");
+        assert_eq!(t.checker_types.get("identity"), Some(&frames), "{t:?}");
+    }
+    assert_eq!(swarm.totals().frames, 2 * 5 + 2 * 7);
+    assert_eq!(swarm.take_latency_by_endpoint().len(), 2);
+    swarm.stop();
+    rt.block_on(async {
+        for s in servers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+        }
+    });
+}
