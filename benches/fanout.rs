@@ -23,18 +23,19 @@
 //! one sample needs thousands of sockets and seconds of traffic, and what we
 //! want is a ratio of two phases on the same sockets.
 
-use std::future::poll_fn;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atrelay::fanout::{
-    serve_subscriber, FrameQueue, MemoryBackfill, Ring, SessionConfig, SessionEnd,
-};
+use atrelay::fanout::{serve_subscriber, MemoryBackfill, Ring, SessionConfig, SessionEnd};
 use bytes::Bytes;
+use common::raw_write::{raw_writer, Phase};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+
+/// Longest a phase may take: a hung one fails the run rather than hanging.
+const PHASE_LIMIT: Duration = Duration::from_secs(600);
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -67,37 +68,6 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Completion tracking for one phase: readers count down, main waits.
-struct Phase {
-    left: AtomicUsize,
-    done: Notify,
-}
-
-impl Phase {
-    fn new(n: usize) -> Arc<Phase> {
-        Arc::new(Phase {
-            left: AtomicUsize::new(n),
-            done: Notify::new(),
-        })
-    }
-
-    fn finish_one(&self) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.done.notify_one();
-        }
-    }
-
-    async fn wait(&self) {
-        loop {
-            let notified = self.done.notified();
-            if self.left.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
 /// A reader: drains its socket, signalling each phase once `per_phase`
 /// bytes arrived; hangs up after the last phase.
 async fn reader(mut sock: TcpStream, per_phase: u64, phases: Vec<Arc<Phase>>) {
@@ -113,21 +83,6 @@ async fn reader(mut sock: TcpStream, per_phase: u64, phases: Vec<Arc<Phase>>) {
         assert_eq!(got, per_phase, "a phase delivered more bytes than expected");
         phase.finish_one();
     }
-}
-
-/// Writes every frame with batched vectored writes, as a session would, but
-/// from a plain `Vec`: the ceiling.
-async fn raw_writer(mut sock: TcpStream, frames: Arc<Vec<Bytes>>, batch: usize) -> TcpStream {
-    let mut queue = FrameQueue::new();
-    for chunk in frames.chunks(batch) {
-        for f in chunk {
-            queue.push_binary(f.clone());
-        }
-        poll_fn(|cx| queue.poll_flush(cx, &mut sock))
-            .await
-            .expect("raw write");
-    }
-    sock
 }
 
 struct Round {
@@ -166,7 +121,10 @@ async fn round(n: usize, frames: Arc<Vec<Bytes>>, ring: &Ring) -> Round {
         .into_iter()
         .map(|s| tokio::spawn(raw_writer(s, frames.clone(), cfg.batch_max_frames)))
         .collect();
-    warm_phase.wait().await;
+    assert!(
+        warm_phase.wait(PHASE_LIMIT).await,
+        "warm_phase did not complete"
+    );
     let mut socks = Vec::with_capacity(n);
     for w in writers {
         socks.push(w.await.unwrap());
@@ -178,7 +136,10 @@ async fn round(n: usize, frames: Arc<Vec<Bytes>>, ring: &Ring) -> Round {
         .into_iter()
         .map(|s| tokio::spawn(raw_writer(s, frames.clone(), cfg.batch_max_frames)))
         .collect();
-    raw_phase.wait().await;
+    assert!(
+        raw_phase.wait(PHASE_LIMIT).await,
+        "raw_phase did not complete"
+    );
     let raw = (t0.elapsed(), cpu_seconds() - c0);
     let mut socks = Vec::with_capacity(n);
     for w in writers {
@@ -201,7 +162,10 @@ async fn round(n: usize, frames: Arc<Vec<Bytes>>, ring: &Ring) -> Round {
             ))
         })
         .collect();
-    session_phase.wait().await;
+    assert!(
+        session_phase.wait(PHASE_LIMIT).await,
+        "session_phase did not complete"
+    );
     let session = (t0.elapsed(), cpu_seconds() - c0);
 
     for r in readers {

@@ -29,19 +29,17 @@
 
 mod common;
 
-use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use atrelay::fanout::{
-    serve_subscriber, Coalescing, FrameQueue, MemoryBackfill, Ring, SessionConfig, SessionEnd,
+    serve_subscriber, Coalescing, MemoryBackfill, Ring, SessionConfig, SessionEnd,
 };
 use bytes::Bytes;
+use common::raw_write::{raw_writer, Phase};
 use common::sys::{cpu_by_group, loadavg, percentile, thread_cpu};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -75,40 +73,6 @@ fn group_of(name: &str) -> usize {
 /// Microseconds since `base`, as the publisher stamps frames.
 fn micros_since(base: Instant) -> u64 {
     base.elapsed().as_micros() as u64
-}
-
-/// Counts readers down to zero for one phase.
-struct Phase {
-    left: AtomicU64,
-    done: Notify,
-}
-
-impl Phase {
-    fn new(n: usize) -> Arc<Phase> {
-        Arc::new(Phase {
-            left: AtomicU64::new(n as u64),
-            done: Notify::new(),
-        })
-    }
-
-    fn finish_one(&self) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.done.notify_one();
-        }
-    }
-
-    async fn wait(&self, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.done.notified();
-            if self.left.load(Ordering::Acquire) == 0 {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return false;
-            }
-        }
-    }
 }
 
 /// What one reader is told: how many raw bytes, then how many live frames,
@@ -201,20 +165,6 @@ async fn reader(mut sock: TcpStream, plan: ReaderPlan) {
     plan.live.finish_one();
 }
 
-/// Writes `frames` with batched vectored writes, straight from a `Vec`.
-async fn raw_writer(mut sock: TcpStream, frames: Arc<Vec<Bytes>>) -> TcpStream {
-    let mut queue = FrameQueue::new();
-    for chunk in frames.chunks(256) {
-        for f in chunk {
-            queue.push_binary(f.clone());
-        }
-        poll_fn(|cx| queue.poll_flush(cx, &mut sock))
-            .await
-            .expect("raw write");
-    }
-    sock
-}
-
 struct Figures {
     raw_us: f64,
     live_us: f64,
@@ -300,7 +250,7 @@ fn run_one(
     let before = thread_cpu();
     let writers: Vec<_> = socks
         .into_iter()
-        .map(|s| server.spawn(raw_writer(s, raw_frames.clone())))
+        .map(|s| server.spawn(raw_writer(s, raw_frames.clone(), 256)))
         .collect();
     assert!(
         server.block_on(raw_phase.wait(Duration::from_secs(120))),

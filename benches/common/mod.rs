@@ -157,6 +157,7 @@ impl SyntheticRepo {
 }
 
 // The end-to-end benches' building blocks (`ingest`, `pipeline`, `catchup`).
+pub mod raw_write;
 pub mod subscriber;
 pub mod sys;
 pub mod upstream;
