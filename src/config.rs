@@ -414,7 +414,7 @@ impl Default for FanoutConfig {
             ring_capacity: 65_536,
             too_slow_secs: 30,
             ping_secs: 30,
-            coalesce_max_ms: 10,
+            coalesce_max_ms: 5,
             coalesce_writes_per_sec: 10_000,
             max_subscribers: 10_000,
         }
