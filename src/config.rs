@@ -683,9 +683,15 @@ fn merge(base: &mut toml::Table, overlay: toml::Table, path: &Path) -> Result<()
         };
         for (key, v) in entries {
             if !target.contains_key(&key) {
+                let hint = match (section.as_str(), key.as_str()) {
+                    ("fanout", "linger_ms") => {
+                        " (replaced by fanout.coalesce_max_ms: see config/relay.toml)"
+                    }
+                    _ => "",
+                };
                 return Err(ConfigError::Parse {
                     path: path.to_owned(),
-                    err: format!("unknown key {section}.{key}"),
+                    err: format!("unknown key {section}.{key}{hint}"),
                 });
             }
             target.insert(key, v);
@@ -905,6 +911,10 @@ mod tests {
         std::fs::write(&path, "[verify]\nlenientt = true\n").unwrap();
         let e = RelayConfig::load(Some(&path), env(&[])).unwrap_err();
         assert!(e.to_string().contains("verify.lenientt"), "{e}");
+        // A key that was replaced says by what.
+        std::fs::write(&path, "[fanout]\nlinger_ms = 2\n").unwrap();
+        let e = RelayConfig::load(Some(&path), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("fanout.coalesce_max_ms"), "{e}");
         std::fs::write(&path, "[verify\n").unwrap();
         assert!(matches!(
             RelayConfig::load(Some(&path), env(&[])),
