@@ -88,9 +88,9 @@ impl Default for Coalescing {
     /// per second (so coalescing starts at about 10 waiting sessions and
     /// reaches its bound from 50). Chosen through the binary
     /// (`full-network`, BENCHMARKS.md "Fan-out at live rate"): against no
-    /// coalescing, 5 ms cut the relay's CPU per event by 36–48% at 500–
+    /// coalescing, 5 ms cut the relay's CPU per event by 31–48% at 500–
     /// 2,000 events/s to 100 subscribers for a p50 of 3.6 ms (1.2 ms
-    /// without); 10 ms cut 3–13 points more but put p50 at 6.2 ms.
+    /// without); 10 ms cut 1–13 points more but put p50 at 6.2 ms.
     fn default() -> Coalescing {
         Coalescing {
             max_delay: Duration::from_millis(5),
