@@ -55,16 +55,13 @@ fn list(name: &str, default: &str) -> Vec<usize> {
 /// Thread groups CPU is split by.
 const SERVER: usize = 0;
 const READER: usize = 1;
-const PUBLISHER: usize = 2;
-const OTHER: usize = 3;
+const OTHER: usize = 2;
 
 fn group_of(name: &str) -> usize {
     if name.starts_with("fanout-srv") {
         SERVER
     } else if name.starts_with("reader") {
         READER
-    } else if name.starts_with("publisher") {
-        PUBLISHER
     } else {
         OTHER
     }
@@ -169,7 +166,6 @@ struct Figures {
     raw_us: f64,
     live_us: f64,
     reader_us: f64,
-    publisher_cpu: f64,
     p50: f64,
     p99: f64,
     max: f64,
@@ -257,7 +253,7 @@ fn run_one(
         "raw phase did not complete"
     );
     let after = thread_cpu();
-    let raw_cpu = cpu_by_group::<4>(&before, &after, group_of);
+    let raw_cpu = cpu_by_group::<3>(&before, &after, group_of);
     let socks: Vec<TcpStream> = writers
         .into_iter()
         .map(|w| server.block_on(w).unwrap())
@@ -308,7 +304,7 @@ fn run_one(
     publisher.join().unwrap();
     let after = thread_cpu();
     let (at_publish, deferred) = ring.wakes();
-    let live_cpu = cpu_by_group::<4>(&before, &after, group_of);
+    let live_cpu = cpu_by_group::<3>(&before, &after, group_of);
 
     // Readers hang up; sessions end.
     for r in reader_tasks {
@@ -333,7 +329,6 @@ fn run_one(
         raw_us: 1e6 * raw_cpu[SERVER] / raw_deliveries,
         live_us: 1e6 * live_cpu[SERVER] / live_deliveries,
         reader_us: 1e6 * live_cpu[READER] / live_deliveries,
-        publisher_cpu: live_cpu[PUBLISHER],
         p50: percentile(&lat, 50.0) / 1000.0,
         p99: percentile(&lat, 99.0) / 1000.0,
         max: lat.last().map_or(f64::NAN, |&m| m as f64 / 1000.0),
@@ -379,14 +374,13 @@ fn main() {
         loadavg()
     );
     println!(
-        "{:>6} {:>6} | {:>9} {:>9} {:>6} | {:>9} {:>8} | {:>7} {:>7} {:>7} | {:>6}",
+        "{:>6} {:>6} | {:>9} {:>9} {:>6} | {:>9} | {:>7} {:>7} {:>7} | {:>6}",
         "subs",
         "ev/s",
         "live µs",
         "raw µs",
         "ratio",
         "reader µs",
-        "pub cpu",
         "p50 ms",
         "p99 ms",
         "max ms",
@@ -404,14 +398,13 @@ fn main() {
             };
             let f = run_one(&case, &server, &readers);
             println!(
-                "{:>6} {:>6} | {:>9.2} {:>9.2} {:>6.1} | {:>9.2} {:>8.2} | {:>7.2} {:>7.2} {:>7.2} | {:>6.1}{}",
+                "{:>6} {:>6} | {:>9.2} {:>9.2} {:>6.1} | {:>9.2} | {:>7.2} {:>7.2} {:>7.2} | {:>6.1}{}",
                 n,
                 rate,
                 f.live_us,
                 f.raw_us,
                 f.live_us / f.raw_us,
                 f.reader_us,
-                f.publisher_cpu,
                 f.p50,
                 f.p99,
                 f.max,

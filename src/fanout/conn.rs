@@ -94,23 +94,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + 'static> Conn<S> {
     /// holds unsent to `unsent_limit` bytes (0: leave the socket alone):
     /// see [`super::session`] for why.
     pub(crate) fn new(stream: S, max_client_frame: usize, unsent_limit: usize) -> Conn<S> {
-        // No Nagle: the session already gathers what is ready into one
-        // write (and the ring coalesces wakes under load), so holding a
-        // small write back until the client's TCP acknowledges the last
-        // one only adds latency — up to the client's 40 ms delayed ACK,
-        // which was the firehose's p99 before this was set.
-        if let Some(tcp) = socket::tcp_of(&stream) {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        }
-        let unsent_limit = match socket::tcp_of(&stream) {
-            Some(tcp) if unsent_limit > 0 => socket::set_unsent_limit(tcp, unsent_limit)
-                .map_err(|e| tracing::debug!(error = %e, "could not set TCP_NOTSENT_LOWAT"))
-                .ok()
-                .map(|()| unsent_limit),
-            _ => None,
-        };
+        let unsent_limit =
+            socket::tcp_of(&stream).and_then(|tcp| socket::configure_subscriber(tcp, unsent_limit));
         Conn {
             stream,
             rbuf: Vec::new(),

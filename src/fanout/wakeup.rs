@@ -187,7 +187,7 @@ impl Wakeup {
             return;
         }
         if !this.pending.swap(true, Ordering::SeqCst) {
-            this.waker_thread().unpark();
+            this.defer();
         }
     }
 
@@ -198,29 +198,30 @@ impl Wakeup {
         self.notify.notify_waiters();
     }
 
-    /// The waker thread, started on first use.
-    fn waker_thread(self: &Arc<Wakeup>) -> Thread {
+    /// Hands a deferred wake to the waker thread, starting it on first use.
+    /// If it cannot be started, coalescing is turned off and the waiters
+    /// are woken now, so no wake is ever lost.
+    fn defer(self: &Arc<Wakeup>) {
         let mut slot = self.thread.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = slot.as_ref() {
-            return t.clone();
-        }
-        let weak = Arc::downgrade(self);
-        let spawned = std::thread::Builder::new()
-            .name("fanout-wake".into())
-            .spawn(move || run_waker(weak));
-        let thread = match spawned {
-            Ok(handle) => handle.thread().clone(),
-            Err(e) => {
-                // Cannot defer: wake on every publish instead.
-                tracing::warn!(error = %e, "could not start the fan-out waker thread; coalescing off");
-                self.max_delay_nanos.store(0, Ordering::Relaxed);
-                self.pending.store(false, Ordering::SeqCst);
-                self.notify.notify_waiters();
-                std::thread::current()
+        if slot.is_none() {
+            let weak = Arc::downgrade(self);
+            match std::thread::Builder::new()
+                .name("fanout-wake".into())
+                .spawn(move || run_waker(weak))
+            {
+                Ok(handle) => *slot = Some(handle.thread().clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not start the fan-out waker thread; coalescing off");
+                    self.max_delay_nanos.store(0, Ordering::Relaxed);
+                    self.pending.store(false, Ordering::SeqCst);
+                    self.wake_now();
+                    return;
+                }
             }
-        };
-        *slot = Some(thread.clone());
-        thread
+        }
+        if let Some(t) = slot.as_ref() {
+            t.unpark();
+        }
     }
 }
 

@@ -65,6 +65,26 @@ pub fn accept_key(sec_websocket_key: &str) -> String {
     )
 }
 
+/// Appends a complete client frame (FIN set, masked with `mask`) carrying
+/// `payload` to `out`: the other side of [`parse_client_frame`], for
+/// firehose clients (the load generator's swarm) and tests.
+pub fn encode_client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
+    out.push(0x80 | opcode);
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+}
+
 /// Writes the header of a final (FIN), unmasked server frame with `opcode`
 /// and a payload of `len` bytes into `buf`; returns the header length (2, 4
 /// or 10 bytes).
@@ -309,21 +329,11 @@ pub(crate) mod tests {
 
     /// A masked client frame, as a client would send it.
     pub(crate) fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x11, 0x22, 0x33, 0x44];
-        let mut v = vec![(u8::from(fin) << 7) | opcode];
-        match payload.len() {
-            n if n < 126 => v.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                v.push(0x80 | 126);
-                v.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                v.push(0x80 | 127);
-                v.extend_from_slice(&(n as u64).to_be_bytes());
-            }
+        let mut v = Vec::new();
+        encode_client_frame(&mut v, opcode, payload, [0x11, 0x22, 0x33, 0x44]);
+        if !fin {
+            v[0] &= 0x7f;
         }
-        v.extend_from_slice(&mask);
-        v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
         v
     }
 
@@ -506,5 +516,16 @@ pub(crate) mod tests {
                 assert!(len <= buf.len());
             }
         }
+    }
+
+    #[test]
+    fn client_frames_are_masked() {
+        let mut out = Vec::new();
+        encode_client_frame(&mut out, OP_PONG, b"abc", [1, 2, 3, 4]);
+        assert_eq!(out, [0x8a, 0x83, 1, 2, 3, 4, b'a' ^ 1, b'b' ^ 2, b'c' ^ 3]);
+        let mut long = Vec::new();
+        encode_client_frame(&mut long, OP_BINARY, &[0; 300], [9; 4]);
+        assert_eq!(&long[..4], &[0x82, 0x80 | 126, 1, 44]);
+        assert_eq!(long.len(), 4 + 4 + 300);
     }
 }

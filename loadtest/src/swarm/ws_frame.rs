@@ -9,20 +9,14 @@
 
 use std::fmt;
 
-/// Continuation of a fragmented message.
-pub const OP_CONTINUATION: u8 = 0x0;
-pub const OP_TEXT: u8 = 0x1;
-pub const OP_BINARY: u8 = 0x2;
-pub const OP_CLOSE: u8 = 0x8;
-pub const OP_PING: u8 = 0x9;
-pub const OP_PONG: u8 = 0xA;
+pub use atrelay::fanout::ws::{
+    encode_client_frame, MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING,
+    OP_PONG, OP_TEXT,
+};
 
 /// Largest payload accepted: far above the firehose's 5 MB frame limit, so
 /// only a corrupt length (not a real frame) is refused before we buffer it.
 pub const MAX_PAYLOAD: u64 = 64 << 20;
-
-/// Largest control-frame payload (RFC 6455 §5.5).
-pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// The parsed head of one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,26 +121,6 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, FrameError> {
     Ok(Some(head))
 }
 
-/// Appends a complete client frame (FIN set, masked with `mask`) carrying
-/// `payload` to `out`. Clients send only control frames here, so the 7-bit
-/// and 16-bit lengths suffice; longer payloads use the 64-bit form anyway.
-pub fn encode_client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
-    out.push(0x80 | opcode);
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n @ 126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-}
-
 /// A server frame's bytes (unmasked), for tests of the reader: the head
 /// the relay itself writes (`atrelay::fanout::ws::frame_header`), FIN
 /// cleared for a fragment.
@@ -201,16 +175,5 @@ mod tests {
         let mut huge = vec![0x82, 127];
         huge.extend_from_slice(&u64::MAX.to_be_bytes());
         assert!(matches!(parse_head(&huge), Err(FrameError::TooLarge(_))));
-    }
-
-    #[test]
-    fn client_frames_are_masked() {
-        let mut out = Vec::new();
-        encode_client_frame(&mut out, OP_PONG, b"abc", [1, 2, 3, 4]);
-        assert_eq!(out, [0x8a, 0x83, 1, 2, 3, 4, b'a' ^ 1, b'b' ^ 2, b'c' ^ 3]);
-        let mut long = Vec::new();
-        encode_client_frame(&mut long, OP_BINARY, &[0; 300], [9; 4]);
-        assert_eq!(&long[..4], &[0x82, 0x80 | 126, 1, 44]);
-        assert_eq!(long.len(), 4 + 4 + 300);
     }
 }
