@@ -410,12 +410,13 @@ impl Default for LogConfig {
 
 impl Default for FanoutConfig {
     fn default() -> FanoutConfig {
+        let default_coalescing = crate::fanout::Coalescing::default();
         FanoutConfig {
             ring_capacity: 65_536,
             too_slow_secs: 30,
             ping_secs: 30,
-            coalesce_max_ms: 5,
-            coalesce_writes_per_sec: 10_000,
+            coalesce_max_ms: default_coalescing.max_delay.as_millis() as u64,
+            coalesce_writes_per_sec: default_coalescing.writes_per_sec,
             max_subscribers: 10_000,
         }
     }

@@ -125,7 +125,7 @@ struct SwarmArgs {
     client: SwarmClient,
     /// Raw client: least milliseconds between two reads of a non-checker's
     /// socket (frames gather meanwhile); 0 = read on every wake-up
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = swarm::DEFAULT_READ_INTERVAL_MS)]
     read_interval_ms: u64,
     /// Seconds to run
     #[arg(long, default_value_t = 30)]

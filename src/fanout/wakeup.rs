@@ -5,12 +5,14 @@
 //! use std::time::Duration;
 //! use atrelay::fanout::Coalescing;
 //!
-//! let c = Coalescing::default(); // 5 ms, 10,000 writes per second
-//! // 10 sessions waiting: a wake at most every millisecond (events further
+//! let c = Coalescing::default(); // 10 ms, 20,000 writes per second
+//! // 20 sessions waiting: a wake at most every millisecond (events further
 //! // apart than that wake them at once).
-//! assert_eq!(c.interval(10), Duration::from_millis(1));
-//! // 1,000 waiting: at most one wake per 5 ms, the bound on added latency.
-//! assert_eq!(c.interval(1_000), Duration::from_millis(5));
+//! assert_eq!(c.interval(20), Duration::from_millis(1));
+//! // 100 waiting: at most one wake per 5 ms.
+//! assert_eq!(c.interval(100), Duration::from_millis(5));
+//! // 1,000 waiting: at most one per 10 ms, the bound on added latency.
+//! assert_eq!(c.interval(1_000), Duration::from_millis(10));
 //! ```
 //!
 //! # Why
@@ -84,17 +86,19 @@ impl Coalescing {
 }
 
 impl Default for Coalescing {
-    /// The relay's defaults: at most 5 ms added, aiming at 10,000 writes
-    /// per second (so coalescing starts at about 10 waiting sessions and
-    /// reaches its bound from 50). Chosen through the binary
-    /// (`full-network`, BENCHMARKS.md "Fan-out at live rate"): against no
-    /// coalescing, 5 ms cut the relay's CPU per event by 31–48% at 500–
-    /// 2,000 events/s to 100 subscribers for a p50 of 3.6 ms (1.2 ms
-    /// without); 10 ms cut 1–13 points more but put p50 at 6.2 ms.
+    /// The relay's defaults: at most 10 ms added, aiming at 20,000 writes
+    /// per second, so the interval grows with the subscribers: 1 ms at 20
+    /// waiting, 5 ms at 100, the 10 ms bound from 200. Measured
+    /// (BENCHMARKS.md, "Fan-out at live rate"): at 100 subscribers the
+    /// 5 ms interval cut the relay's CPU per event by 31–48% at 500–2,000
+    /// events/s against no coalescing, for a p50 of 3.6 ms (10 ms there put
+    /// p50 at 6.2 ms); at 1,000 subscribers 10 ms cost 4.04 / 1.13 µs per
+    /// delivery at 200 / 1,000 events/s against 5.26 / 1.24 at 5 ms
+    /// (`cargo bench --bench fanout_live`).
     fn default() -> Coalescing {
         Coalescing {
-            max_delay: Duration::from_millis(5),
-            writes_per_sec: 10_000,
+            max_delay: Duration::from_millis(10),
+            writes_per_sec: 20_000,
         }
     }
 }

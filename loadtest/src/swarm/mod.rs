@@ -85,14 +85,24 @@ pub struct SwarmConfig {
     pub client: SwarmClient,
     /// Raw client: least milliseconds between two reads of a non-checker's
     /// socket; 0 reads on every wake-up. Frames gather in the socket
-    /// meanwhile and one read takes them all (about two at 200 events/s),
-    /// so the swarm pays fewer wake-ups and `read`s than frames. Kept
-    /// short: the receive queue then holds a few KiB, far from closing the
-    /// window, so the relay's sends go as they would to a prompt reader
-    /// (at 50 ms the relay's CPU per delivery looked higher, within noise).
-    /// Checkers, which time latency, always read at once.
+    /// meanwhile and one read takes them all, so the swarm pays fewer
+    /// wake-ups, `read`s and ACKs than frames; a read that fills the 64 KiB
+    /// buffer is followed at once by another, so no interval leaves a
+    /// reader behind. Default `DEFAULT_READ_INTERVAL_MS`. Checkers, which
+    /// time latency, always read at once.
     pub read_interval_ms: u64,
 }
+
+/// The raw client's default least time between two reads of a
+/// non-checker's socket. Measured on `fanout-1000`, 2 rounds interleaved
+/// (BENCHMARKS.md, 2026-12-08), against 10 ms: the generator's CPU per
+/// delivery fell 14–22% at 200 events/s, 8–10% at 500/s and not at all at
+/// 1,000/s (generator / relay 0.44–0.47 rather than 0.47–0.58); the
+/// relay's rose 2–9% at 200/s and 2–5% at 500/s (on loopback the relay's
+/// writes also pay the receiver's queueing, which a fuller queue costs a
+/// little more). The receive queue then holds about 35 KiB at 1,000
+/// events/s, under the initial receive window.
+pub const DEFAULT_READ_INTERVAL_MS: u64 = 25;
 
 impl Default for SwarmConfig {
     fn default() -> SwarmConfig {
@@ -103,7 +113,7 @@ impl Default for SwarmConfig {
             max_rate: 0.0,
             threads: 1,
             client: SwarmClient::Raw,
-            read_interval_ms: 10,
+            read_interval_ms: DEFAULT_READ_INTERVAL_MS,
         }
     }
 }

@@ -134,6 +134,10 @@ async fn read(
     } else {
         READ_CHUNK
     };
+    // Whether the last read filled the buffer: more is likely waiting, so
+    // the next read comes at once rather than after `interval`, and a long
+    // interval cannot leave the reader behind the relay.
+    let mut filled = false;
     loop {
         match fed {
             Ok(Fed::More) => {}
@@ -152,7 +156,7 @@ async fn read(
         if let Some((rate, started)) = slow {
             pace(stats, rate, started).await;
         }
-        if !interval.is_zero() {
+        if !interval.is_zero() && !filled {
             // Let frames gather in the socket: the next read takes them all.
             tokio::time::sleep(interval).await;
         }
@@ -163,9 +167,13 @@ async fn read(
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(Err(_)) => Poll::Ready(None),
                     Poll::Ready(Ok(())) if into.filled().is_empty() => Poll::Ready(None),
-                    Poll::Ready(Ok(())) => Poll::Ready(Some(
-                        reader.feed(into.filled(), |r| received(r, stats, checker, &mut replies)),
-                    )),
+                    Poll::Ready(Ok(())) => {
+                        filled = into.remaining() == 0;
+                        Poll::Ready(Some(
+                            reader
+                                .feed(into.filled(), |r| received(r, stats, checker, &mut replies)),
+                        ))
+                    }
                 }
             })
         })

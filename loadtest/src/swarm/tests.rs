@@ -275,3 +275,50 @@ fn a_spread_swarm_deals_subscribers_over_its_urls() {
         }
     });
 }
+
+/// A non-checker that reads at most once a second still takes a 1.5 MB
+/// burst (about 24 full 64 KiB reads) at once: a read that fills the
+/// buffer is followed by the next without waiting out the interval, so a
+/// long interval never leaves a reader behind the relay.
+#[test]
+fn a_long_read_interval_still_drains_a_burst_at_once() {
+    const FRAMES: u64 = 20_000;
+    let rt = server_runtime();
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let server = rt.spawn(async move {
+        let (mut sock, _) = accept(&listener).await;
+        let mut bytes = Vec::new();
+        for seq in 1..=FRAMES as i64 {
+            encode_server_frame(&mut bytes, true, OP_BINARY, &identity(seq));
+        }
+        assert!(
+            bytes.len() > 20 * super::raw_client::READ_CHUNK,
+            "{}",
+            bytes.len()
+        );
+        sock.write_all(&bytes).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = sock.read_to_end(&mut rest).await;
+    });
+    let cfg = SwarmConfig {
+        subscribers: 1,
+        check: 0,
+        read_interval_ms: 1_000,
+        ..SwarmConfig::default()
+    };
+    let started = Instant::now();
+    let swarm = Swarm::start(&url, &cfg).unwrap();
+    while swarm.min_frames() < FRAMES && started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = started.elapsed();
+    assert_eq!(swarm.min_frames(), FRAMES);
+    // One interval before the first read, then back-to-back reads; one
+    // interval per 64 KiB read would take over 20 s.
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    swarm.stop();
+    rt.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    });
+}
