@@ -3,6 +3,7 @@
 //!
 //! The crate is layered; dependencies point downward only:
 //!
+//! - [`clock`]: the one wall clock (`now_micros`); imports nothing of the crate.
 //! - [`wire`]: the protocol's bytes — strict DAG-CBOR (DRISL), CIDs, CAR files,
 //!   event-stream frames, TIDs and identifier syntax. Knows nothing else.
 //! - [`crypto`]: did:key / Multikey keys, low-S ECDSA sign and verify on k256 and p256.
@@ -15,6 +16,7 @@
 //! assert_eq!(cid.to_string(), "bafyreigbtj4x7ip5legnfznufuopl4sg4knzc2cof6duas4b3q2fy6swua");
 //! ```
 
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod crypto;

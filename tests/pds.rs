@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
+use atrelay::clock::now_micros;
 use atrelay::pds::config::PdsConfig;
 use atrelay::pds::password::PasswordCost;
 use atrelay::pds::service::{Pds, SwappedWrite};
 use atrelay::pds::writes::WriteRequest;
-use atrelay::repo::verify::{now_micros, verify_commit, VerifyOptions};
+use atrelay::repo::verify::{verify_commit, VerifyOptions};
 use atrelay::wire::frame::Event;
 use serde_json::json;
 

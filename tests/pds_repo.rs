@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use atrelay::clock::now_micros;
 use atrelay::config::{BudgetConfig, RelayConfig};
 use atrelay::crypto::PublicKey;
 use atrelay::node::Relay;
@@ -20,7 +21,7 @@ use atrelay::pds::server::PdsServer;
 use atrelay::pds::service::{Pds, Session};
 use atrelay::repo::commit::Commit;
 use atrelay::repo::mst::Mst;
-use atrelay::repo::verify::{now_micros, verify_commit, VerifyOptions};
+use atrelay::repo::verify::{verify_commit, VerifyOptions};
 use atrelay::wire::car::{Car, CarLimits};
 use atrelay::wire::cid::Cid;
 use atrelay::wire::frame::Event;

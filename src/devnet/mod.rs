@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_micros;
 use crate::config::{load_layers, BudgetConfig, ConfigError, RelayConfig, Secret};
 use crate::node::Relay;
 use crate::pds::config::PdsConfig;
@@ -38,7 +39,6 @@ use crate::pds::password::PasswordCost;
 use crate::pds::server::PdsServer;
 use crate::pds::service::{Pds, PdsError};
 use crate::plc::PlcServer;
-use crate::repo::verify::now_micros;
 
 pub use traffic::{Kind, Traffic};
 

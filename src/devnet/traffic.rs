@@ -30,9 +30,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use super::DevAccount;
+use crate::clock::now_micros;
 use crate::pds::service::{Pds, PdsError};
 use crate::pds::writes::WriteRequest;
-use crate::repo::verify::now_micros;
 use crate::wire::syntax::format_datetime_micros;
 
 /// Records each account remembers for later deletes.

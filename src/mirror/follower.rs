@@ -42,9 +42,9 @@ use super::frame_check::{check, Checked, Dropped};
 use super::metrics;
 use super::upstream::Upstream;
 use super::writer::{Upstreamed, MAX_BATCH};
+use crate::clock::now_micros;
 use crate::net::upstream_log::{clip, LogLimit};
 use crate::net::{backoff, dial_ws, Dns, Keepalive, WsClient, WsEnd};
-use crate::repo::verify::now_micros;
 use crate::wire::frame::MAX_FRAME_LEN;
 
 /// Largest websocket message read: frames over the 5 MB protocol limit but

@@ -9,6 +9,7 @@ use super::shared::{
     bind, firehose_ring, firehose_subscribers, open_log, session_config, spawn_retention,
     stop_tasks, warn_if_subscribers_do_not_fit, StartError,
 };
+use crate::clock::now_micros;
 use crate::config::RelayConfig;
 use crate::control::{Clock, Policy};
 use crate::fanout::Ring;
@@ -22,7 +23,6 @@ use crate::relay::crawler::{CrawlerConfig, Crawlers};
 use crate::relay::hosts::{Hosts, RefreshBudget};
 use crate::relay::pool::{Pool, PoolConfig, MAX_DISPATCH};
 use crate::relay::sequencer;
-use crate::repo::verify::now_micros;
 
 /// What tests may replace when starting a relay.
 #[derive(Clone, Debug, Default)]

@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::clock::now_micros;
 use crate::config::RelayConfig;
 use crate::fanout::{Coalescing, Ring, SessionConfig, Subscribers};
 use crate::log::{Durability, EventLog, LogMemory, LogOptions, SeqRule};
-use crate::repo::verify::now_micros;
 
 /// Why a relay or a mirror could not start.
 #[derive(Debug, thiserror::Error)]

@@ -29,12 +29,12 @@ use super::password::{
 use super::session_token::{SessionTokens, TokenKind};
 use super::store::{AccountRecord, CommitWrite, PdsStore, StoreError};
 use super::writes::{check_swap_commit, check_swap_record, prepare, WriteError, WriteRequest};
+use crate::clock::now_micros;
 use crate::crypto::{Curve, PrivateKey};
 use crate::fanout::Ring;
 use crate::log::{EventLog, LogError, LogOptions};
 use crate::plc::{genesis_op, update_op, PlcClient};
 use crate::repo::builder::{BuiltCommit, RecordWrite};
-use crate::repo::verify::now_micros;
 use crate::wire::cid::Cid;
 use crate::wire::frame::{Account, Event, Identity};
 use crate::wire::syntax::{format_datetime_micros, validate_handle};

@@ -56,11 +56,11 @@ use tokio_tungstenite::tungstenite::Message;
 use super::hosts::{HostEntry, Hosts};
 use super::pool::{Pool, ShardMsg, MAX_DISPATCH};
 use super::verifier::Inbound;
+use crate::clock::now_micros;
 use crate::control::Admit;
 use crate::identity::Resolver;
 use crate::net::upstream_log::{clip, LogLimit};
 use crate::net::{backoff, dial_ws, Dns, HostName, Keepalive, WsClient};
-use crate::repo::verify::now_micros;
 use crate::wire::frame::{decode_header, peek_did, peek_seq, Body, ErrorFrame, EventKind, Info};
 
 /// Largest frame read from an upstream (digest §1.3).

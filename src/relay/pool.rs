@@ -26,9 +26,9 @@ use super::hosts::{HostEntry, Hosts};
 use super::refresh_limit::DidRefreshes;
 use super::sequencer::{ToSequence, ToSequenceBatch};
 use super::verifier::{AccountLookup, AccountSlots, Decision, Inbound, Verifier};
+use crate::clock::now_micros;
 use crate::identity::Resolver;
 use crate::log::{AccountState, EventLog};
-use crate::repo::verify::now_micros;
 
 /// Most events in one message to a verifier thread.
 pub const MAX_DISPATCH: usize = 64;

@@ -621,9 +621,9 @@ mod tests {
     use std::collections::HashMap as Map;
 
     use super::*;
+    use crate::clock::now_micros;
     use crate::crypto::{Curve, PrivateKey};
     use crate::repo::builder::{BuiltCommit, RecordWrite, RepoHead};
-    use crate::repo::verify::now_micros;
     use crate::wire::cid::Cid;
     use crate::wire::frame::{Info, Sync};
     use crate::wire::tid::TidClock;

@@ -25,6 +25,7 @@
 
 use super::commit::{Commit, CommitError};
 use super::invert::{check_op_shape, invert, is_invertible, InvertError};
+use crate::clock::now_micros;
 use crate::crypto::PublicKey;
 use crate::wire::car::{Car, CarError, CarLimits};
 use crate::wire::cid::Cid;
@@ -59,14 +60,6 @@ impl VerifyOptions {
             now_micros: now_micros(),
         }
     }
-}
-
-/// The current time in Unix microseconds.
-pub fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// What a verified commit establishes about the repo.
