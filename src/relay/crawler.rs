@@ -61,10 +61,9 @@ use crate::control::Admit;
 use crate::identity::Resolver;
 use crate::net::upstream_log::{clip, LogLimit};
 use crate::net::{backoff, dial_ws, Dns, HostName, Keepalive, WsClient};
-use crate::wire::frame::{decode_header, peek_did, peek_seq, Body, ErrorFrame, EventKind, Info};
-
-/// Largest frame read from an upstream (digest §1.3).
-pub const MAX_FRAME: usize = 5_000_000;
+use crate::wire::frame::{
+    decode_header, peek_did, peek_seq, Body, ErrorFrame, EventKind, Info, MAX_FRAME_LEN,
+};
 
 /// Each upstream connection's initial read buffer. tungstenite's default is
 /// 128 KiB a connection, 125 MiB of RSS across a thousand hosts; frames are
@@ -253,8 +252,8 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
         let url = subscribe_url(&host.name, last_seq, inner.cfg.allow_private);
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
-            .max_message_size(Some(MAX_FRAME))
-            .max_frame_size(Some(MAX_FRAME));
+            .max_message_size(Some(MAX_FRAME_LEN))
+            .max_frame_size(Some(MAX_FRAME_LEN));
         let connected = tokio::time::timeout(
             Duration::from_secs(30),
             dial(&inner.cfg, &host.name, &url, config),

@@ -47,9 +47,11 @@ pub use sync::{Sync, MAX_SYNC_BLOCKS_LEN};
 
 use crate::wire::cbor::{DecodeError, Decoder, Encoder, KeyOrder};
 
-/// Largest whole frame (header + body) accepted, in bytes. The reference relay
-/// sets this as its WebSocket read limit; anything larger is refused before a
-/// single byte of it is parsed.
+/// Largest whole frame (header + body) accepted, in bytes (spec digest §1.3:
+/// 5 MB hard). The reference relay sets this as its WebSocket read limit;
+/// anything larger is refused before a single byte of it is parsed. The one
+/// definition: the crawler's WebSocket limits, the mirror and the load
+/// generator's recordings all read it.
 pub const MAX_FRAME_LEN: usize = 5_000_000;
 
 /// Header `op` of a regular message.
