@@ -36,7 +36,7 @@ use crate::log::{EventLog, LogError, LogOptions};
 use crate::plc::{genesis_op, update_op, PlcClient};
 use crate::repo::builder::{BuiltCommit, RecordWrite};
 use crate::wire::cid::Cid;
-use crate::wire::frame::{Account, Event, Identity};
+use crate::wire::frame::{Account, AccountStatus, Event, Identity};
 use crate::wire::syntax::{format_datetime_micros, validate_handle};
 use crate::wire::tid::TidClock;
 
@@ -71,11 +71,9 @@ impl PdsError {
             PdsError::Write(w) => w.name(),
             PdsError::Auth(_) => "AuthenticationRequired",
             PdsError::AccountNotFound(_) => "RepoNotFound",
-            PdsError::AccountInactive(status) => match status.as_str() {
-                "takendown" => "RepoTakendown",
-                "suspended" => "RepoSuspended",
-                _ => "RepoDeactivated",
-            },
+            PdsError::AccountInactive(status) => AccountStatus::parse(status)
+                .and_then(AccountStatus::repo_error)
+                .unwrap_or("RepoDeactivated"),
             PdsError::Plc(_) => "UpstreamFailure",
             PdsError::Store(StoreError::HandleTaken) => "HandleNotAvailable",
             PdsError::Store(StoreError::EmailTaken) => "InvalidRequest",
