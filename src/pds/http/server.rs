@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use super::auth::{AccessDid, RefreshToken};
 use super::{xrpc, PdsState};
-use crate::http::basic_auth::AdminAuthError;
+use crate::http::basic_auth::{admin_disabled, AdminAuthError, ADMIN_USER};
 use crate::http::{PeerAddr, XrpcError};
 use crate::pds::config::PDS_ADMIN_PASSWORD_VAR;
 use crate::pds::service::{Pds, PdsError, Session};
@@ -368,13 +368,9 @@ enum AdminRefused {
 impl IntoResponse for AdminRefused {
     fn into_response(self) -> Response {
         match self {
-            AdminRefused::Disabled => XrpcError::named(
-                StatusCode::NOT_FOUND,
-                "AdminDisabled",
-                format!(
-                    "admin calls are disabled: start the PDS with {PDS_ADMIN_PASSWORD_VAR} set"
-                ),
-            )
+            AdminRefused::Disabled => admin_disabled(format!(
+                "admin calls are disabled: start the PDS with {PDS_ADMIN_PASSWORD_VAR} set"
+            ))
             .into_response(),
             AdminRefused::Auth(e) => e.response("atrelay pds admin"),
         }
@@ -395,7 +391,7 @@ fn check_admin(
         return Err(AdminRefused::Disabled);
     };
     let client = peer.map(|p| p.ip());
-    crate::http::basic_auth::check_admin(headers, "admin", &password.0, client, &st.admin_failures)
+    crate::http::basic_auth::check_admin(headers, ADMIN_USER, &password.0, client, &st.admin_failures)
         .map_err(|e| {
             match e {
                 AdminAuthError::TooMany(r) if r.first => tracing::warn!(target: "atrelay::admin", ?client, "PDS admin requests refused: too many wrong credentials from this address"),
