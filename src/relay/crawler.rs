@@ -642,7 +642,7 @@ impl Connection<'_> {
 /// frame costs more than the increment.
 struct FrameCounters {
     frames: metrics::Counter,
-    /// `atrelay_relay_events_received_total` by [`kind_label`], indexed as
+    /// `atrelay_relay_events_received_total` by [`EventKind::label`], indexed as
     /// in [`FrameCounters::received`].
     received: [metrics::Counter; 7],
 }
@@ -658,7 +658,7 @@ impl FrameCounters {
             EventKind::Error,
             EventKind::Unknown,
         ]
-        .map(|k| metrics::counter!("atrelay_relay_events_received_total", "type" => kind_label(k)));
+        .map(|k| metrics::counter!("atrelay_relay_events_received_total", "type" => k.label()));
         FrameCounters {
             frames: metrics::counter!("atrelay_crawler_frames_total"),
             received,
@@ -676,19 +676,6 @@ impl FrameCounters {
             EventKind::Unknown => 6,
         };
         &self.received[i]
-    }
-}
-
-/// The metrics label of an event type.
-pub fn kind_label(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Commit => "commit",
-        EventKind::Sync => "sync",
-        EventKind::Identity => "identity",
-        EventKind::Account => "account",
-        EventKind::Info => "info",
-        EventKind::Error => "error",
-        EventKind::Unknown => "unknown",
     }
 }
 

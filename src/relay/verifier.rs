@@ -51,7 +51,7 @@ use crate::identity::Identity;
 use crate::log::AccountState;
 use crate::repo::commit::CommitError;
 use crate::repo::verify::{verify_commit, verify_sync, VerifyError, VerifyOptions};
-use crate::wire::frame::{Account, Event};
+use crate::wire::frame::{Account, Event, EventKind};
 use crate::wire::syntax::format_datetime_micros;
 
 /// An event as received from an upstream, with the identity the crawler
@@ -90,8 +90,8 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct Accepted {
     pub did: String,
-    /// The event type, as a metrics label.
-    pub kind: &'static str,
+    /// The event type (counted by its [`EventKind::label`]).
+    pub kind: EventKind,
     pub frame: PendingFrame,
     /// New account state to persist with the event (`None`: unchanged).
     pub account: Option<AccountState>,
@@ -599,13 +599,7 @@ fn accept(event: &Event, account: Option<AccountState>, moved_from: Option<Strin
     match PendingFrame::new(event) {
         Some(frame) => Decision::Accept(Box::new(Accepted {
             did: did.to_owned(),
-            kind: match event {
-                Event::Commit(_) => "commit",
-                Event::Sync(_) => "sync",
-                Event::Identity(_) => "identity",
-                Event::Account(_) => "account",
-                _ => "other",
-            },
+            kind: event.kind(),
             frame,
             account,
             chain_break: false,

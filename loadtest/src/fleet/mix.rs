@@ -5,6 +5,7 @@
 //! likes dominate, then follows, posts and reposts, a tail of deletes and
 //! profile updates, and a trickle of `#identity`, `#account` and `#sync`.
 
+use atrelay::wire::frame::EventKind;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -93,10 +94,10 @@ impl Planned {
 
     pub fn expect(self) -> Expect {
         match self {
-            Planned::Normal(Op::Identity) => Expect::Accepted("identity"),
-            Planned::Normal(Op::Account) => Expect::Accepted("account"),
-            Planned::Normal(Op::Sync) => Expect::Accepted("sync"),
-            Planned::Normal(_) => Expect::Accepted("commit"),
+            Planned::Normal(Op::Identity) => Expect::Accepted(EventKind::Identity.label()),
+            Planned::Normal(Op::Account) => Expect::Accepted(EventKind::Account.label()),
+            Planned::Normal(Op::Sync) => Expect::Accepted(EventKind::Sync.label()),
+            Planned::Normal(_) => Expect::Accepted(EventKind::Commit.label()),
             Planned::Attack(Attack::ForgedSignature) => Expect::Dropped("bad_signature"),
             Planned::Attack(Attack::BrokenProof) => Expect::Dropped("inversion"),
             Planned::Attack(Attack::RevRollback) => Expect::Ignored("duplicate"),

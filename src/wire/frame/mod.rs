@@ -184,7 +184,7 @@ impl EventKind {
 
     /// The header `t` written for this kind (`"#commit"`, …); `None` for
     /// errors (whose header has no `t`) and unknown frames.
-    pub fn type_name(self) -> Option<&'static str> {
+    pub const fn type_name(self) -> Option<&'static str> {
         match self {
             EventKind::Commit => Some(Commit::TYPE),
             EventKind::Sync => Some(Sync::TYPE),
@@ -192,6 +192,20 @@ impl EventKind {
             EventKind::Account => Some(Account::TYPE),
             EventKind::Info => Some(Info::TYPE),
             EventKind::Error | EventKind::Unknown => None,
+        }
+    }
+
+    /// The `type` label of the relay's event counters (received, accepted)
+    /// and the load generator's tallies: the one mapping from kind to label.
+    pub const fn label(self) -> &'static str {
+        match self {
+            EventKind::Commit => "commit",
+            EventKind::Sync => "sync",
+            EventKind::Identity => "identity",
+            EventKind::Account => "account",
+            EventKind::Info => "info",
+            EventKind::Error => "error",
+            EventKind::Unknown => "unknown",
         }
     }
 }
