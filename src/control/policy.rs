@@ -32,26 +32,9 @@ const LIMITS: &str = "control/limits/";
 /// the database without bound).
 pub const MAX_PENDING: usize = 10_000;
 
-/// Which hosts `requestCrawl` admits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CrawlMode {
-    /// Any host passing the public checks.
-    Open,
-    /// Only allowlisted hosts; others are recorded as pending.
-    Allowlist,
-}
-
-impl CrawlMode {
-    /// Parses `open` / `allowlist`.
-    pub fn parse(s: &str) -> Option<CrawlMode> {
-        match s {
-            "open" => Some(CrawlMode::Open),
-            "allowlist" => Some(CrawlMode::Allowlist),
-            _ => None,
-        }
-    }
-}
+/// Which hosts `requestCrawl` admits: defined with the config that names
+/// the starting mode (`crawl.mode`), held and changed here.
+pub use crate::config::CrawlMode;
 
 /// A crawl request waiting for the operator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,8 +87,7 @@ impl Policy {
             Some(v) => CrawlMode::parse(&String::from_utf8_lossy(&v)).ok_or_else(|| {
                 LogError::Corrupt(format!("{MODE}: {:?}", String::from_utf8_lossy(&v)))
             })?,
-            None => CrawlMode::parse(&cfg.crawl.mode)
-                .ok_or_else(|| PolicyError::Invalid("crawl.mode".into()))?,
+            None => cfg.crawl.mode,
         };
         let paused = log.get_meta(PAUSED)?.is_some_and(|v| v == b"true");
         let names = |prefix: &str| -> Result<BTreeSet<String>, LogError> {
@@ -165,12 +147,8 @@ impl Policy {
 
     /// Sets and stores the crawl mode.
     pub fn set_mode(&self, mode: CrawlMode) -> Result<(), PolicyError> {
-        let name = match mode {
-            CrawlMode::Open => "open",
-            CrawlMode::Allowlist => "allowlist",
-        };
         let mut s = self.write();
-        self.log.put_meta(MODE, name.as_bytes())?;
+        self.log.put_meta(MODE, mode.as_str().as_bytes())?;
         s.mode = mode;
         Ok(())
     }

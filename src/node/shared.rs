@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::clock::now_micros;
 use crate::config::RelayConfig;
 use crate::fanout::{Coalescing, Ring, SessionConfig, Subscribers};
-use crate::log::{Durability, EventLog, LogMemory, LogOptions, SeqRule};
+use crate::log::{EventLog, LogMemory, LogOptions, SeqRule};
 
 /// Why a relay or a mirror could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,11 +55,7 @@ pub fn open_log(cfg: &RelayConfig, seqs: SeqRule) -> Result<EventLog, StartError
     Ok(EventLog::open(
         &cfg.server.data_dir.join("log"),
         LogOptions {
-            durability: if cfg.log.durability == "buffered" {
-                Durability::Buffered
-            } else {
-                Durability::Fsync
-            },
+            durability: cfg.log.durability,
             retention_max_age: (cfg.log.retention_hours > 0)
                 .then(|| Duration::from_secs(cfg.log.retention_hours * 3600)),
             retention_max_bytes: (cfg.log.retention_max_mib > 0)

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use atrelay::config::{RelayConfig, Secret};
+use atrelay::config::{CrawlMode, RelayConfig, Secret};
 use atrelay::control::Clock;
 use atrelay::node::{Relay, StartOptions};
 use atrelay::wire::frame::Event;
@@ -245,7 +245,7 @@ async fn allowlist_mode_records_requests_until_the_operator_approves() {
         let net = Net::start().await;
         let mut cfg = config(&net);
         cfg.crawl.hosts.clear();
-        cfg.crawl.mode = "allowlist".into();
+        cfg.crawl.mode = CrawlMode::Allowlist;
         let relay = Relay::start(&cfg).await.unwrap();
         let mut sub = Subscriber::connect(relay.addr, None).await;
         let host = net.pds.hostname();

@@ -530,6 +530,6 @@ mod tests {
         assert_eq!(cfg.fanout.ring_capacity, 2048);
         assert_eq!(cfg.fanout.max_subscribers, 600);
         assert_eq!(cfg.server.max_connections, 700);
-        assert_eq!(cfg.log.durability, "buffered");
+        assert_eq!(cfg.log.durability, atrelay::log::Durability::Buffered);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use atrelay::log::Durability;
 use serde::Deserialize;
 
 use crate::fleet::FleetConfig;
@@ -171,7 +172,7 @@ impl Scenario {
                 self.relay.budget
             ));
         }
-        if !["fsync", "buffered"].contains(&self.relay.durability.as_str()) {
+        if Durability::parse(&self.relay.durability).is_none() {
             return Err("relay.durability must be fsync or buffered".into());
         }
         if self.swarm.check > self.swarm.subscribers {
