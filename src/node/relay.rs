@@ -15,7 +15,7 @@ use crate::control::{Clock, Policy};
 use crate::fanout::Ring;
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
-use crate::log::{EventLog, SeqRule};
+use crate::log::{EventLog, HostStatus, SeqRule};
 use crate::net::fd_limit::Reserve;
 use crate::net::http_server;
 use crate::net::{Dns, HostName, Outbound};
@@ -143,7 +143,7 @@ impl Relay {
             resolver.clone(),
         );
         for host in hosts.all() {
-            if host.status() != "banned" {
+            if host.status() != HostStatus::Banned {
                 crawlers.ensure(&host.name);
             }
         }

@@ -59,6 +59,7 @@ use super::verifier::Inbound;
 use crate::clock::now_micros;
 use crate::control::Admit;
 use crate::identity::Resolver;
+use crate::log::HostStatus;
 use crate::net::upstream_log::{clip, LogLimit};
 use crate::net::{backoff, dial_ws, Dns, HostName, Keepalive, WsClient};
 use crate::wire::frame::{
@@ -140,10 +141,10 @@ impl Crawlers {
             .inner
             .hosts
             .get_or_create(hostname, self.inner.hosts.clock().now_micros());
-        if host.status() == "banned" {
+        if host.status() == HostStatus::Banned {
             return false;
         }
-        host.set_status("active");
+        host.set_status(HostStatus::Active);
         let inner = self.inner.clone();
         let task = tokio::spawn(async move { crawl(inner, host).await });
         self.inner.running.insert(key.to_owned(), task);
@@ -263,7 +264,7 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
             Ok(Ok(ws)) => {
                 tracing::info!(host = %host.hostname, cursor = last_seq, "subscribed");
                 let connected_at = Instant::now();
-                host.set_status("active");
+                host.set_status(HostStatus::Active);
                 // A fresh connection counts as activity until `idle_after`.
                 host.last_event_micros
                     .store(now_micros(), std::sync::atomic::Ordering::Relaxed);
@@ -283,7 +284,7 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
                         tracing::error!(host = %host.hostname, cursor = last_seq,
                             "upstream answered FutureCursor: it has lost events we already hold; crawler stopped, operator action needed");
                         metrics::counter!("atrelay_crawler_future_cursor_total").increment(1);
-                        host.set_status("offline");
+                        host.set_status(HostStatus::Offline);
                         return;
                     }
                     End::Reconnect(why) => {
@@ -317,7 +318,7 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
         // Offline hosts are never abandoned, only retried more slowly; a
         // requestCrawl from the host wakes the crawler at once.
         let cap = if failures >= 3 {
-            host.set_status("offline");
+            host.set_status(HostStatus::Offline);
             inner.cfg.offline_backoff.max(inner.cfg.max_backoff)
         } else {
             inner.cfg.max_backoff
@@ -352,7 +353,7 @@ async fn wait_out_budget(inner: &Inner, host: &Arc<HostEntry>) {
         return;
     };
     let clock = inner.hosts.clock();
-    host.set_status("throttled");
+    host.set_status(HostStatus::Throttled);
     let _ = inner.hosts.persist(host);
     let _ = inner.hosts.persist_budget(host);
     metrics::counter!("atrelay_crawler_throttled_total").increment(1);
@@ -363,7 +364,7 @@ async fn wait_out_budget(inner: &Inner, host: &Arc<HostEntry>) {
         clock.sleep_until(step).await;
     }
     tracing::info!(host = %host.hostname, "budget window reset; resuming from the cursor");
-    host.set_status("active");
+    host.set_status(HostStatus::Active);
 }
 
 /// Events read and not yet dispatched, per verifier thread.

@@ -12,6 +12,7 @@ use super::{body, crawl_now, ok, refuse_banned, HostBody, Peer};
 use crate::control::{CrawlMode, PolicyError};
 use crate::http::crawl::parse_hostname;
 use crate::http::{AppState, XrpcError};
+use crate::log::HostStatus;
 use crate::net::covers;
 
 #[derive(Deserialize)]
@@ -190,7 +191,7 @@ pub async fn unban(
     let mut restarted = Vec::new();
     for host in app.hosts.all() {
         if covers(&domain, &host.hostname)
-            && host.status() == "banned"
+            && host.status() == HostStatus::Banned
             && app.hosts.policy().ban_of(&host.hostname).is_none()
         {
             host.unban();
