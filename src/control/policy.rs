@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::limits::{limits_for, LimitOverride, Limits};
 use crate::config::{BudgetConfig, RelayConfig};
 use crate::log::{EventLog, LogError};
-use crate::net::{covers, normalize_domain};
+use crate::net::{covers, normalize_domain, HostNameError};
 
 const MODE: &str = "control/mode";
 const PAUSED: &str = "control/paused";
@@ -53,8 +53,9 @@ struct DayCount {
 /// Why a policy change failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// A list entry that is not a host name or domain.
     #[error("{0}")]
-    Invalid(String),
+    Invalid(#[from] HostNameError),
     #[error("storing the change: {0}")]
     Store(#[from] LogError),
 }
@@ -186,7 +187,7 @@ impl Policy {
     /// Adds an allowlist entry (normalized; returned). A pending request it
     /// covers is removed.
     pub fn allow(&self, entry: &str) -> Result<String, PolicyError> {
-        let entry = normalize_domain(entry).map_err(PolicyError::Invalid)?;
+        let entry = normalize_domain(entry)?;
         let mut s = self.write();
         self.log.put_meta(&format!("{ALLOW}{entry}"), b"")?;
         s.allow.insert(entry.clone());
@@ -205,7 +206,7 @@ impl Policy {
 
     /// Removes an allowlist entry; whether it was there.
     pub fn disallow(&self, entry: &str) -> Result<bool, PolicyError> {
-        let entry = normalize_domain(entry).map_err(PolicyError::Invalid)?;
+        let entry = normalize_domain(entry)?;
         let mut s = self.write();
         self.log.delete_meta(&format!("{ALLOW}{entry}"))?;
         Ok(s.allow.remove(&entry))
@@ -231,7 +232,7 @@ impl Policy {
 
     /// Bans a domain suffix (normalized; returned).
     pub fn ban(&self, domain: &str) -> Result<String, PolicyError> {
-        let domain = normalize_domain(domain).map_err(PolicyError::Invalid)?;
+        let domain = normalize_domain(domain)?;
         let mut s = self.write();
         self.log.put_meta(&format!("{BAN}{domain}"), b"")?;
         s.bans.insert(domain.clone());
@@ -240,7 +241,7 @@ impl Policy {
 
     /// Lifts a stored ban; whether it was there. Config-file bans stay.
     pub fn unban(&self, domain: &str) -> Result<bool, PolicyError> {
-        let domain = normalize_domain(domain).map_err(PolicyError::Invalid)?;
+        let domain = normalize_domain(domain)?;
         let mut s = self.write();
         self.log.delete_meta(&format!("{BAN}{domain}"))?;
         Ok(s.bans.remove(&domain))

@@ -35,7 +35,7 @@ pub struct DomainBody {
 
 fn policy_error(e: PolicyError) -> XrpcError {
     match e {
-        PolicyError::Invalid(m) => XrpcError::invalid(m),
+        PolicyError::Invalid(e) => XrpcError::invalid(e.to_string()),
         e => XrpcError::internal(e),
     }
 }
@@ -187,7 +187,8 @@ pub async fn unban(
 ) -> Result<Response, XrpcError> {
     let domain = body(b)?.domain;
     let removed = app.hosts.policy().unban(&domain).map_err(policy_error)?;
-    let domain = crate::net::normalize_domain(&domain).map_err(XrpcError::invalid)?;
+    let domain =
+        crate::net::normalize_domain(&domain).map_err(|e| XrpcError::invalid(e.to_string()))?;
     let mut restarted = Vec::new();
     for host in app.hosts.all() {
         if covers(&domain, &host.hostname)
