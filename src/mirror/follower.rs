@@ -179,7 +179,7 @@ impl Follower {
                 Ok(Err(e)) => {
                     failures += 1;
                     if let Some(suppressed) = reader.log_limit.allow() {
-                        tracing::warn!(upstream = %cfg.upstream, error = %clip(&e, 300), failures, suppressed,
+                        tracing::warn!(upstream = %cfg.upstream, error = %clip(&e.to_string(), 300), failures, suppressed,
                             "connecting to the upstream failed");
                     }
                 }

@@ -61,7 +61,7 @@ use crate::control::Admit;
 use crate::identity::Resolver;
 use crate::log::HostStatus;
 use crate::net::upstream_log::{clip, LogLimit};
-use crate::net::{backoff, dial_ws, Dns, HostName, Keepalive, WsClient};
+use crate::net::{backoff, dial_ws, DialError, Dns, HostName, Keepalive, WsClient};
 use crate::wire::frame::{
     decode_header, peek_did, peek_seq, Body, ErrorFrame, EventKind, Info, MAX_FRAME_LEN,
 };
@@ -307,7 +307,7 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
             Ok(Err(e)) => {
                 failures += 1;
                 if let Some(suppressed) = upstream_log.allow() {
-                    tracing::warn!(host = %host.hostname, error = %clip(&e, 300), failures, suppressed, "connect failed");
+                    tracing::warn!(host = %host.hostname, error = %clip(&e.to_string(), 300), failures, suppressed, "connect failed");
                 }
             }
             Err(_) => {
@@ -341,7 +341,7 @@ async fn dial(
     hostname: &HostName,
     url: &str,
     ws: WebSocketConfig,
-) -> Result<Ws, String> {
+) -> Result<Ws, DialError> {
     dial_ws(&cfg.dns, &hostname.host_str(), hostname.port(), url, ws).await
 }
 
