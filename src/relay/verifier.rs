@@ -48,7 +48,7 @@ use bytes::Bytes;
 use super::account_cache::{AccountCache, Written};
 use super::outbound::PendingFrame;
 use crate::identity::Identity;
-use crate::log::AccountState;
+use crate::log::{AccountState, LogError};
 use crate::repo::commit::CommitError;
 use crate::repo::verify::{verify_commit, verify_sync, VerifyError, VerifyOptions};
 use crate::wire::frame::{Account, Event, EventKind};
@@ -205,10 +205,27 @@ impl IgnoreReason {
     }
 }
 
+/// Why the operator's status of an account was not set.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalStatusError {
+    /// The account's stored state could not be read.
+    #[error(transparent)]
+    Load(#[from] LogError),
+    /// The `#account` event announcing it was not accepted (a bug).
+    #[error("could not encode #account: {0}")]
+    Encode(String),
+    /// The relay is shutting down; nothing was changed.
+    #[error("the relay is stopping")]
+    Stopping,
+    /// The sequencer is gone, so the event cannot be written.
+    #[error("the sequencer stopped")]
+    SequencerStopped,
+}
+
 /// Where account state comes from when it is not in the verifier's memory.
 pub trait AccountLookup {
     /// The persisted state of `did`.
-    fn load(&self, did: &str) -> Result<Option<AccountState>, String>;
+    fn load(&self, did: &str) -> Result<Option<AccountState>, LogError>;
 }
 
 /// The account limit: how many accounts each host may have.
@@ -311,7 +328,7 @@ impl<L: AccountLookup> Verifier<L> {
         did: &str,
         status: Option<&str>,
         now_micros: u64,
-    ) -> Result<Box<Accepted>, String> {
+    ) -> Result<Box<Accepted>, LocalStatusError> {
         let mut state = self.state(did)?.unwrap_or_else(|| new_account(""));
         state.local_status = status.map(str::to_owned);
         self.accounts.update(did, &state, None);
@@ -326,7 +343,7 @@ impl<L: AccountLookup> Verifier<L> {
         });
         match accept(&event, Some(state), None) {
             Decision::Accept(a) => Ok(a),
-            other => Err(format!("could not encode #account: {other:?}")),
+            other => Err(LocalStatusError::Encode(format!("{other:?}"))),
         }
     }
 
@@ -547,7 +564,7 @@ impl<L: AccountLookup> Verifier<L> {
 
     /// The state of `did`: from memory, else from the lookup (remembered,
     /// including absence).
-    fn state(&mut self, did: &str) -> Result<Option<AccountState>, String> {
+    fn state(&mut self, did: &str) -> Result<Option<AccountState>, LogError> {
         if let Some(s) = self.accounts.get(did) {
             return Ok(s);
         }
@@ -628,7 +645,7 @@ mod tests {
 
     struct NoState;
     impl AccountLookup for NoState {
-        fn load(&self, _: &str) -> Result<Option<AccountState>, String> {
+        fn load(&self, _: &str) -> Result<Option<AccountState>, LogError> {
             Ok(None)
         }
     }
@@ -1027,7 +1044,7 @@ mod tests {
     struct Store(std::rc::Rc<std::cell::RefCell<Map<String, AccountState>>>);
 
     impl AccountLookup for Store {
-        fn load(&self, did: &str) -> Result<Option<AccountState>, String> {
+        fn load(&self, did: &str) -> Result<Option<AccountState>, LogError> {
             Ok(self.0.borrow().get(did).cloned())
         }
     }
