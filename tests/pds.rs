@@ -11,7 +11,7 @@ use atrelay::pds::password::PasswordCost;
 use atrelay::pds::service::{Pds, SwappedWrite};
 use atrelay::pds::writes::WriteRequest;
 use atrelay::repo::verify::{verify_commit, VerifyOptions};
-use atrelay::wire::frame::Event;
+use atrelay::wire::frame::{AccountStatus, Event};
 use serde_json::json;
 
 struct Net {
@@ -181,7 +181,9 @@ async fn account_lifecycle_writes_and_events() {
 
         // Handle change (a PLC update), deactivate / activate, delete.
         pds.update_handle(&did, "alice2.test").await.unwrap();
-        pds.set_status(&did, Some("deactivated")).await.unwrap();
+        pds.set_status(&did, Some(AccountStatus::Deactivated))
+            .await
+            .unwrap();
         assert_eq!(
             pds.write(&did, vec![post("x")], None)
                 .await

@@ -24,7 +24,7 @@ use atrelay::repo::mst::Mst;
 use atrelay::repo::verify::{verify_commit, VerifyOptions};
 use atrelay::wire::car::{Car, CarLimits};
 use atrelay::wire::cid::Cid;
-use atrelay::wire::frame::Event;
+use atrelay::wire::frame::{AccountStatus, Event};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -457,7 +457,7 @@ async fn writes_swaps_and_their_errors() {
         assert_eq!(after, latest);
 
         // An inactive account can neither write nor be read.
-        net.pds.set_status(did, Some("deactivated")).await.unwrap();
+        net.pds.set_status(did, Some(AccountStatus::Deactivated)).await.unwrap();
         assert_error(&create(body.clone()).await, 400, "RepoDeactivated");
         assert_error(
             &net.get("com.atproto.sync.getLatestCommit", &[("did", did)]).await,
@@ -480,7 +480,7 @@ async fn writes_swaps_and_their_errors() {
         );
         let status = ok(net.get("com.atproto.sync.getRepoStatus", &[("did", did)]).await);
         assert_eq!(status, json!({"did": did, "active": false, "status": "deactivated"}));
-        net.pds.set_status(did, Some("takendown")).await.unwrap();
+        net.pds.set_status(did, Some(AccountStatus::Takendown)).await.unwrap();
         assert_error(
             &net.get("com.atproto.sync.getLatestCommit", &[("did", did)]).await,
             400,

@@ -33,6 +33,7 @@ use super::DevAccount;
 use crate::clock::now_micros;
 use crate::pds::service::{Pds, PdsError};
 use crate::pds::writes::WriteRequest;
+use crate::wire::frame::AccountStatus;
 use crate::wire::syntax::format_datetime_micros;
 
 /// Records each account remembers for later deletes.
@@ -223,7 +224,8 @@ impl Traffic {
             Kind::Handle => self.rename(who).await?,
             Kind::Deactivate => {
                 let (pds, did) = self.target(who);
-                pds.set_status(&did, Some("deactivated")).await?;
+                pds.set_status(&did, Some(AccountStatus::Deactivated))
+                    .await?;
                 self.accounts[who].active = false;
             }
             Kind::Reactivate => unreachable!("reactivation is chosen above"),

@@ -322,7 +322,7 @@ impl Pds {
             .unwrap_or(false);
         match account {
             Some(a) if ok => {
-                if a.status.as_deref() == Some("takendown") {
+                if a.is_taken_down() {
                     return Err(PdsError::Invalid(
                         "AccountTakedown",
                         "this account has been taken down".into(),
@@ -375,7 +375,7 @@ impl Pds {
             ));
         }
         let account = self.account(&claims.sub)?;
-        if account.status.as_deref() == Some("takendown") {
+        if account.is_taken_down() {
             return Err(PdsError::Invalid(
                 "AccountTakedown",
                 "this account has been taken down".into(),
@@ -540,7 +540,12 @@ impl Pds {
     /// Sets the hosting status (`None` = active; `deactivated`,
     /// `takendown`) and emits `#account`; activation also emits an empty
     /// commit so consumers see the repo's current state.
-    pub async fn set_status(&self, did: &str, status: Option<&str>) -> Result<(), PdsError> {
+    pub async fn set_status(
+        &self,
+        did: &str,
+        status: Option<AccountStatus>,
+    ) -> Result<(), PdsError> {
+        let status = status.map(AccountStatus::as_str);
         let account = self.account(did)?;
         if account.status.as_deref() == status {
             return Ok(());
@@ -557,7 +562,7 @@ impl Pds {
     pub fn delete_account(&self, did: &str) -> Result<(), PdsError> {
         self.account(did)?;
         self.inner.store.delete_account(did)?;
-        self.emit_account(did, Some("deleted"))?;
+        self.emit_account(did, Some(AccountStatus::Deleted.as_str()))?;
         Ok(())
     }
 

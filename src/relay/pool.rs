@@ -29,6 +29,7 @@ use super::verifier::{AccountLookup, AccountSlots, Decision, Inbound, LocalStatu
 use crate::clock::now_micros;
 use crate::identity::Resolver;
 use crate::log::{AccountState, EventLog, LogError};
+use crate::wire::frame::AccountStatus;
 
 /// Most events in one message to a verifier thread.
 pub const MAX_DISPATCH: usize = 64;
@@ -51,7 +52,7 @@ pub enum ShardMsg {
     /// emit the `#account` event; the reply says whether it was queued.
     SetLocalStatus {
         did: String,
-        status: Option<String>,
+        status: Option<AccountStatus>,
         reply: tokio::sync::oneshot::Sender<Result<(), LocalStatusError>>,
     },
 }
@@ -160,13 +161,13 @@ impl Pool {
     pub async fn set_local_status(
         &self,
         did: &str,
-        status: Option<&str>,
+        status: Option<AccountStatus>,
     ) -> Result<(), LocalStatusError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.shards[self.shard_of(did)]
             .send(ShardMsg::SetLocalStatus {
                 did: did.to_owned(),
-                status: status.map(str::to_owned),
+                status,
                 reply,
             })
             .await
@@ -308,7 +309,7 @@ impl Shard {
             ShardMsg::SetLocalStatus { did, status, reply } => {
                 let result = self
                     .verifier
-                    .set_local_status(&did, status.as_deref(), now_micros())
+                    .set_local_status(&did, status, now_micros())
                     .and_then(|accepted| {
                         self.accepted.push(ToSequence {
                             accepted,

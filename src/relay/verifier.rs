@@ -51,7 +51,7 @@ use crate::identity::Identity;
 use crate::log::{AccountState, LogError};
 use crate::repo::commit::CommitError;
 use crate::repo::verify::{verify_commit, verify_sync, VerifyError, VerifyOptions};
-use crate::wire::frame::{Account, Event, EventKind};
+use crate::wire::frame::{Account, AccountStatus, Event, EventKind};
 use crate::wire::syntax::format_datetime_micros;
 
 /// An event as received from an upstream, with the identity the crawler
@@ -326,11 +326,11 @@ impl<L: AccountLookup> Verifier<L> {
     pub fn set_local_status(
         &mut self,
         did: &str,
-        status: Option<&str>,
+        status: Option<AccountStatus>,
         now_micros: u64,
     ) -> Result<Box<Accepted>, LocalStatusError> {
         let mut state = self.state(did)?.unwrap_or_else(|| new_account(""));
-        state.local_status = status.map(str::to_owned);
+        state.local_status = status.map(|s| s.as_str().to_owned());
         self.accounts.update(did, &state, None);
         let time = format_datetime_micros(now_micros);
         let combined = state.status().map(str::to_owned);
@@ -522,7 +522,9 @@ impl<L: AccountLookup> Verifier<L> {
             Some(a.status.unwrap_or("inactive").to_owned())
         };
         // Deleted accounts hold no slot; any other status keeps its slot.
-        let deleted = |s: &Option<String>| s.as_deref() == Some("deleted");
+        let deleted = |s: &Option<String>| {
+            s.as_deref().and_then(AccountStatus::parse) == Some(AccountStatus::Deleted)
+        };
         let was_deleted = stored.as_ref().is_some_and(|s| deleted(&s.upstream_status));
         let counted_before = stored.is_some() && !was_deleted;
         let counted_after = !deleted(&upstream_status);

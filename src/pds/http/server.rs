@@ -32,6 +32,7 @@ use crate::http::{PeerAddr, XrpcError};
 use crate::pds::config::PDS_ADMIN_PASSWORD_VAR;
 use crate::pds::service::{Pds, PdsError, Session};
 use crate::pds::store::AccountRecord;
+use crate::wire::frame::AccountStatus;
 use crate::wire::syntax::{parse_datetime, validate_did};
 
 /// This namespace's routes.
@@ -102,7 +103,7 @@ pub(super) fn reply(result: Result<Option<Value>, XrpcError>) -> Response {
 /// Refuses calls from a taken-down account: only an admin lifts a takedown.
 pub(super) fn not_taken_down(pds: &Pds, did: &str) -> Result<AccountRecord, XrpcError> {
     let account = pds.account(did).map_err(xrpc)?;
-    if account.status.as_deref() == Some("takendown") {
+    if account.is_taken_down() {
         return Err(XrpcError::named(
             StatusCode::BAD_REQUEST,
             "AccountTakedown",
@@ -318,7 +319,7 @@ async fn deactivate_account(
             }
             not_taken_down(&st.pds, &did)?;
             st.pds
-                .set_status(&did, Some("deactivated"))
+                .set_status(&did, Some(AccountStatus::Deactivated))
                 .await
                 .map_err(xrpc)?;
             tracing::info!(%did, "account deactivated");
