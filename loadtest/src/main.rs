@@ -210,6 +210,10 @@ struct RunArgs {
     swarm_read_interval_ms: Option<u64>,
 }
 
+/// What a subcommand ends with: an exit code, or an error that `main`
+/// prints as `error: …` (every module's own error type, or a message).
+type CmdResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -268,7 +272,7 @@ fn request_crawls(relay: &str, hosts: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn cmd_fleet(a: FleetArgs) -> Result<ExitCode, String> {
+fn cmd_fleet(a: FleetArgs) -> CmdResult {
     let cfg = FleetConfig {
         hosts: a.hosts,
         accounts: a.accounts,
@@ -333,7 +337,7 @@ fn cmd_fleet(a: FleetArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_swarm(a: SwarmArgs) -> Result<ExitCode, String> {
+fn cmd_swarm(a: SwarmArgs) -> CmdResult {
     let cfg = SwarmConfig {
         subscribers: a.subscribers,
         cursor: a.cursor,
@@ -391,7 +395,7 @@ fn cmd_swarm(a: SwarmArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn cmd_record(a: RecordArgs) -> Result<ExitCode, String> {
+fn cmd_record(a: RecordArgs) -> CmdResult {
     let rt = runtime()?;
     let r = rt.block_on(recording::record(
         &a.from,
@@ -405,7 +409,7 @@ fn cmd_record(a: RecordArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_replay(a: ReplayArgs) -> Result<ExitCode, String> {
+fn cmd_replay(a: ReplayArgs) -> CmdResult {
     let speed = match a.speed.as_str() {
         "max" => None,
         s => Some(
@@ -442,7 +446,7 @@ fn cmd_replay(a: ReplayArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_run(a: RunArgs) -> Result<ExitCode, String> {
+fn cmd_run(a: RunArgs) -> CmdResult {
     let mut scenario = run::scenario::Scenario::load(&a.scenario)?;
     if let Some(n) = a.prefill_events {
         scenario.prefill.events = n;
@@ -466,7 +470,8 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, String> {
         return Err(format!(
             "relay binary {} not found (build it: cargo build --release, or pass --relay-bin)",
             relay_bin.display()
-        ));
+        )
+        .into());
     }
     let report = run::run(run::RunOptions {
         scenario,

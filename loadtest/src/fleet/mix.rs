@@ -68,6 +68,17 @@ pub enum Expect {
     Ignored(&'static str),
 }
 
+/// Why a [`Mix`] cannot produce events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MixError {
+    #[error("every event weight is 0")]
+    NoWeight,
+    #[error("adversarial_percent must be within 0..=100")]
+    AdversarialPercent,
+    #[error("adversarial_percent is set but attacks is empty")]
+    NoAttacks,
+}
+
 impl Planned {
     /// What to plan for an account: `self`, unless it is a rev rollback of an
     /// account the relay holds no rev for yet. That "rollback" would be the
@@ -159,15 +170,15 @@ impl Mix {
     }
 
     /// Checks the mix can produce events.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), MixError> {
         if self.weights().iter().all(|(_, w)| *w == 0) {
-            return Err("every event weight is 0".into());
+            return Err(MixError::NoWeight);
         }
         if !(0.0..=100.0).contains(&self.adversarial_percent) {
-            return Err("adversarial_percent must be within 0..=100".into());
+            return Err(MixError::AdversarialPercent);
         }
         if self.adversarial_percent > 0.0 && self.attacks.is_empty() {
-            return Err("adversarial_percent is set but attacks is empty".into());
+            return Err(MixError::NoAttacks);
         }
         Ok(())
     }

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::directory::{document, Directory};
 use account::SyntheticAccount;
 use host::{Host, HostFrame};
-use mix::{draw_account, Expect, Mix, Planned};
+use mix::{draw_account, Expect, Mix, MixError, Planned};
 
 /// Fleet shape.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,21 +79,34 @@ impl Default for FleetConfig {
 }
 
 impl FleetConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FleetConfigError> {
         if self.hosts == 0 || self.accounts == 0 {
-            return Err("fleet needs at least one host and one account".into());
+            return Err(FleetConfigError::Empty);
         }
         if self.accounts < self.hosts {
-            return Err(format!(
-                "{} accounts cannot cover {} hosts (each host needs one)",
-                self.accounts, self.hosts
-            ));
+            return Err(FleetConfigError::TooFewAccounts {
+                accounts: self.accounts,
+                hosts: self.hosts,
+            });
         }
         if self.hosts > 20_000 {
-            return Err("more than 20,000 hosts would exhaust loopback sockets".into());
+            return Err(FleetConfigError::TooManyHosts);
         }
-        self.mix.validate()
+        Ok(self.mix.validate()?)
     }
+}
+
+/// Why a [`FleetConfig`] cannot run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FleetConfigError {
+    #[error("fleet needs at least one host and one account")]
+    Empty,
+    #[error("{accounts} accounts cannot cover {hosts} hosts (each host needs one)")]
+    TooFewAccounts { accounts: usize, hosts: usize },
+    #[error("more than 20,000 hosts would exhaust loopback sockets")]
+    TooManyHosts,
+    #[error(transparent)]
+    Mix(#[from] MixError),
 }
 
 /// Expected outcomes, counted.

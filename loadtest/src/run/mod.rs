@@ -244,7 +244,8 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
             "{} subscribers and {} hosts",
             s.swarm.subscribers, s.fleet.hosts
         ),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let fleet_rt = runtime("loadtest-fleet", 1)?;
     let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
     let mut fleet = fleet_rt
@@ -315,7 +316,8 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
 
     // 3. The swarm.
     let rss_before_swarm = proc_usage(relay.pid()).unwrap_or_default().1;
-    let swarm = Swarm::start_spread(&mirrors.endpoint_urls(&relay), &s.swarm)?;
+    let swarm =
+        Swarm::start_spread(&mirrors.endpoint_urls(&relay), &s.swarm).map_err(|e| e.to_string())?;
     let connect_by = Instant::now() + Duration::from_secs(60);
     while swarm.totals().connected < s.swarm.subscribers && Instant::now() < connect_by {
         std::thread::sleep(Duration::from_millis(20));
