@@ -405,32 +405,56 @@ async fn register(
     use futures_util::StreamExt;
     let client = atrelay::plc::client::PlcClient::new(plc);
     let client = &client;
-    let registered: Vec<Result<SyntheticAccount, String>> = futures_util::stream::iter(accounts)
-        .map(|a| async move {
-            let key = a.private_key();
-            let did_key = key.public_key().to_did_key();
-            let endpoint = hosts[a.index as usize % hosts.len()].endpoint();
-            let genesis = atrelay::plc::client::genesis_op(
-                &did_key,
-                &a.handle,
-                &endpoint,
-                std::slice::from_ref(&did_key),
-                key,
-            )
-            .map_err(|e| format!("genesis for account {}: {e}", a.index))?;
-            client
-                .submit(&genesis.did, &genesis.op)
-                .await
-                .map_err(|e| format!("registering {} at {plc}: {e}", genesis.did))?;
-            Ok(a.with_did(genesis.did))
-        })
-        .buffered(32)
-        .collect()
-        .await;
+    let registered: Vec<Result<SyntheticAccount, RegisterError>> =
+        futures_util::stream::iter(accounts)
+            .map(|a| async move {
+                let key = a.private_key();
+                let did_key = key.public_key().to_did_key();
+                let endpoint = hosts[a.index as usize % hosts.len()].endpoint();
+                let genesis = atrelay::plc::client::genesis_op(
+                    &did_key,
+                    &a.handle,
+                    &endpoint,
+                    std::slice::from_ref(&did_key),
+                    key,
+                )
+                .map_err(|err| RegisterError::Genesis {
+                    index: a.index,
+                    err,
+                })?;
+                client
+                    .submit(&genesis.did, &genesis.op)
+                    .await
+                    .map_err(|err| RegisterError::Submit {
+                        did: genesis.did.clone(),
+                        plc: plc.to_owned(),
+                        err,
+                    })?;
+                Ok(a.with_did(genesis.did))
+            })
+            .buffered(32)
+            .collect()
+            .await;
     registered
         .into_iter()
-        .collect::<Result<Vec<_>, String>>()
+        .collect::<Result<Vec<_>, RegisterError>>()
         .map_err(std::io::Error::other)
+}
+
+/// Why an account could not be registered at the PLC directory.
+#[derive(Debug, thiserror::Error)]
+enum RegisterError {
+    #[error("genesis for account {index}: {err}")]
+    Genesis {
+        index: u32,
+        err: atrelay::plc::OpError,
+    },
+    #[error("registering {did} at {plc}: {err}")]
+    Submit {
+        did: String,
+        plc: String,
+        err: atrelay::plc::ClientError,
+    },
 }
 
 fn generator_threads(configured: usize) -> usize {

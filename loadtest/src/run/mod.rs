@@ -63,13 +63,24 @@ const ACCEPTED: &str = "atrelay_relay_events_accepted_total";
 const DROPPED: &str = "atrelay_relay_events_dropped_total";
 const IGNORED: &str = "atrelay_relay_events_ignored_total";
 
-fn runtime(name: &str, workers: usize) -> Result<tokio::runtime::Runtime, String> {
+/// A runtime that would not build, named.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} runtime: {err}")]
+struct RuntimeError {
+    name: String,
+    err: std::io::Error,
+}
+
+fn runtime(name: &str, workers: usize) -> Result<tokio::runtime::Runtime, RuntimeError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name(name)
         .enable_all()
         .build()
-        .map_err(|e| format!("{name} runtime: {e}"))
+        .map_err(|err| RuntimeError {
+            name: name.to_owned(),
+            err,
+        })
 }
 
 fn bar(show: bool, len: u64, what: &str) -> ProgressBar {
