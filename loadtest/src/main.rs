@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use atrelay::http::basic_auth::ADMIN_USER;
 use clap::{Parser, Subcommand};
 use indicatif::ProgressBar;
 
@@ -232,21 +233,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
 }
 
 /// Asks `relay` to crawl `hosts`: the admin API when a password is in the
 /// environment (no per-client limit), requestCrawl otherwise.
-fn request_crawls(relay: &str, hosts: &[String]) -> Result<(), String> {
+fn request_crawls(relay: &str, hosts: &[String]) -> Result<(), CrawlRequestError> {
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(CrawlRequestError::Client)?;
     let relay = relay.trim_end_matches('/');
     let password = std::env::var("ATRELAY_ADMIN_PASSWORD").ok();
     for h in hosts {
@@ -254,22 +254,42 @@ fn request_crawls(relay: &str, hosts: &[String]) -> Result<(), String> {
         let req = match &password {
             Some(p) => http
                 .post(format!("{relay}/admin/hosts/add"))
-                .basic_auth("admin", Some(p)),
+                .basic_auth(ADMIN_USER, Some(p)),
             None => http.post(format!("{relay}/xrpc/com.atproto.sync.requestCrawl")),
         };
         let res = req
             .json(&body)
             .send()
-            .map_err(|e| format!("{relay}: {e}"))?;
+            .map_err(|err| CrawlRequestError::Send {
+                relay: relay.to_owned(),
+                err,
+            })?;
         if !res.status().is_success() {
-            let status = res.status();
-            return Err(format!(
-                "{relay} refused to crawl {h}: {status} {}",
-                res.text().unwrap_or_default()
-            ));
+            return Err(CrawlRequestError::Refused {
+                relay: relay.to_owned(),
+                host: h.clone(),
+                status: res.status(),
+                body: res.text().unwrap_or_default(),
+            });
         }
     }
     Ok(())
+}
+
+/// Why the relay was not asked to crawl every host.
+#[derive(Debug, thiserror::Error)]
+enum CrawlRequestError {
+    #[error(transparent)]
+    Client(reqwest::Error),
+    #[error("{relay}: {err}")]
+    Send { relay: String, err: reqwest::Error },
+    #[error("{relay} refused to crawl {host}: {status} {body}")]
+    Refused {
+        relay: String,
+        host: String,
+        status: reqwest::StatusCode,
+        body: String,
+    },
 }
 
 fn cmd_fleet(a: FleetArgs) -> CmdResult {

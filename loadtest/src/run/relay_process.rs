@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::scenario::RelaySettings;
 use crate::thread_cpu::TICKS_PER_SECOND;
+use atrelay::http::basic_auth::ADMIN_USER;
 
 /// A running relay (or mirror) process; killed when dropped, so an early
 /// return leaves no process behind.
@@ -338,7 +339,7 @@ impl RelayProcess {
     pub fn admin_hosts(&self) -> Result<serde_json::Value, RelayProcessError> {
         self.http
             .get(format!("http://{}/admin/hosts", self.listen))
-            .basic_auth("admin", Some(&self.admin_password))
+            .basic_auth(ADMIN_USER, Some(&self.admin_password))
             .send()
             .and_then(|r| r.json())
             .map_err(RelayProcessError::AdminHosts)
