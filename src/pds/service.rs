@@ -64,6 +64,12 @@ pub enum PdsError {
 }
 
 impl PdsError {
+    /// `AccountTakedown`: what a taken-down account's owner hears when
+    /// logging in, refreshing a session or (re)activating the account.
+    pub fn taken_down() -> PdsError {
+        PdsError::Invalid("AccountTakedown", "this account has been taken down".into())
+    }
+
     /// The XRPC error name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -323,10 +329,7 @@ impl Pds {
         match account {
             Some(a) if ok => {
                 if a.is_taken_down() {
-                    return Err(PdsError::Invalid(
-                        "AccountTakedown",
-                        "this account has been taken down".into(),
-                    ));
+                    return Err(PdsError::taken_down());
                 }
                 let session = self.issue_session(&a.did, &a.handle)?;
                 Ok((session, a))
@@ -376,10 +379,7 @@ impl Pds {
         }
         let account = self.account(&claims.sub)?;
         if account.is_taken_down() {
-            return Err(PdsError::Invalid(
-                "AccountTakedown",
-                "this account has been taken down".into(),
-            ));
+            return Err(PdsError::taken_down());
         }
         let session = self.issue_session(&account.did, &account.handle)?;
         Ok((session, account))

@@ -104,11 +104,7 @@ pub(super) fn reply(result: Result<Option<Value>, XrpcError>) -> Response {
 pub(super) fn not_taken_down(pds: &Pds, did: &str) -> Result<AccountRecord, XrpcError> {
     let account = pds.account(did).map_err(xrpc)?;
     if account.is_taken_down() {
-        return Err(XrpcError::named(
-            StatusCode::BAD_REQUEST,
-            "AccountTakedown",
-            "this account has been taken down",
-        ));
+        return Err(xrpc(PdsError::taken_down()));
     }
     Ok(account)
 }
