@@ -22,6 +22,7 @@ pub mod devnet;
 pub mod fanout;
 pub mod http;
 pub mod identity;
+pub mod lifecycle;
 pub mod log;
 pub mod metrics;
 pub mod mirror;

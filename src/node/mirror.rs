@@ -15,6 +15,7 @@ use super::shared::{
 use crate::config::RelayConfig;
 use crate::fanout::Ring;
 use crate::http::{Firehose, LogBackfill};
+use crate::lifecycle::Shutdown;
 use crate::log::{EventLog, SeqRule};
 use crate::mirror::{router, Follower, FollowerConfig, MirrorState, Proxy, Upstream};
 use crate::net::fd_limit::Reserve;
@@ -39,12 +40,11 @@ pub struct Mirror {
     pub ring: Ring,
     /// The follower's progress.
     pub follower: Follower,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Every task that holds the log holds one of its guards.
+    shutdown: Shutdown,
     server: tokio::task::JoinHandle<()>,
     following: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
-    tasks_tx: tokio::sync::mpsc::Sender<()>,
-    tasks_rx: tokio::sync::mpsc::Receiver<()>,
 }
 
 impl Mirror {
@@ -70,11 +70,10 @@ impl Mirror {
             .dns
             .with_policy(cfg.crawl.allow_private_hosts, [upstream.host().to_owned()]);
 
-        let (shutdown, stop) = tokio::sync::watch::channel(false);
-        let (tasks_tx, tasks_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let shutdown = Shutdown::new();
         let (frames_tx, frames_rx) = tokio::sync::mpsc::channel(WRITER_QUEUE);
         let writer = {
-            let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.subscribe());
+            let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.signal());
             std::thread::Builder::new()
                 .name("atrelay-mirror-writer".into())
                 .spawn(move || {
@@ -98,17 +97,17 @@ impl Mirror {
             },
             log.last_seq(),
             frames_tx,
-            shutdown.subscribe(),
+            shutdown.signal(),
         ));
 
         let state = MirrorState {
             firehose: Firehose {
                 ring: ring.clone(),
-                backfill: Arc::new(LogBackfill::new(log.clone(), tasks_tx.clone())),
+                backfill: Arc::new(LogBackfill::new(log.clone(), shutdown.guard())),
                 session: session_config(cfg),
                 subscribers: firehose_subscribers(cfg),
-                shutdown: shutdown.subscribe(),
-                tasks: tasks_tx.clone(),
+                shutdown: shutdown.signal(),
+                tasks: shutdown.guard(),
             },
             proxy: Proxy::new(
                 upstream.clone(),
@@ -126,12 +125,12 @@ impl Mirror {
             databases: crate::log::FILE_DESCRIPTORS,
         });
         warn_if_subscribers_do_not_fit(cfg.fanout.max_subscribers, limits.max_connections);
-        let server_guard = tasks_tx.clone();
+        let (server_guard, stop) = (shutdown.guard(), shutdown.signal());
         let server = tokio::spawn(async move {
             let _server_guard = server_guard;
             http_server::serve(listener, router(state), "relay", limits, stop).await;
         });
-        spawn_retention(log.clone(), shutdown.subscribe(), tasks_tx.clone());
+        spawn_retention(log.clone(), shutdown.signal(), shutdown.guard());
         ::metrics::gauge!(crate::mirror::metrics::HEAD_SEQ).set(log.last_seq() as f64);
         tracing::info!(
             %addr,
@@ -149,8 +148,6 @@ impl Mirror {
             server,
             following,
             writer,
-            tasks_tx,
-            tasks_rx,
         })
     }
 
@@ -168,15 +165,13 @@ impl Mirror {
             server,
             following,
             writer,
-            tasks_tx,
-            tasks_rx,
             ..
         } = self;
         // The follower ends on the signal and drops its sender; the writer
         // then writes what it has and exits.
-        let _ = shutdown.send(true);
+        shutdown.begin();
         let _ = following.await;
-        stop_tasks(&shutdown, tasks_tx, tasks_rx, server).await;
+        stop_tasks(shutdown, server).await;
         let flushed = tokio::task::spawn_blocking(move || {
             let _ = writer.join();
             log.flush()

@@ -14,6 +14,7 @@ use crate::control::{Clock, Policy};
 use crate::fanout::Ring;
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
+use crate::lifecycle::Shutdown;
 use crate::log::{EventLog, SeqRule};
 use crate::net::fd_limit::Reserve;
 use crate::net::http_server;
@@ -43,13 +44,11 @@ pub struct Relay {
     pub hosts: Hosts,
     pub crawlers: Crawlers,
     pub resolver: Resolver,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Every task that holds the log holds one of its guards; `stop`
+    /// signals them and waits for the rest.
+    shutdown: Shutdown,
     server: tokio::task::JoinHandle<()>,
     sequencer: std::thread::JoinHandle<()>,
-    /// "Shutdown complete" channel (as in mini-redis): every task that holds
-    /// the log holds a sender; `stop` drops its own and waits for the rest.
-    tasks_tx: tokio::sync::mpsc::Sender<()>,
-    tasks_rx: tokio::sync::mpsc::Receiver<()>,
 }
 
 impl Relay {
@@ -97,9 +96,9 @@ impl Relay {
         // Batches of up to MAX_DISPATCH events each: at most 8,192 accepted
         // events wait for the sequencer, as many as before batching.
         let (seq_tx, seq_rx) = crossbeam::channel::bounded(8192 / MAX_DISPATCH);
-        let (shutdown, stop) = tokio::sync::watch::channel(false);
+        let shutdown = Shutdown::new();
         let sequencer = {
-            let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.subscribe());
+            let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.signal());
             std::thread::Builder::new()
                 .name("atrelay-sequencer".into())
                 .spawn(move || {
@@ -114,7 +113,6 @@ impl Relay {
                 })
                 .map_err(StartError::Threads)?
         };
-        let (tasks_tx, tasks_rx) = tokio::sync::mpsc::channel::<()>(1);
         let pool = Pool::start(
             &PoolConfig {
                 threads: cfg.verifier_threads(),
@@ -167,7 +165,7 @@ impl Relay {
         let app = AppState {
             log: log.clone(),
             ring: ring.clone(),
-            backfill: Arc::new(crate::http::LogBackfill::new(log.clone(), tasks_tx.clone())),
+            backfill: Arc::new(crate::http::LogBackfill::new(log.clone(), shutdown.guard())),
             session: session_config(cfg),
             crawlers: crawlers.clone(),
             hosts: hosts.clone(),
@@ -179,29 +177,29 @@ impl Relay {
             crawl_requests: crawl_requests.clone(),
             admin_failures: admin_failures.clone(),
             outbound: Outbound::new(dns.clone(), Duration::from_secs(10), "relay"),
-            shutdown: shutdown.subscribe(),
-            tasks: tasks_tx.clone(),
+            shutdown: shutdown.signal(),
+            tasks: shutdown.guard(),
         };
         let limits = cfg.server.limits().with_derived_cap(Reserve {
             databases: crate::log::FILE_DESCRIPTORS,
         });
         warn_if_subscribers_do_not_fit(cfg.fanout.max_subscribers, limits.max_connections);
-        let server_guard = tasks_tx.clone();
+        let (server_guard, stop) = (shutdown.guard(), shutdown.signal());
         let server = tokio::spawn(async move {
             let _server_guard = server_guard;
             http_server::serve(listener, router(app), "relay", limits, stop).await;
         });
-        spawn_retention(log.clone(), shutdown.subscribe(), tasks_tx.clone());
+        spawn_retention(log.clone(), shutdown.signal(), shutdown.guard());
         {
             let hosts = hosts.clone();
             let crawl_requests = crawl_requests.clone();
             let admin_failures = admin_failures.clone();
             let idle_after = Duration::from_secs(cfg.crawl.idle_after_secs);
             let every = (idle_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(10));
-            let mut stop = shutdown.subscribe();
+            let mut stop = shutdown.signal();
             // The hosts hold the log (for administrative writes): `stop`
             // waits for this task like the others.
-            let guard = tasks_tx.clone();
+            let guard = shutdown.guard();
             tokio::spawn(async move {
                 let _guard = guard;
                 loop {
@@ -212,7 +210,7 @@ impl Relay {
                             crawl_requests.retain_recent();
                             admin_failures.retain_recent();
                         }
-                        _ = stop.wait_for(|s| *s) => return,
+                        _ = stop.stopping() => return,
                     }
                 }
             });
@@ -238,8 +236,6 @@ impl Relay {
             shutdown,
             server,
             sequencer,
-            tasks_tx,
-            tasks_rx,
         })
     }
 
@@ -261,8 +257,6 @@ impl Relay {
             shutdown,
             server,
             sequencer,
-            tasks_tx,
-            tasks_rx,
             ..
         } = self;
         crawlers.shutdown().await;
@@ -271,7 +265,7 @@ impl Relay {
                 tracing::warn!(host = %host.hostname, error = %e, "could not save the budget");
             }
         }
-        stop_tasks(&shutdown, tasks_tx, tasks_rx, server).await;
+        stop_tasks(shutdown, server).await;
         // The last handles on the verifier pool go with the crawlers; its
         // threads then exit, and with them the sequencer's inputs.
         drop(crawlers);

@@ -7,8 +7,13 @@ use std::time::Duration;
 
 use crate::config::RelayConfig;
 use crate::fanout::{Coalescing, Ring, SessionConfig, Subscribers};
+use crate::lifecycle::{Shutdown, StopSignal, TaskGuard};
 use crate::log::{Durability, EventLog, LogMemory, LogOptions, SeqRule};
 use crate::repo::verify::now_micros;
+
+/// How long a stop waits for sessions and requests in flight before the
+/// server is aborted.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Why a relay or a mirror could not start.
 #[derive(Debug, thiserror::Error)]
@@ -104,17 +109,13 @@ pub fn firehose_subscribers(cfg: &RelayConfig) -> Subscribers {
 
 /// Enforces retention once a minute until `stop`, holding `guard` (the
 /// "every task gone" channel) meanwhile.
-pub fn spawn_retention(
-    log: EventLog,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    guard: tokio::sync::mpsc::Sender<()>,
-) {
+pub fn spawn_retention(log: EventLog, mut stop: StopSignal, guard: TaskGuard) {
     tokio::spawn(async move {
         let _guard = guard;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.stopping() => return,
             }
             let log = log.clone();
             match tokio::task::spawn_blocking(move || log.enforce_retention(now_micros())).await {
@@ -129,19 +130,8 @@ pub fn spawn_retention(
 /// Tells every task to stop and waits until each has dropped its guard
 /// (up to 10 s, then the server is aborted): after this, nothing but the
 /// caller holds the log.
-pub async fn stop_tasks(
-    shutdown: &tokio::sync::watch::Sender<bool>,
-    tasks_tx: tokio::sync::mpsc::Sender<()>,
-    mut tasks_rx: tokio::sync::mpsc::Receiver<()>,
-    server: tokio::task::JoinHandle<()>,
-) {
-    let _ = shutdown.send(true);
-    drop(tasks_tx);
-    let wait_tasks = async { while tasks_rx.recv().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(10), wait_tasks)
-        .await
-        .is_err()
-    {
+pub async fn stop_tasks(shutdown: Shutdown, server: tokio::task::JoinHandle<()>) {
+    if shutdown.finish(STOP_GRACE).await.is_err() {
         tracing::warn!("some sessions did not end within 10 s; aborting the server");
         server.abort();
     }

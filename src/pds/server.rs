@@ -11,6 +11,7 @@ use super::http::{router, PdsState};
 use super::service::Pds;
 use crate::fanout::{SessionConfig, Subscribers};
 use crate::http::Firehose;
+use crate::lifecycle::Shutdown;
 use crate::net::fd_limit::Reserve;
 use crate::net::http_server;
 
@@ -19,36 +20,33 @@ pub struct PdsServer {
     /// Where it listens.
     pub addr: SocketAddr,
     pub pds: Pds,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Every task that holds the log holds one of its guards.
+    shutdown: Shutdown,
     server: tokio::task::JoinHandle<()>,
-    tasks_tx: tokio::sync::mpsc::Sender<()>,
-    tasks_rx: tokio::sync::mpsc::Receiver<()>,
 }
 
 impl PdsServer {
     /// Serves `pds` on `listener` until [`PdsServer::stop`].
     pub async fn start(pds: Pds, listener: tokio::net::TcpListener) -> std::io::Result<PdsServer> {
         let addr = listener.local_addr()?;
-        let (shutdown, stop) = tokio::sync::watch::channel(false);
-        let (tasks_tx, tasks_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let shutdown = Shutdown::new();
         let firehose = Firehose {
             ring: pds.ring().clone(),
             backfill: Arc::new(crate::http::LogBackfill::new(
                 pds.log().clone(),
-                tasks_tx.clone(),
+                shutdown.guard(),
             )),
             session: SessionConfig::default(),
             subscribers: Subscribers::new(),
-            shutdown: stop.clone(),
-            tasks: tasks_tx.clone(),
+            shutdown: shutdown.signal(),
+            tasks: shutdown.guard(),
         };
         let app = router(PdsState::new(pds.clone(), firehose));
         let cfg = pds.config();
         let limits = cfg.server.limits().with_derived_cap(Reserve {
             databases: crate::log::FILE_DESCRIPTORS + super::store::FILE_DESCRIPTORS,
         });
-        let guard = tasks_tx.clone();
-        let server_stop = stop.clone();
+        let (guard, server_stop) = (shutdown.guard(), shutdown.signal());
         let server = tokio::spawn(async move {
             let _guard = guard;
             http_server::serve(listener, app, "pds", limits, server_stop).await;
@@ -58,7 +56,7 @@ impl PdsServer {
             cfg.hostname(),
             Duration::from_secs(cfg.crawl.request_interval_secs),
         );
-        tokio::spawn(notifier.run(pds.last_seq(), stop));
+        tokio::spawn(notifier.run(pds.last_seq(), shutdown.signal()));
         tracing::info!(
             %addr,
             did = pds.service_did(),
@@ -70,8 +68,6 @@ impl PdsServer {
             pds,
             shutdown,
             server,
-            tasks_tx,
-            tasks_rx,
         })
     }
 
@@ -80,18 +76,10 @@ impl PdsServer {
         let PdsServer {
             shutdown,
             server,
-            tasks_tx,
-            mut tasks_rx,
             pds,
             ..
         } = self;
-        let _ = shutdown.send(true);
-        drop(tasks_tx);
-        let wait = async { while tasks_rx.recv().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), wait)
-            .await
-            .is_err()
-        {
+        if shutdown.finish(Duration::from_secs(10)).await.is_err() {
             tracing::warn!("PDS sessions did not end within 10 s; aborting the server");
             server.abort();
         }

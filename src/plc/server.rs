@@ -36,6 +36,7 @@ use super::directory::{Directory, Resolution, MAX_EXPORT_COUNT};
 use super::error::{quote, StoreError};
 use super::logged_op::LoggedOp;
 use crate::identity::validate_plc_did;
+use crate::lifecycle::Shutdown;
 use crate::net::fd_limit::Reserve;
 use crate::net::http_server::{self, ServerLimits};
 use crate::wire::syntax::parse_datetime;
@@ -56,7 +57,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub struct PlcServer {
     addr: SocketAddr,
     directory: Arc<Directory>,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -88,12 +89,18 @@ impl PlcServer {
             .await
             .map_err(|e| StoreError::RocksDb(format!("opening the directory: {e}")))??;
         let directory = Arc::new(directory);
-        let (shutdown, stop) = tokio::sync::watch::channel(false);
+        let shutdown = Shutdown::new();
         let app = router(directory.clone());
         let limits = ServerLimits::default().with_derived_cap(Reserve {
             databases: super::store::FILE_DESCRIPTORS,
         });
-        let task = tokio::spawn(http_server::serve(listener, app, "plc", limits, stop));
+        let task = tokio::spawn(http_server::serve(
+            listener,
+            app,
+            "plc",
+            limits,
+            shutdown.signal(),
+        ));
         tracing::info!(%addr, "PLC directory listening");
         Ok(PlcServer {
             addr,
@@ -122,7 +129,7 @@ impl PlcServer {
     /// Stops accepting connections, lets requests in flight finish (for up to
     /// 10 s) and closes the database.
     pub async fn stop(mut self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.begin();
         if let Some(mut task) = self.task.take() {
             if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
                 tracing::warn!("PLC server did not stop in time; aborting it");
@@ -135,7 +142,7 @@ impl PlcServer {
 
 impl Drop for PlcServer {
     fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.begin();
     }
 }
 
