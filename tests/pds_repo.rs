@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use atrelay::config::{BudgetConfig, RelayConfig};
 use atrelay::crypto::PublicKey;
+use atrelay::node::PdsServer;
 use atrelay::node::Relay;
 use atrelay::pds::config::PdsConfig;
 use atrelay::pds::password::PasswordCost;
-use atrelay::pds::server::PdsServer;
 use atrelay::pds::service::{Pds, Session};
 use atrelay::repo::commit::Commit;
 use atrelay::repo::mst::Mst;

@@ -32,10 +32,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{load_layers, BudgetConfig, ConfigError, RelayConfig, Secret};
+use crate::node::PdsServer;
 use crate::node::Relay;
 use crate::pds::config::PdsConfig;
 use crate::pds::password::PasswordCost;
-use crate::pds::server::PdsServer;
 use crate::pds::service::{Pds, PdsError};
 use crate::plc::PlcServer;
 use crate::repo::verify::now_micros;

@@ -7,9 +7,11 @@
 //! them needs the others' start-up.
 
 mod mirror;
+mod pds;
 mod relay;
 mod shared;
 
 pub use mirror::{Mirror, MirrorStartOptions};
+pub use pds::PdsServer;
 pub use relay::{Relay, StartOptions};
 pub use shared::StartError;

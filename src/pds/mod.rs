@@ -15,7 +15,6 @@ pub mod crawl_notifier;
 pub mod events;
 pub mod http;
 pub mod password;
-pub mod server;
 pub mod service;
 mod session_token;
 pub mod store;

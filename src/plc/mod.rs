@@ -10,7 +10,7 @@
 //!   72-hour fork window, tombstones).
 //! - [`state`]: a DID's current data and its rendered DID document.
 //! - [`store`] and [`Directory`]: persistence and the operations on it.
-//! - [`server`]: the HTTP API and [`serve`], which runs it on a bound listener.
+//! - [`http_api`]: the HTTP API and [`serve`], which runs it on a bound listener.
 //! - [`client`]: build and sign genesis, update and tombstone ops, and submit
 //!   them ([`PlcClient`]).
 //!
@@ -38,11 +38,11 @@ pub mod chain;
 pub mod client;
 pub mod directory;
 pub mod error;
+pub mod http_api;
 pub mod limits;
 pub mod logged_op;
 pub mod op;
 pub mod op_json;
-pub mod server;
 pub mod signature;
 pub mod state;
 pub mod store;
@@ -50,7 +50,7 @@ pub mod store;
 pub use client::{genesis_op, tombstone_op, update_op, ClientError, Genesis, PlcClient};
 pub use directory::{Directory, Resolution, MAX_EXPORT_COUNT, MAX_OPS_PER_DID};
 pub use error::{ChainError, OpError, StoreError, SubmitError};
+pub use http_api::{serve, PlcServer};
 pub use logged_op::LoggedOp;
 pub use op::{LegacyCreateOp, Operation, RegularOp, Service, SignedOperation, TombstoneOp};
-pub use server::{serve, PlcServer};
 pub use state::PlcData;

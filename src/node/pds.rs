@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::crawl_notifier::CrawlNotifier;
-use super::http::{router, PdsState};
-use super::service::Pds;
 use crate::fanout::{SessionConfig, Subscribers};
 use crate::http::Firehose;
 use crate::lifecycle::Shutdown;
 use crate::net::fd_limit::Reserve;
 use crate::net::http_server;
+use crate::pds::crawl_notifier::CrawlNotifier;
+use crate::pds::http::{router, PdsState};
+use crate::pds::service::Pds;
 
 /// A running PDS.
 pub struct PdsServer {
@@ -44,7 +44,7 @@ impl PdsServer {
         let app = router(PdsState::new(pds.clone(), firehose));
         let cfg = pds.config();
         let limits = cfg.server.limits().with_derived_cap(Reserve {
-            databases: crate::log::FILE_DESCRIPTORS + super::store::FILE_DESCRIPTORS,
+            databases: crate::log::FILE_DESCRIPTORS + crate::pds::store::FILE_DESCRIPTORS,
         });
         let (guard, server_stop) = (shutdown.guard(), shutdown.signal());
         let server = tokio::spawn(async move {
