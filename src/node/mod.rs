@@ -8,10 +8,12 @@
 
 mod mirror;
 mod pds;
+mod plc;
 mod relay;
 mod shared;
 
 pub use mirror::{Mirror, MirrorStartOptions};
 pub use pds::PdsServer;
+pub use plc::PlcServer;
 pub use relay::{Relay, StartOptions};
 pub use shared::StartError;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::shared::STOP_GRACE;
 use crate::fanout::{SessionConfig, Subscribers};
 use crate::http::Firehose;
 use crate::lifecycle::Shutdown;
@@ -79,7 +80,7 @@ impl PdsServer {
             pds,
             ..
         } = self;
-        if shutdown.finish(Duration::from_secs(10)).await.is_err() {
+        if shutdown.finish(STOP_GRACE).await.is_err() {
             tracing::warn!("PDS sessions did not end within 10 s; aborting the server");
             server.abort();
         }
