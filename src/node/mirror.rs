@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::mirror_routes::{router, MirrorState};
 use super::relay::fatal_advice;
 use super::shared::{
     bind, firehose_ring, firehose_subscribers, open_log, session_config, spawn_retention,
@@ -17,7 +18,7 @@ use crate::fanout::Ring;
 use crate::http::{Firehose, LogBackfill};
 use crate::lifecycle::Shutdown;
 use crate::log::{EventLog, SeqRule};
-use crate::mirror::{router, Follower, FollowerConfig, MirrorState, Proxy, Upstream};
+use crate::mirror::{Follower, FollowerConfig, Proxy, Upstream};
 use crate::net::fd_limit::Reserve;
 use crate::net::{http_server, Dns, Outbound};
 

@@ -7,6 +7,7 @@
 //! them needs the others' start-up.
 
 mod mirror;
+mod mirror_routes;
 mod pds;
 mod plc;
 mod relay;
