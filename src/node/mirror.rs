@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::mirror_routes::{router, MirrorState};
-use super::relay::fatal_advice;
 use super::shared::{
-    bind, firehose_ring, firehose_subscribers, open_log, session_config, spawn_retention,
-    stop_tasks, warn_if_subscribers_do_not_fit, StartError,
+    bind, firehose_ring, firehose_subscribers, join_writer_and_flush, open_log, server_limits,
+    session_config, spawn_log_writer, spawn_retention, spawn_server, stop_tasks, StartError,
 };
 use crate::config::RelayConfig;
 use crate::fanout::Ring;
@@ -19,8 +18,7 @@ use crate::http::{Firehose, LogBackfill};
 use crate::lifecycle::Shutdown;
 use crate::log::{EventLog, SeqRule};
 use crate::mirror::{Follower, FollowerConfig, Proxy, Upstream};
-use crate::net::fd_limit::Reserve;
-use crate::net::{http_server, Dns, Outbound};
+use crate::net::{Dns, Outbound};
 
 /// Batches of frames waiting for the writer: with [`crate::mirror::MAX_BATCH`]
 /// frames each at most, a few group commits' worth.
@@ -74,18 +72,14 @@ impl Mirror {
         let shutdown = Shutdown::new();
         let (frames_tx, frames_rx) = tokio::sync::mpsc::channel(WRITER_QUEUE);
         let writer = {
+            // As the relay's sequencer: a restart resumes from the durable
+            // head.
             let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.signal());
-            std::thread::Builder::new()
-                .name("atrelay-mirror-writer".into())
-                .spawn(move || {
-                    // As the relay's sequencer: what comes out is corruption
-                    // or a bug; a restart resumes from the durable head.
-                    if let Err(e) = crate::mirror::writer::run(log, ring, frames_rx, stop) {
-                        tracing::error!(error = %e, "the mirror's log cannot be written: stopping. {}", fatal_advice(&e));
-                        std::process::abort();
-                    }
-                })
-                .map_err(StartError::Threads)?
+            spawn_log_writer(
+                "atrelay-mirror-writer",
+                "the mirror's log cannot be written: stopping",
+                move || crate::mirror::writer::run(log, ring, frames_rx, stop),
+            )?
         };
         let follower = Follower::new();
         let following = tokio::spawn(follower.clone().run(
@@ -122,15 +116,8 @@ impl Mirror {
             follower: follower.clone(),
             upstream: upstream.clone(),
         };
-        let limits = cfg.server.limits().with_derived_cap(Reserve {
-            databases: crate::log::FILE_DESCRIPTORS,
-        });
-        warn_if_subscribers_do_not_fit(cfg.fanout.max_subscribers, limits.max_connections);
-        let (server_guard, stop) = (shutdown.guard(), shutdown.signal());
-        let server = tokio::spawn(async move {
-            let _server_guard = server_guard;
-            http_server::serve(listener, router(state), "relay", limits, stop).await;
-        });
+        let limits = server_limits(cfg);
+        let server = spawn_server(&shutdown, listener, router(state), "relay", limits);
         spawn_retention(log.clone(), shutdown.signal(), shutdown.guard());
         ::metrics::gauge!(crate::mirror::metrics::HEAD_SEQ).set(log.last_seq() as f64);
         tracing::info!(
@@ -172,14 +159,7 @@ impl Mirror {
         // then writes what it has and exits.
         shutdown.begin();
         let _ = following.await;
-        stop_tasks(shutdown, server).await;
-        let flushed = tokio::task::spawn_blocking(move || {
-            let _ = writer.join();
-            log.flush()
-        })
-        .await;
-        if let Ok(Err(e)) = flushed {
-            tracing::warn!(error = %e, "could not flush the log at stop; the next start replays its WAL");
-        }
+        stop_tasks(shutdown, server, "some sessions").await;
+        join_writer_and_flush(writer, log).await;
     }
 }

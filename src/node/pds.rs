@@ -6,12 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::shared::STOP_GRACE;
+use super::shared::{spawn_server, stop_tasks};
 use crate::fanout::{SessionConfig, Subscribers};
 use crate::http::Firehose;
 use crate::lifecycle::Shutdown;
 use crate::net::fd_limit::Reserve;
-use crate::net::http_server;
 use crate::pds::crawl_notifier::CrawlNotifier;
 use crate::pds::http::{router, PdsState};
 use crate::pds::service::Pds;
@@ -47,11 +46,7 @@ impl PdsServer {
         let limits = cfg.server.limits().with_derived_cap(Reserve {
             databases: crate::log::FILE_DESCRIPTORS + crate::pds::store::FILE_DESCRIPTORS,
         });
-        let (guard, server_stop) = (shutdown.guard(), shutdown.signal());
-        let server = tokio::spawn(async move {
-            let _guard = guard;
-            http_server::serve(listener, app, "pds", limits, server_stop).await;
-        });
+        let server = spawn_server(&shutdown, listener, app, "pds", limits);
         let notifier = CrawlNotifier::new(
             cfg.crawl.crawlers.clone(),
             cfg.hostname(),
@@ -80,10 +75,7 @@ impl PdsServer {
             pds,
             ..
         } = self;
-        if shutdown.finish(STOP_GRACE).await.is_err() {
-            tracing::warn!("PDS sessions did not end within 10 s; aborting the server");
-            server.abort();
-        }
+        stop_tasks(shutdown, server, "PDS sessions").await;
         drop(pds);
     }
 }

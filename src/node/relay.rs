@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::shared::{
-    bind, firehose_ring, firehose_subscribers, open_log, session_config, spawn_retention,
-    stop_tasks, warn_if_subscribers_do_not_fit, StartError,
+    bind, firehose_ring, firehose_subscribers, join_writer_and_flush, open_log, server_limits,
+    session_config, spawn_log_writer, spawn_retention, spawn_server, stop_tasks, StartError,
 };
 use crate::config::RelayConfig;
 use crate::control::{Clock, Policy};
@@ -16,8 +16,6 @@ use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
 use crate::lifecycle::Shutdown;
 use crate::log::{EventLog, SeqRule};
-use crate::net::fd_limit::Reserve;
-use crate::net::http_server;
 use crate::net::{Dns, HostName, Outbound};
 use crate::relay::crawler::{CrawlerConfig, Crawlers};
 use crate::relay::hosts::{Hosts, RefreshBudget};
@@ -98,20 +96,15 @@ impl Relay {
         let (seq_tx, seq_rx) = crossbeam::channel::bounded(8192 / MAX_DISPATCH);
         let shutdown = Shutdown::new();
         let sequencer = {
+            // Transient failures (descriptors, disk space) are retried
+            // inside `run`; what comes out stops the relay, or verifier
+            // state would run ahead of the log.
             let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.signal());
-            std::thread::Builder::new()
-                .name("atrelay-sequencer".into())
-                .spawn(move || {
-                    // Transient failures (descriptors, disk space) are
-                    // retried inside `run`; what comes out is corruption or
-                    // a bug. Continuing would let verifier state run ahead
-                    // of the log; a restart resumes from durable state.
-                    if let Err(e) = sequencer::run(log, ring, seq_rx, stop) {
-                        tracing::error!(error = %e, "the event log cannot be written: stopping the relay. {}", fatal_advice(&e));
-                        std::process::abort();
-                    }
-                })
-                .map_err(StartError::Threads)?
+            spawn_log_writer(
+                "atrelay-sequencer",
+                "the event log cannot be written: stopping the relay",
+                move || sequencer::run(log, ring, seq_rx, stop),
+            )?
         };
         let pool = Pool::start(
             &PoolConfig {
@@ -180,15 +173,8 @@ impl Relay {
             shutdown: shutdown.signal(),
             tasks: shutdown.guard(),
         };
-        let limits = cfg.server.limits().with_derived_cap(Reserve {
-            databases: crate::log::FILE_DESCRIPTORS,
-        });
-        warn_if_subscribers_do_not_fit(cfg.fanout.max_subscribers, limits.max_connections);
-        let (server_guard, stop) = (shutdown.guard(), shutdown.signal());
-        let server = tokio::spawn(async move {
-            let _server_guard = server_guard;
-            http_server::serve(listener, router(app), "relay", limits, stop).await;
-        });
+        let limits = server_limits(cfg);
+        let server = spawn_server(&shutdown, listener, router(app), "relay", limits);
         spawn_retention(log.clone(), shutdown.signal(), shutdown.guard());
         {
             let hosts = hosts.clone();
@@ -265,31 +251,10 @@ impl Relay {
                 tracing::warn!(host = %host.hostname, error = %e, "could not save the budget");
             }
         }
-        stop_tasks(shutdown, server).await;
+        stop_tasks(shutdown, server, "some sessions").await;
         // The last handles on the verifier pool go with the crawlers; its
         // threads then exit, and with them the sequencer's inputs.
         drop(crawlers);
-        let flushed = tokio::task::spawn_blocking(move || {
-            let _ = sequencer.join();
-            log.flush()
-        })
-        .await;
-        if let Ok(Err(e)) = flushed {
-            tracing::warn!(error = %e, "could not flush the log at stop; the next start replays its WAL");
-        }
-    }
-}
-
-/// What to do after the log's writer stopped the process.
-pub(super) fn fatal_advice(e: &crate::log::LogError) -> &'static str {
-    use crate::log::LogError as E;
-    match e {
-        E::Corrupt(_) | E::SchemaVersion { .. } => {
-            "The data directory is damaged or from another version: restore it from a backup, or move it away and start with a fresh one (the relay then re-crawls its hosts from their current cursors)."
-        }
-        E::Gap { .. } | E::InvalidArgument(_) => {
-            "This is a bug in the relay: please report it with this log. Nothing acknowledged is lost; restarting resumes from the durable state."
-        }
-        _ => "Restarting resumes from the durable state; if it happens again, check the disk holding the data directory.",
+        join_writer_and_flush(sequencer, log).await;
     }
 }
