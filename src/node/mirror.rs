@@ -4,17 +4,16 @@
 //! retention.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::mirror_routes::{router, MirrorState};
 use super::shared::{
-    bind, firehose_ring, firehose_subscribers, join_writer_and_flush, open_log, server_limits,
-    session_config, spawn_log_writer, spawn_retention, spawn_server, stop_tasks, StartError,
+    bind, firehose, firehose_ring, firehose_subscribers, join_writer_and_flush, open_log,
+    server_limits, session_config, spawn_log_writer, spawn_retention, spawn_server, stop_tasks,
+    StartError,
 };
 use crate::config::RelayConfig;
 use crate::fanout::Ring;
-use crate::http::{Firehose, LogBackfill};
 use crate::lifecycle::Shutdown;
 use crate::log::{EventLog, SeqRule};
 use crate::mirror::{Follower, FollowerConfig, Proxy, Upstream};
@@ -96,14 +95,13 @@ impl Mirror {
         ));
 
         let state = MirrorState {
-            firehose: Firehose {
-                ring: ring.clone(),
-                backfill: Arc::new(LogBackfill::new(log.clone(), shutdown.guard())),
-                session: session_config(cfg),
-                subscribers: firehose_subscribers(cfg),
-                shutdown: shutdown.signal(),
-                tasks: shutdown.guard(),
-            },
+            firehose: firehose(
+                ring.clone(),
+                log.clone(),
+                session_config(cfg),
+                firehose_subscribers(cfg),
+                &shutdown,
+            ),
             proxy: Proxy::new(
                 upstream.clone(),
                 Outbound::new(

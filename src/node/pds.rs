@@ -3,12 +3,10 @@
 //! log is waited for, so the data directory can be reopened at once).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::shared::{spawn_server, stop_tasks};
+use super::shared::{firehose, spawn_server, stop_tasks};
 use crate::fanout::{SessionConfig, Subscribers};
-use crate::http::Firehose;
 use crate::lifecycle::Shutdown;
 use crate::net::fd_limit::Reserve;
 use crate::pds::crawl_notifier::CrawlNotifier;
@@ -30,17 +28,13 @@ impl PdsServer {
     pub async fn start(pds: Pds, listener: tokio::net::TcpListener) -> std::io::Result<PdsServer> {
         let addr = listener.local_addr()?;
         let shutdown = Shutdown::new();
-        let firehose = Firehose {
-            ring: pds.ring().clone(),
-            backfill: Arc::new(crate::http::LogBackfill::new(
-                pds.log().clone(),
-                shutdown.guard(),
-            )),
-            session: SessionConfig::default(),
-            subscribers: Subscribers::new(),
-            shutdown: shutdown.signal(),
-            tasks: shutdown.guard(),
-        };
+        let firehose = firehose(
+            pds.ring().clone(),
+            pds.log().clone(),
+            SessionConfig::default(),
+            Subscribers::new(),
+            &shutdown,
+        );
         let app = router(PdsState::new(pds.clone(), firehose));
         let cfg = pds.config();
         let limits = cfg.server.limits().with_derived_cap(Reserve {

@@ -4,10 +4,12 @@
 //! that holds the log.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::RelayConfig;
 use crate::fanout::{Coalescing, Ring, SessionConfig, Subscribers};
+use crate::http::{Firehose, LogBackfill};
 use crate::lifecycle::{Shutdown, StopSignal, TaskGuard};
 use crate::log::{Durability, EventLog, LogError, LogMemory, LogOptions, SeqRule};
 use crate::net::fd_limit::Reserve;
@@ -108,6 +110,25 @@ pub fn firehose_ring(cfg: &RelayConfig, last_seq: u64) -> Ring {
 /// [`warn_if_subscribers_do_not_fit`]).
 pub fn firehose_subscribers(cfg: &RelayConfig) -> Subscribers {
     Subscribers::with_limit(cfg.fanout.max_subscribers)
+}
+
+/// A `subscribeRepos` endpoint over `ring` and `log`, its sessions (and
+/// their log reads) holding `shutdown`'s guards so the stop waits for them.
+pub fn firehose(
+    ring: Ring,
+    log: EventLog,
+    session: SessionConfig,
+    subscribers: Subscribers,
+    shutdown: &Shutdown,
+) -> Firehose {
+    Firehose {
+        ring,
+        backfill: Arc::new(LogBackfill::new(log, shutdown.guard())),
+        session,
+        subscribers,
+        shutdown: shutdown.signal(),
+        tasks: shutdown.guard(),
+    }
 }
 
 /// Enforces retention once a minute until `stop`, holding `guard` (the
