@@ -137,6 +137,8 @@ mod tests {
             seen.lock().unwrap()[0],
             serde_json::json!({"hostname": "pds.test:2583"})
         );
+        // It must not end on its own, only when told.
+        assert!(!task.is_finished(), "the notifier runs until stopped");
         shutdown.begin();
         tokio::time::timeout(Duration::from_secs(5), task)
             .await
