@@ -32,12 +32,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{load_layers, BudgetConfig, ConfigError, RelayConfig, Secret};
+use crate::node::PdsServer;
+use crate::node::PlcServer;
 use crate::node::Relay;
 use crate::pds::config::PdsConfig;
 use crate::pds::password::PasswordCost;
-use crate::pds::server::PdsServer;
 use crate::pds::service::{Pds, PdsError};
-use crate::plc::PlcServer;
 use crate::repo::verify::now_micros;
 
 pub use traffic::{Kind, Traffic};
@@ -276,7 +276,7 @@ impl Devnet {
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
 
         let plc_listener = bind_loopback().await?;
-        let plc = crate::plc::serve(plc_listener, &dir.join("plc"))
+        let plc = PlcServer::start(plc_listener, &dir.join("plc"))
             .await
             .map_err(|e| DevnetError::Plc(e.to_string()))?;
         Self::start_around(cfg, plc).await
