@@ -1,14 +1,33 @@
 //! atrelay: an AT Protocol relay (firehose aggregator) built for throughput,
 //! with a minimal PDS mode.
 //!
-//! The crate is layered; dependencies point downward only:
+//! The crate is layered; dependencies point downward only (design.md §5),
+//! from the top:
 //!
-//! - [`clock`]: the one wall clock (`now_micros`); imports nothing of the crate.
-//! - [`wire`]: the protocol's bytes — strict DAG-CBOR (DRISL), CIDs, CAR files,
-//!   event-stream frames, TIDs and identifier syntax. Knows nothing else.
-//! - [`crypto`]: did:key / Multikey keys, low-S ECDSA sign and verify on k256 and p256.
-//! - [`repo`]: the repository — MST, signed commits, diffs with inversion proofs,
-//!   and the verification of a `#commit` against them. Uses `wire` and `crypto`.
+//! - [`node`]: composition. Starts and stops a relay ([`node::Relay`]), a
+//!   mirror ([`node::Mirror`]), a PDS ([`node::PdsServer`]) and a PLC
+//!   directory ([`node::PlcServer`]): wires each service to the HTTP server,
+//!   its threads and tasks, and one [`lifecycle::Shutdown`]. `devnet` and
+//!   the CLI (`main.rs`) sit above it and call it.
+//! - [`http`]: the XRPC kit (routing, errors, auth limits) and the relay's
+//!   endpoints; [`pds`] (PDS mode, with its own XRPC surface) and [`mirror`]
+//!   (the fan-out tier) use it.
+//! - [`relay`]: crawlers, verifier decisions, the sequencer, hosts and
+//!   account state; it imports no HTTP framework. [`relay`] and [`pds`]
+//!   never use each other.
+//! - [`control`] (operator policy), [`plc`] (a minimal PLC directory),
+//!   [`identity`] (DID resolution and its cache), [`config`] (typed config).
+//! - [`fanout`] (the broadcast ring and subscriber sessions), [`log`] (the
+//!   RocksDB sequenced log), [`repo`] (MST, commits, diffs and their
+//!   verification; uses `wire` and `crypto`).
+//! - At the ground, knowing nothing of the rest: [`net`] (host names,
+//!   private-address rules, DNS with the SSRF check, backoff, the one
+//!   inbound HTTP server), [`clock`] (the one wall clock, `now_micros`),
+//!   [`lifecycle`] (the graceful-stop signal and completion guard every
+//!   long-lived part holds), [`wire`] (the
+//!   protocol's bytes: strict DAG-CBOR, CIDs, CAR files, frames, TIDs and
+//!   identifier syntax) and [`crypto`] (did:key / Multikey keys, low-S
+//!   ECDSA on k256 and p256).
 //!
 //! ```
 //! use atrelay::wire::cid::Cid;
@@ -24,6 +43,7 @@ pub mod devnet;
 pub mod fanout;
 pub mod http;
 pub mod identity;
+pub mod lifecycle;
 pub mod log;
 pub mod metrics;
 pub mod mirror;

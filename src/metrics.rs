@@ -98,7 +98,7 @@ pub async fn serve(
     addr: SocketAddr,
     handle: PrometheusHandle,
     limits: ServerLimits,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: crate::lifecycle::StopSignal,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let limits = ServerLimits {

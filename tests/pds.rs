@@ -15,7 +15,7 @@ use atrelay::wire::frame::{AccountStatus, Event};
 use serde_json::json;
 
 struct Net {
-    _plc: atrelay::plc::PlcServer,
+    _plc: atrelay::node::PlcServer,
     pds: Pds,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
@@ -23,7 +23,9 @@ struct Net {
 async fn start() -> Net {
     let plc_dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let plc = atrelay::plc::serve(listener, plc_dir.path()).await.unwrap();
+    let plc = atrelay::node::PlcServer::start(listener, plc_dir.path())
+        .await
+        .unwrap();
     let pds_dir = tempfile::tempdir().unwrap();
     let mut cfg = PdsConfig::default();
     cfg.server.data_dir = pds_dir.path().to_owned();

@@ -14,10 +14,10 @@ use std::time::Duration;
 use atrelay::clock::now_micros;
 use atrelay::config::{BudgetConfig, RelayConfig};
 use atrelay::crypto::PublicKey;
+use atrelay::node::PdsServer;
 use atrelay::node::Relay;
 use atrelay::pds::config::PdsConfig;
 use atrelay::pds::password::PasswordCost;
-use atrelay::pds::server::PdsServer;
 use atrelay::pds::service::{Pds, Session};
 use atrelay::repo::commit::Commit;
 use atrelay::repo::mst::Mst;
@@ -35,7 +35,7 @@ const PROFILE: &str = "app.bsky.actor.profile";
 
 /// A PLC directory and a PDS serving HTTP, each on a loopback port.
 struct Net {
-    plc: atrelay::plc::PlcServer,
+    plc: atrelay::node::PlcServer,
     server: PdsServer,
     pds: Pds,
     base: String,
@@ -49,7 +49,7 @@ const BLOB_LIMIT: u64 = 64 * 1024;
 async fn start() -> Net {
     let plc_dir = tempfile::tempdir().unwrap();
     let plc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let plc = atrelay::plc::serve(plc_listener, plc_dir.path())
+    let plc = atrelay::node::PlcServer::start(plc_listener, plc_dir.path())
         .await
         .unwrap();
     let pds_dir = tempfile::tempdir().unwrap();

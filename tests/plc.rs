@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use atrelay::crypto::{negate_s, Curve, PrivateKey};
 use atrelay::identity::{parse_document, ResolveError, Resolver, ResolverConfig};
+use atrelay::node::PlcServer;
 use atrelay::plc::{
-    genesis_op, serve, tombstone_op, update_op, Genesis, Operation, PlcClient, SignedOperation,
+    genesis_op, tombstone_op, update_op, Genesis, Operation, PlcClient, SignedOperation,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -443,7 +444,7 @@ async fn relay_resolver_resolves_from_the_in_process_directory() {
     bounded(async {
         let data = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let plc = serve(listener, data.path()).await.unwrap();
+        let plc = PlcServer::start(listener, data.path()).await.unwrap();
         let client = PlcClient::new(&plc.url());
 
         let alice = account("alice.test", "http://127.0.0.1:2583");
@@ -532,7 +533,7 @@ async fn relay_resolver_resolves_from_the_in_process_directory() {
         // Stopping closes the database: the same dir opens again at once.
         plc.stop().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let plc = serve(listener, data.path()).await.unwrap();
+        let plc = PlcServer::start(listener, data.path()).await.unwrap();
         assert_eq!(plc.directory().last_seq(), 4);
         plc.stop().await;
     })

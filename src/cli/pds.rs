@@ -12,9 +12,9 @@ use clap::Args;
 
 use super::daemon::{announce, fail, init_process, runtime, wait_for_signal};
 use super::error::CliError;
+use atrelay::node::PdsServer;
 use atrelay::pds::config::PdsConfig;
 use atrelay::pds::password::PasswordCost;
-use atrelay::pds::server::PdsServer;
 use atrelay::pds::service::Pds;
 
 /// Flags for `pds`.

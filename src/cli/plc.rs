@@ -32,7 +32,7 @@ pub fn run(args: &PlcArgs) -> Result<(), CliError> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| fail(&format!("listening on {}", args.listen), e))?;
-        let plc = atrelay::plc::serve(listener, &args.data_dir)
+        let plc = atrelay::node::PlcServer::start(listener, &args.data_dir)
             .await
             .map_err(|e| {
                 // RocksDB locks its directory: the usual cause is a second

@@ -78,7 +78,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
     let runtime = runtime("atrelay-io")?;
     runtime.block_on(async move {
         // Stops the metrics endpoint after the relay.
-        let (stop_metrics, metrics_stop) = tokio::sync::watch::channel(false);
+        let stop_metrics = atrelay::lifecycle::Shutdown::new();
         if !cfg.server.metrics_listen.is_empty() {
             let addr: SocketAddr = cfg
                 .server
@@ -87,7 +87,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
                 .map_err(|e| fail("server.metrics_listen", e))?;
             let handle = atrelay::metrics::install()
                 .map_err(|e| fail("installing the metrics recorder", e))?;
-            atrelay::metrics::serve(addr, handle, cfg.server.limits(), metrics_stop)
+            atrelay::metrics::serve(addr, handle, cfg.server.limits(), stop_metrics.signal())
                 .await
                 .map_err(|e| fail(&format!("metrics listener on {addr}"), e))?;
         }
@@ -115,7 +115,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
             tracing::info!("shutting down");
             relay.stop().await;
         }
-        let _ = stop_metrics.send(true);
+        stop_metrics.begin();
         Ok(())
     })
 }

@@ -34,12 +34,12 @@ use serde::{Deserialize, Serialize};
 use crate::clock::now_micros;
 use crate::config::{load_layers, BudgetConfig, ConfigError, RelayConfig, Secret};
 use crate::http::basic_auth::ADMIN_USER;
+use crate::node::PdsServer;
+use crate::node::PlcServer;
 use crate::node::Relay;
 use crate::pds::config::PdsConfig;
 use crate::pds::password::PasswordCost;
-use crate::pds::server::PdsServer;
 use crate::pds::service::{Pds, PdsError};
-use crate::plc::PlcServer;
 
 pub use traffic::{Kind, Traffic};
 
@@ -277,7 +277,7 @@ impl Devnet {
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
 
         let plc_listener = bind_loopback().await?;
-        let plc = crate::plc::serve(plc_listener, &dir.join("plc"))
+        let plc = PlcServer::start(plc_listener, &dir.join("plc"))
             .await
             .map_err(|e| DevnetError::Plc(e.to_string()))?;
         Self::start_around(cfg, plc).await

@@ -55,10 +55,10 @@ pub struct AppState {
     /// For `describeServer` probes: the outbound client, with the SSRF rule.
     pub outbound: crate::net::Outbound,
     /// Flips to true when the relay stops: open subscriber sessions end.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub shutdown: crate::lifecycle::StopSignal,
     /// Held by every session task; the relay's stop waits until all clones
     /// are gone, i.e. every task holding the log has ended.
-    pub tasks: tokio::sync::mpsc::Sender<()>,
+    pub tasks: crate::lifecycle::TaskGuard,
 }
 
 impl AppState {

@@ -43,9 +43,9 @@ pub struct Firehose {
     pub session: crate::fanout::SessionConfig,
     pub subscribers: crate::fanout::Subscribers,
     /// Flips to true when the server stops: sessions end.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub shutdown: crate::lifecycle::StopSignal,
     /// Held by every session; the server's stop waits until all are gone.
-    pub tasks: tokio::sync::mpsc::Sender<()>,
+    pub tasks: crate::lifecycle::TaskGuard,
 }
 
 /// The event log as a firehose's catch-up source, for the relay and PDS
@@ -54,12 +54,12 @@ pub struct Firehose {
 /// clone, so the server's stop waits for it too.
 pub struct LogBackfill {
     log: crate::log::EventLog,
-    _tasks: tokio::sync::mpsc::Sender<()>,
+    _tasks: crate::lifecycle::TaskGuard,
 }
 
 impl LogBackfill {
     /// Reads `log`, holding `tasks` (the server's stop guard) while alive.
-    pub fn new(log: crate::log::EventLog, tasks: tokio::sync::mpsc::Sender<()>) -> LogBackfill {
+    pub fn new(log: crate::log::EventLog, tasks: crate::lifecycle::TaskGuard) -> LogBackfill {
         LogBackfill { log, _tasks: tasks }
     }
 }
@@ -189,11 +189,11 @@ pub fn serve_firehose(fh: Firehose, params: HashMap<String, String>, mut req: Re
 /// session closes the socket).
 async fn until_stopped(
     session: impl std::future::Future<Output = SessionEnd>,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    shutdown: &mut crate::lifecycle::StopSignal,
 ) -> Option<SessionEnd> {
     tokio::select! {
         end = session => Some(end),
-        _ = shutdown.wait_for(|stopping| *stopping) => None,
+        _ = shutdown.stopping() => None,
     }
 }
 

@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc::Sender;
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
@@ -43,6 +42,7 @@ use super::metrics;
 use super::upstream::Upstream;
 use super::writer::{Upstreamed, MAX_BATCH};
 use crate::clock::now_micros;
+use crate::lifecycle::StopSignal;
 use crate::net::upstream_log::{clip, LogLimit};
 use crate::net::{backoff, dial_ws, Dns, Keepalive, WsClient, WsEnd};
 use crate::wire::frame::MAX_FRAME_LEN;
@@ -118,7 +118,7 @@ impl Follower {
         cfg: FollowerConfig,
         head: u64,
         tx: Sender<Vec<Upstreamed>>,
-        mut stop: watch::Receiver<bool>,
+        mut stop: StopSignal,
     ) {
         let mut reader = Reader {
             follower: self,
@@ -146,7 +146,7 @@ impl Follower {
             );
             let connected = tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.stopping() => return,
                 c = tokio::time::timeout(Duration::from_secs(30), dial) => c,
             };
             match connected {
@@ -194,7 +194,7 @@ impl Follower {
             ::metrics::counter!(metrics::RECONNECTS).increment(1);
             tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.stopping() => return,
                 _ = tokio::time::sleep(backoff(failures, cfg.max_backoff)) => {}
             }
         }
@@ -218,12 +218,7 @@ impl Reader {
     }
 
     /// Reads one connection until it ends.
-    async fn read(
-        &mut self,
-        ws: WsClient,
-        idle_ping: Duration,
-        stop: &mut watch::Receiver<bool>,
-    ) -> End {
+    async fn read(&mut self, ws: WsClient, idle_ping: Duration, stop: &mut StopSignal) -> End {
         let (mut tx, mut rx) = ws.split();
         let mut keepalive = Keepalive::new(idle_ping);
         loop {
@@ -240,7 +235,7 @@ impl Reader {
                     }
                     tokio::select! {
                         biased;
-                        _ = stop.wait_for(|s| *s) => return End::Stopped,
+                        _ = stop.stopping() => return End::Stopped,
                         next = tokio::time::timeout(keepalive.idle(), rx.next()) => next,
                     }
                 }

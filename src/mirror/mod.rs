@@ -20,7 +20,8 @@
 //!   publishes them to the ring (durable before visible, as the sequencer).
 //! - [`proxy`]: the sync queries and `requestCrawl`, passed to the upstream
 //!   over HTTP with its status and body unchanged.
-//! - [`routes`]: the mirror's HTTP surface.
+//! - The mirror's HTTP surface is wired in [`crate::node`] (`node/mirror_routes.rs`):
+//!   the service modules hold no routes.
 //! - [`upstream`]: the upstream's URL, as the operator gave it.
 //! - [`metrics`] (`metrics.rs`): `atrelay_mirror_*`.
 //!
@@ -52,12 +53,10 @@ pub mod follower;
 pub mod frame_check;
 pub mod metrics;
 pub mod proxy;
-pub mod routes;
 pub mod upstream;
 pub mod writer;
 
 pub use follower::{Follower, FollowerConfig};
 pub use proxy::Proxy;
-pub use routes::{router, MirrorState};
 pub use upstream::{Upstream, UpstreamError};
 pub use writer::{Upstreamed, MAX_BATCH};

@@ -45,7 +45,7 @@ pub fn run(
     log: EventLog,
     ring: Ring,
     mut rx: Receiver<Vec<Upstreamed>>,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: crate::lifecycle::StopSignal,
 ) -> Result<(), LogError> {
     let mut batch: Vec<Upstreamed> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -70,7 +70,7 @@ fn commit(
     log: &EventLog,
     ring: &Ring,
     batch: &mut Vec<Upstreamed>,
-    stop: &tokio::sync::watch::Receiver<bool>,
+    stop: &crate::lifecycle::StopSignal,
 ) -> Result<bool, LogError> {
     // The follower sends only increasing seqs; this guards the log's rule
     // across a follower restart too.
@@ -90,7 +90,7 @@ fn commit(
             .collect(),
         ..AppendBatch::default()
     };
-    match log.append_retrying(&append, |_| *stop.borrow()) {
+    match log.append_retrying(&append, |_| stop.is_stopping()) {
         Ok(()) => {}
         Err(e) if e.is_transient() => {
             tracing::warn!(

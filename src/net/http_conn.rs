@@ -25,11 +25,12 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 use tower_service::Service;
 
 use super::http_limits::{ServerLimits, ServerMetrics};
+use crate::lifecycle::{StopSignal, TaskGuard};
 
 /// Largest request head (request line and headers) a client may send; the
 /// read buffer never grows past it, so a connection costs at most this
@@ -375,8 +376,8 @@ pub(crate) async fn serve_connection(
     admitted: Admitted,
     peer: SocketAddr,
     router: Router,
-    mut stop: watch::Receiver<bool>,
-    _task: tokio::sync::mpsc::Sender<()>,
+    mut stop: StopSignal,
+    _task: TaskGuard,
 ) {
     let Admitted { io, id, entry } = admitted;
     let svc = {
@@ -457,7 +458,7 @@ pub(crate) async fn serve_connection(
                     _ => timer.as_mut().reset(deadline(&shared, &entry)),
                 }
             }
-            _ = stop.wait_for(|s| *s), if !stopping => {
+            _ = stop.stopping(), if !stopping => {
                 stopping = true;
                 // Without a request in progress, close now (a client half
                 // way through its headers included); with one, finish it

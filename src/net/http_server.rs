@@ -7,11 +7,11 @@
 //! # async fn example() -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let app = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
-//! let (stop, stopped) = tokio::sync::watch::channel(false);
+//! let shutdown = atrelay::lifecycle::Shutdown::new();
 //! let limits = ServerLimits { max_connections: 1000, ..ServerLimits::default() };
-//! tokio::spawn(serve(listener, app, "relay", limits, stopped));
+//! tokio::spawn(serve(listener, app, "relay", limits, shutdown.signal()));
 //! // ... later: stop accepting, close idle connections, finish requests.
-//! let _ = stop.send(true);
+//! shutdown.begin();
 //! # Ok(())
 //! # }
 //! ```
@@ -52,7 +52,7 @@ use axum::Router;
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::http_conn::{serve_connection, Shared};
@@ -62,6 +62,7 @@ pub use super::http_limits::{
     register_at_zero, ServerLimits, ACCEPT_ERRORS, ACCEPT_ERROR_KINDS, CONNECTIONS, EVICTED,
     HEADER_TIMEOUTS, IDLE_TIMEOUTS, MAX_CONNECTIONS, MIN_CAP, REFUSED,
 };
+use crate::lifecycle::{StopSignal, TaskGroup};
 
 /// At most one log line about accept errors per server this often.
 pub const LOG_EVERY: Duration = Duration::from_secs(5);
@@ -123,7 +124,7 @@ pub async fn serve(
     router: Router,
     server: &'static str,
     limits: ServerLimits,
-    mut stop: watch::Receiver<bool>,
+    mut stop: StopSignal,
 ) {
     let limits = ServerLimits {
         max_connections: match limits.max_connections {
@@ -135,14 +136,14 @@ pub async fn serve(
     metrics::gauge!(MAX_CONNECTIONS, "server" => server).set(limits.max_connections as f64);
     let shared = Arc::new(Shared::new(limits, ServerMetrics::new(server)));
     let refusing = Arc::new(Semaphore::new(super::fd_limit::REFUSING_CONNECTIONS));
-    // Every connection task holds a sender; all gone = every connection
+    // Every connection task holds a guard; all gone = every connection
     // closed or upgraded.
-    let (tasks, mut tasks_done) = tokio::sync::mpsc::channel::<()>(1);
+    let connections = TaskGroup::new();
     let mut errors = AcceptErrors::new(server);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stop.stopping() => break,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => {
@@ -153,7 +154,7 @@ pub async fn serve(
                 let pause = errors.failed(&e, &shared.metrics);
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
-                    _ = stop.wait_for(|s| *s) => break,
+                    _ = stop.stopping() => break,
                 }
                 continue;
             }
@@ -173,12 +174,11 @@ pub async fn serve(
             peer,
             router.clone(),
             stop.clone(),
-            tasks.clone(),
+            connections.guard(),
         ));
     }
     drop(listener);
-    drop(tasks);
-    while tasks_done.recv().await.is_some() {}
+    connections.ended().await;
 }
 
 /// Answers a connection refused at the cap with [`REFUSAL`] without

@@ -4,21 +4,20 @@
 //! retention.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::relay::fatal_advice;
+use super::mirror_routes::{router, MirrorState};
 use super::shared::{
-    bind, firehose_ring, firehose_subscribers, open_log, session_config, spawn_retention,
-    stop_tasks, warn_if_subscribers_do_not_fit, StartError,
+    bind, firehose, firehose_ring, firehose_subscribers, join_writer_and_flush, open_log,
+    server_limits, session_config, spawn_log_writer, spawn_retention, spawn_server, stop_tasks,
+    StartError,
 };
 use crate::config::RelayConfig;
 use crate::fanout::Ring;
-use crate::http::{Firehose, LogBackfill};
+use crate::lifecycle::Shutdown;
 use crate::log::{EventLog, SeqRule};
-use crate::mirror::{router, Follower, FollowerConfig, MirrorState, Proxy, Upstream};
-use crate::net::fd_limit::Reserve;
-use crate::net::{http_server, Dns, Outbound};
+use crate::mirror::{Follower, FollowerConfig, Proxy, Upstream};
+use crate::net::{Dns, Outbound};
 
 /// Batches of frames waiting for the writer: with [`crate::mirror::MAX_BATCH`]
 /// frames each at most, a few group commits' worth.
@@ -39,12 +38,11 @@ pub struct Mirror {
     pub ring: Ring,
     /// The follower's progress.
     pub follower: Follower,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Every task that holds the log holds one of its guards.
+    shutdown: Shutdown,
     server: tokio::task::JoinHandle<()>,
     following: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
-    tasks_tx: tokio::sync::mpsc::Sender<()>,
-    tasks_rx: tokio::sync::mpsc::Receiver<()>,
 }
 
 impl Mirror {
@@ -70,22 +68,17 @@ impl Mirror {
             .dns
             .with_policy(cfg.crawl.allow_private_hosts, [upstream.host().to_owned()]);
 
-        let (shutdown, stop) = tokio::sync::watch::channel(false);
-        let (tasks_tx, tasks_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let shutdown = Shutdown::new();
         let (frames_tx, frames_rx) = tokio::sync::mpsc::channel(WRITER_QUEUE);
         let writer = {
-            let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.subscribe());
-            std::thread::Builder::new()
-                .name("atrelay-mirror-writer".into())
-                .spawn(move || {
-                    // As the relay's sequencer: what comes out is corruption
-                    // or a bug; a restart resumes from the durable head.
-                    if let Err(e) = crate::mirror::writer::run(log, ring, frames_rx, stop) {
-                        tracing::error!(error = %e, "the mirror's log cannot be written: stopping. {}", fatal_advice(&e));
-                        std::process::abort();
-                    }
-                })
-                .map_err(StartError::Threads)?
+            // As the relay's sequencer: a restart resumes from the durable
+            // head.
+            let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.signal());
+            spawn_log_writer(
+                "atrelay-mirror-writer",
+                "the mirror's log cannot be written: stopping",
+                move || crate::mirror::writer::run(log, ring, frames_rx, stop),
+            )?
         };
         let follower = Follower::new();
         let following = tokio::spawn(follower.clone().run(
@@ -98,18 +91,17 @@ impl Mirror {
             },
             log.last_seq(),
             frames_tx,
-            shutdown.subscribe(),
+            shutdown.signal(),
         ));
 
         let state = MirrorState {
-            firehose: Firehose {
-                ring: ring.clone(),
-                backfill: Arc::new(LogBackfill::new(log.clone(), tasks_tx.clone())),
-                session: session_config(cfg),
-                subscribers: firehose_subscribers(cfg),
-                shutdown: shutdown.subscribe(),
-                tasks: tasks_tx.clone(),
-            },
+            firehose: firehose(
+                ring.clone(),
+                log.clone(),
+                session_config(cfg),
+                firehose_subscribers(cfg),
+                &shutdown,
+            ),
             proxy: Proxy::new(
                 upstream.clone(),
                 Outbound::new(
@@ -122,16 +114,9 @@ impl Mirror {
             follower: follower.clone(),
             upstream: upstream.clone(),
         };
-        let limits = cfg.server.limits().with_derived_cap(Reserve {
-            databases: crate::log::FILE_DESCRIPTORS,
-        });
-        warn_if_subscribers_do_not_fit(cfg.fanout.max_subscribers, limits.max_connections);
-        let server_guard = tasks_tx.clone();
-        let server = tokio::spawn(async move {
-            let _server_guard = server_guard;
-            http_server::serve(listener, router(state), "relay", limits, stop).await;
-        });
-        spawn_retention(log.clone(), shutdown.subscribe(), tasks_tx.clone());
+        let limits = server_limits(cfg);
+        let server = spawn_server(&shutdown, listener, router(state), "relay", limits);
+        spawn_retention(log.clone(), shutdown.signal(), shutdown.guard());
         ::metrics::gauge!(crate::mirror::metrics::HEAD_SEQ).set(log.last_seq() as f64);
         tracing::info!(
             %addr,
@@ -149,8 +134,6 @@ impl Mirror {
             server,
             following,
             writer,
-            tasks_tx,
-            tasks_rx,
         })
     }
 
@@ -168,22 +151,13 @@ impl Mirror {
             server,
             following,
             writer,
-            tasks_tx,
-            tasks_rx,
             ..
         } = self;
         // The follower ends on the signal and drops its sender; the writer
         // then writes what it has and exits.
-        let _ = shutdown.send(true);
+        shutdown.begin();
         let _ = following.await;
-        stop_tasks(&shutdown, tasks_tx, tasks_rx, server).await;
-        let flushed = tokio::task::spawn_blocking(move || {
-            let _ = writer.join();
-            log.flush()
-        })
-        .await;
-        if let Ok(Err(e)) = flushed {
-            tracing::warn!(error = %e, "could not flush the log at stop; the next start replays its WAL");
-        }
+        stop_tasks(shutdown, server, "some sessions").await;
+        join_writer_and_flush(writer, log).await;
     }
 }

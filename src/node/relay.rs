@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::shared::{
-    bind, firehose_ring, firehose_subscribers, open_log, session_config, spawn_retention,
-    stop_tasks, warn_if_subscribers_do_not_fit, StartError,
+    bind, firehose_ring, firehose_subscribers, join_writer_and_flush, open_log, server_limits,
+    session_config, spawn_log_writer, spawn_retention, spawn_server, stop_tasks, StartError,
 };
 use crate::clock::now_micros;
 use crate::config::RelayConfig;
@@ -15,9 +15,8 @@ use crate::control::{Clock, Policy};
 use crate::fanout::Ring;
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
+use crate::lifecycle::Shutdown;
 use crate::log::{EventLog, HostStatus, SeqRule};
-use crate::net::fd_limit::Reserve;
-use crate::net::http_server;
 use crate::net::{Dns, HostName, Outbound};
 use crate::relay::crawler::{CrawlerConfig, Crawlers};
 use crate::relay::hosts::{Hosts, RefreshBudget};
@@ -43,13 +42,11 @@ pub struct Relay {
     pub hosts: Hosts,
     pub crawlers: Crawlers,
     pub resolver: Resolver,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Every task that holds the log holds one of its guards; `stop`
+    /// signals them and waits for the rest.
+    shutdown: Shutdown,
     server: tokio::task::JoinHandle<()>,
     sequencer: std::thread::JoinHandle<()>,
-    /// "Shutdown complete" channel (as in mini-redis): every task that holds
-    /// the log holds a sender; `stop` drops its own and waits for the rest.
-    tasks_tx: tokio::sync::mpsc::Sender<()>,
-    tasks_rx: tokio::sync::mpsc::Receiver<()>,
 }
 
 impl Relay {
@@ -97,24 +94,18 @@ impl Relay {
         // Batches of up to MAX_DISPATCH events each: at most 8,192 accepted
         // events wait for the sequencer, as many as before batching.
         let (seq_tx, seq_rx) = crossbeam::channel::bounded(8192 / MAX_DISPATCH);
-        let (shutdown, stop) = tokio::sync::watch::channel(false);
+        let shutdown = Shutdown::new();
         let sequencer = {
-            let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.subscribe());
-            std::thread::Builder::new()
-                .name("atrelay-sequencer".into())
-                .spawn(move || {
-                    // Transient failures (descriptors, disk space) are
-                    // retried inside `run`; what comes out is corruption or
-                    // a bug. Continuing would let verifier state run ahead
-                    // of the log; a restart resumes from durable state.
-                    if let Err(e) = sequencer::run(log, ring, seq_rx, stop) {
-                        tracing::error!(error = %e, "the event log cannot be written: stopping the relay. {}", fatal_advice(&e));
-                        std::process::abort();
-                    }
-                })
-                .map_err(StartError::Threads)?
+            // Transient failures (descriptors, disk space) are retried
+            // inside `run`; what comes out stops the relay, or verifier
+            // state would run ahead of the log.
+            let (log, ring, stop) = (log.clone(), ring.clone(), shutdown.signal());
+            spawn_log_writer(
+                "atrelay-sequencer",
+                "the event log cannot be written: stopping the relay",
+                move || sequencer::run(log, ring, seq_rx, stop),
+            )?
         };
-        let (tasks_tx, tasks_rx) = tokio::sync::mpsc::channel::<()>(1);
         let pool = Pool::start(
             &PoolConfig {
                 threads: cfg.verifier_threads(),
@@ -167,7 +158,7 @@ impl Relay {
         let app = AppState {
             log: log.clone(),
             ring: ring.clone(),
-            backfill: Arc::new(crate::http::LogBackfill::new(log.clone(), tasks_tx.clone())),
+            backfill: Arc::new(crate::http::LogBackfill::new(log.clone(), shutdown.guard())),
             session: session_config(cfg),
             crawlers: crawlers.clone(),
             hosts: hosts.clone(),
@@ -179,29 +170,22 @@ impl Relay {
             crawl_requests: crawl_requests.clone(),
             admin_failures: admin_failures.clone(),
             outbound: Outbound::new(dns.clone(), Duration::from_secs(10), "relay"),
-            shutdown: shutdown.subscribe(),
-            tasks: tasks_tx.clone(),
+            shutdown: shutdown.signal(),
+            tasks: shutdown.guard(),
         };
-        let limits = cfg.server.limits().with_derived_cap(Reserve {
-            databases: crate::log::FILE_DESCRIPTORS,
-        });
-        warn_if_subscribers_do_not_fit(cfg.fanout.max_subscribers, limits.max_connections);
-        let server_guard = tasks_tx.clone();
-        let server = tokio::spawn(async move {
-            let _server_guard = server_guard;
-            http_server::serve(listener, router(app), "relay", limits, stop).await;
-        });
-        spawn_retention(log.clone(), shutdown.subscribe(), tasks_tx.clone());
+        let limits = server_limits(cfg);
+        let server = spawn_server(&shutdown, listener, router(app), "relay", limits);
+        spawn_retention(log.clone(), shutdown.signal(), shutdown.guard());
         {
             let hosts = hosts.clone();
             let crawl_requests = crawl_requests.clone();
             let admin_failures = admin_failures.clone();
             let idle_after = Duration::from_secs(cfg.crawl.idle_after_secs);
             let every = (idle_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(10));
-            let mut stop = shutdown.subscribe();
+            let mut stop = shutdown.signal();
             // The hosts hold the log (for administrative writes): `stop`
             // waits for this task like the others.
-            let guard = tasks_tx.clone();
+            let guard = shutdown.guard();
             tokio::spawn(async move {
                 let _guard = guard;
                 loop {
@@ -212,7 +196,7 @@ impl Relay {
                             crawl_requests.retain_recent();
                             admin_failures.retain_recent();
                         }
-                        _ = stop.wait_for(|s| *s) => return,
+                        _ = stop.stopping() => return,
                     }
                 }
             });
@@ -238,8 +222,6 @@ impl Relay {
             shutdown,
             server,
             sequencer,
-            tasks_tx,
-            tasks_rx,
         })
     }
 
@@ -261,8 +243,6 @@ impl Relay {
             shutdown,
             server,
             sequencer,
-            tasks_tx,
-            tasks_rx,
             ..
         } = self;
         crawlers.shutdown().await;
@@ -271,31 +251,10 @@ impl Relay {
                 tracing::warn!(host = %host.hostname, error = %e, "could not save the budget");
             }
         }
-        stop_tasks(&shutdown, tasks_tx, tasks_rx, server).await;
+        stop_tasks(shutdown, server, "some sessions").await;
         // The last handles on the verifier pool go with the crawlers; its
         // threads then exit, and with them the sequencer's inputs.
         drop(crawlers);
-        let flushed = tokio::task::spawn_blocking(move || {
-            let _ = sequencer.join();
-            log.flush()
-        })
-        .await;
-        if let Ok(Err(e)) = flushed {
-            tracing::warn!(error = %e, "could not flush the log at stop; the next start replays its WAL");
-        }
-    }
-}
-
-/// What to do after the log's writer stopped the process.
-pub(super) fn fatal_advice(e: &crate::log::LogError) -> &'static str {
-    use crate::log::LogError as E;
-    match e {
-        E::Corrupt(_) | E::SchemaVersion { .. } => {
-            "The data directory is damaged or from another version: restore it from a backup, or move it away and start with a fresh one (the relay then re-crawls its hosts from their current cursors)."
-        }
-        E::Gap { .. } | E::InvalidArgument(_) => {
-            "This is a bug in the relay: please report it with this log. Nothing acknowledged is lost; restarting resumes from the durable state."
-        }
-        _ => "Restarting resumes from the durable state; if it happens again, check the disk holding the data directory.",
+        join_writer_and_flush(sequencer, log).await;
     }
 }

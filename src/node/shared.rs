@@ -1,14 +1,24 @@
-//! Start-up and stop steps a relay and a mirror share: the listening
-//! socket, the data directory and log, retention, the subscriber session
-//! settings, and waiting for every task that holds the log.
+//! Start-up and stop steps the nodes share: the listening socket, the data
+//! directory and log, the log's one writer thread, the HTTP server task,
+//! retention, the subscriber session settings, and waiting for every task
+//! that holds the log.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::now_micros;
 use crate::config::RelayConfig;
 use crate::fanout::{Coalescing, Ring, SessionConfig, Subscribers};
-use crate::log::{EventLog, LogMemory, LogOptions, SeqRule};
+use crate::http::{Firehose, LogBackfill};
+use crate::lifecycle::{Shutdown, StopSignal, TaskGuard};
+use crate::log::{EventLog, LogError, LogMemory, LogOptions, SeqRule};
+use crate::net::fd_limit::Reserve;
+use crate::net::http_server::{self, ServerLimits};
+
+/// How long a stop waits for sessions and requests in flight before the
+/// server is aborted.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Why a relay or a mirror could not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,19 +108,34 @@ pub fn firehose_subscribers(cfg: &RelayConfig) -> Subscribers {
     Subscribers::with_limit(cfg.fanout.max_subscribers)
 }
 
+/// A `subscribeRepos` endpoint over `ring` and `log`, its sessions (and
+/// their log reads) holding `shutdown`'s guards so the stop waits for them.
+pub fn firehose(
+    ring: Ring,
+    log: EventLog,
+    session: SessionConfig,
+    subscribers: Subscribers,
+    shutdown: &Shutdown,
+) -> Firehose {
+    Firehose {
+        ring,
+        backfill: Arc::new(LogBackfill::new(log, shutdown.guard())),
+        session,
+        subscribers,
+        shutdown: shutdown.signal(),
+        tasks: shutdown.guard(),
+    }
+}
+
 /// Enforces retention once a minute until `stop`, holding `guard` (the
 /// "every task gone" channel) meanwhile.
-pub fn spawn_retention(
-    log: EventLog,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    guard: tokio::sync::mpsc::Sender<()>,
-) {
+pub fn spawn_retention(log: EventLog, mut stop: StopSignal, guard: TaskGuard) {
     tokio::spawn(async move {
         let _guard = guard;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.stopping() => return,
             }
             let log = log.clone();
             match tokio::task::spawn_blocking(move || log.enforce_retention(now_micros())).await {
@@ -123,23 +148,99 @@ pub fn spawn_retention(
 }
 
 /// Tells every task to stop and waits until each has dropped its guard
-/// (up to 10 s, then the server is aborted): after this, nothing but the
-/// caller holds the log.
+/// (up to [`STOP_GRACE`], then the server is aborted and `lingering`, what
+/// was still running, is named in the warning): after this, nothing but
+/// the caller holds the log.
 pub async fn stop_tasks(
-    shutdown: &tokio::sync::watch::Sender<bool>,
-    tasks_tx: tokio::sync::mpsc::Sender<()>,
-    mut tasks_rx: tokio::sync::mpsc::Receiver<()>,
+    shutdown: Shutdown,
     server: tokio::task::JoinHandle<()>,
+    lingering: &'static str,
 ) {
-    let _ = shutdown.send(true);
-    drop(tasks_tx);
-    let wait_tasks = async { while tasks_rx.recv().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(10), wait_tasks)
-        .await
-        .is_err()
-    {
-        tracing::warn!("some sessions did not end within 10 s; aborting the server");
+    if shutdown.finish(STOP_GRACE).await.is_err() {
+        tracing::warn!(
+            "{lingering} did not end within {} s; aborting the server",
+            STOP_GRACE.as_secs()
+        );
         server.abort();
+    }
+}
+
+/// Runs `router` on `listener` until `shutdown` begins, holding one of its
+/// guards, so the stop waits for the server (and with it every connection)
+/// to be gone. `server` names it in metrics and logs.
+pub fn spawn_server(
+    shutdown: &Shutdown,
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    server: &'static str,
+    limits: ServerLimits,
+) -> tokio::task::JoinHandle<()> {
+    let (guard, stop) = (shutdown.guard(), shutdown.signal());
+    tokio::spawn(async move {
+        let _guard = guard;
+        http_server::serve(listener, router, server, limits, stop).await;
+    })
+}
+
+/// The relay's or mirror's server limits from `[server]`, the connection
+/// cap derived with the log's descriptors set aside; warns when the
+/// subscriber cap does not fit under it.
+pub fn server_limits(cfg: &RelayConfig) -> ServerLimits {
+    let limits = cfg.server.limits().with_derived_cap(Reserve {
+        databases: crate::log::FILE_DESCRIPTORS,
+    });
+    warn_if_subscribers_do_not_fit(cfg.fanout.max_subscribers, limits.max_connections);
+    limits
+}
+
+/// Starts the log's one writer (the relay's sequencer, the mirror's
+/// writer) on its own thread named `name`. What `run` returns is not
+/// retryable (transient failures are retried inside it): corruption or a
+/// bug. Continuing would let the state run ahead of the log, so the
+/// process stops, saying `fatal` and what to do; a restart resumes from
+/// the durable state.
+pub fn spawn_log_writer(
+    name: &str,
+    fatal: &'static str,
+    run: impl FnOnce() -> Result<(), LogError> + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if let Err(e) = run() {
+                tracing::error!(error = %e, "{fatal}. {}", fatal_advice(&e));
+                std::process::abort();
+            }
+        })
+        .map_err(StartError::Threads)
+}
+
+/// What to do after the log's writer stopped the process.
+fn fatal_advice(e: &LogError) -> &'static str {
+    use crate::log::LogError as E;
+    match e {
+        E::Corrupt(_) | E::SchemaVersion { .. } => {
+            "The data directory is damaged or from another version: restore it from a backup, or move it away and start with a fresh one (the relay then re-crawls its hosts from their current cursors)."
+        }
+        E::Gap { .. } | E::InvalidArgument(_) => {
+            "This is a bug in the relay: please report it with this log. Nothing acknowledged is lost; restarting resumes from the durable state."
+        }
+        _ => "Restarting resumes from the durable state; if it happens again, check the disk holding the data directory.",
+    }
+}
+
+/// Waits for the log's writer thread to write what it has and exit, then
+/// flushes the memtables, so the next start does not replay the WAL
+/// (restart-to-serving grows with the WAL left unflushed, not with the
+/// log). Returns once the log is closed but for the caller's handle.
+pub async fn join_writer_and_flush(writer: std::thread::JoinHandle<()>, log: EventLog) {
+    let flushed = tokio::task::spawn_blocking(move || {
+        let _ = writer.join();
+        log.flush()
+    })
+    .await;
+    if let Ok(Err(e)) = flushed {
+        tracing::warn!(error = %e, "could not flush the log at stop; the next start replays its WAL");
     }
 }
 
@@ -148,7 +249,7 @@ pub async fn stop_tasks(
 /// open-file limit, which the process has already raised to its hard limit)
 /// is below it, so subscribers past the connection cap would be refused
 /// with a generic 503 before the firehose's own cap is.
-pub fn warn_if_subscribers_do_not_fit(max_subscribers: usize, max_connections: usize) {
+fn warn_if_subscribers_do_not_fit(max_subscribers: usize, max_connections: usize) {
     if max_subscribers == 0 || max_subscribers <= max_connections {
         return;
     }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::lifecycle::StopSignal;
+
 /// Why a relay did not take a crawl request.
 #[derive(Debug, thiserror::Error)]
 pub enum CrawlRequestError {
@@ -79,19 +81,19 @@ impl CrawlNotifier {
 
     /// Runs until `stop` turns true: waits until `last_seq` shows a first
     /// event, then asks every relay, then again every interval.
-    pub async fn run(self, mut last_seq: watch::Receiver<u64>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, mut last_seq: watch::Receiver<u64>, mut stop: StopSignal) {
         if self.crawlers.is_empty() {
             return;
         }
         tokio::select! {
             _ = last_seq.wait_for(|s| *s > 0) => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.stopping() => return,
         }
         loop {
             self.request_all().await;
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.stopping() => return,
             }
         }
     }
@@ -130,8 +132,8 @@ mod tests {
             Duration::from_millis(100),
         );
         let (seq_tx, seq_rx) = watch::channel(0u64);
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(notifier.run(seq_rx, stop_rx));
+        let shutdown = crate::lifecycle::Shutdown::new();
+        let task = tokio::spawn(notifier.run(seq_rx, shutdown.signal()));
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(seen.lock().unwrap().is_empty(), "nothing to crawl yet");
         seq_tx.send(1).unwrap();
@@ -146,7 +148,9 @@ mod tests {
             seen.lock().unwrap()[0],
             serde_json::json!({"hostname": "pds.test:2583"})
         );
-        stop_tx.send(true).unwrap();
+        // It must not end on its own, only when told.
+        assert!(!task.is_finished(), "the notifier runs until stopped");
+        shutdown.begin();
         tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .expect("stops")

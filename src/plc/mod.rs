@@ -10,16 +10,18 @@
 //!   72-hour fork window, tombstones).
 //! - [`state`]: a DID's current data and its rendered DID document.
 //! - [`store`] and [`Directory`]: persistence and the operations on it.
-//! - [`server`]: the HTTP API and [`serve`], which runs it on a bound listener.
+//! - [`http_api`]: the HTTP API's routes ([`crate::node::PlcServer`] runs
+//!   them on a bound listener).
 //! - [`client`]: build and sign genesis, update and tombstone ops, and submit
 //!   them ([`PlcClient`]).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use atrelay::crypto::{Curve, PrivateKey};
-//! use atrelay::plc::{genesis_op, serve, PlcClient};
+//! use atrelay::node::PlcServer;
+//! use atrelay::plc::{genesis_op, PlcClient};
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! let plc = serve(listener, std::path::Path::new("./data/plc")).await?;
+//! let plc = PlcServer::start(listener, std::path::Path::new("./data/plc")).await?;
 //! let rotation = PrivateKey::generate(Curve::K256);
 //! let genesis = genesis_op(
 //!     &rotation.public_key().to_did_key(),
@@ -38,11 +40,11 @@ pub mod chain;
 pub mod client;
 pub mod directory;
 pub mod error;
+pub mod http_api;
 pub mod limits;
 pub mod logged_op;
 pub mod op;
 pub mod op_json;
-pub mod server;
 pub mod signature;
 pub mod state;
 pub mod store;
@@ -52,5 +54,4 @@ pub use directory::{Directory, Resolution, MAX_EXPORT_COUNT, MAX_OPS_PER_DID};
 pub use error::{ChainError, OpError, SignatureRejected, StoreError, SubmitError};
 pub use logged_op::LoggedOp;
 pub use op::{LegacyCreateOp, Operation, RegularOp, Service, SignedOperation, TombstoneOp};
-pub use server::{serve, PlcServer};
 pub use state::PlcData;

@@ -68,7 +68,7 @@ pub fn run(
     log: EventLog,
     ring: Ring,
     rx: Receiver<ToSequenceBatch>,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: crate::lifecycle::StopSignal,
 ) -> Result<(), LogError> {
     let mut batch: Vec<ToSequence> = Vec::with_capacity(MAX_BATCH);
     let mut written: Vec<Written> = Vec::new();
@@ -108,7 +108,7 @@ fn commit(
     log: &EventLog,
     ring: &Ring,
     batch: &mut Vec<ToSequence>,
-    stop: &tokio::sync::watch::Receiver<bool>,
+    stop: &crate::lifecycle::StopSignal,
 ) -> Result<bool, LogError> {
     let started = std::time::Instant::now();
     let n = batch.len();
@@ -180,7 +180,7 @@ fn commit(
             .map(|h| (h.hostname.to_string(), h.snapshot()))
             .collect(),
     };
-    match log.append_retrying(&append, |_| *stop.borrow()) {
+    match log.append_retrying(&append, |_| stop.is_stopping()) {
         Ok(()) => {}
         Err(e) if e.is_transient() => {
             tracing::warn!(

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 /// switches protocols and hands the socket to the test.
 struct TestServer {
     addr: std::net::SocketAddr,
-    stop: watch::Sender<bool>,
+    stop: crate::lifecycle::Shutdown,
     done: tokio::task::JoinHandle<()>,
     upgraded: tokio::sync::mpsc::Receiver<UpgradedTcp>,
     release: Arc<tokio::sync::Notify>,
@@ -69,8 +69,8 @@ impl TestServer {
                     }
                 }),
             );
-        let (stop, stopped) = watch::channel(false);
-        let done = tokio::spawn(serve(listener, app, "relay", limits, stopped));
+        let stop = crate::lifecycle::Shutdown::new();
+        let done = tokio::spawn(serve(listener, app, "relay", limits, stop.signal()));
         TestServer {
             addr,
             stop,
@@ -267,7 +267,7 @@ async fn stop_closes_idle_connections_and_returns() {
     let mut waiting = TcpStream::connect(server.addr).await.unwrap();
     waiting.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let _ = server.stop.send(true);
+    server.stop.begin();
     tokio::time::timeout(Duration::from_secs(2), server.done)
         .await
         .expect("serve returned")

@@ -73,7 +73,7 @@ pub fn repo_car(
     store: PdsStore,
     did: String,
     head: RepoHeadRecord,
-    guard: tokio::sync::mpsc::Sender<()>,
+    guard: crate::lifecycle::TaskGuard,
 ) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {

@@ -16,8 +16,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::accounts::{body, not_taken_down, reply};
 use super::auth::AccessDid;
-use super::server::{body, not_taken_down, reply};
 use super::{xrpc, PdsState};
 use crate::http::XrpcError;
 use crate::wire::syntax::{normalize_handle, validate_handle};

@@ -1,6 +1,6 @@
 //! PDS mode's XRPC surface (digest §8, §7): one file per namespace.
 //!
-//! - `server.rs`: `com.atproto.server.*` (accounts, sessions) and the
+//! - `accounts.rs`: `com.atproto.server.*` (accounts, sessions) and the
 //!   service's `did:web` document;
 //! - `identity.rs`: `com.atproto.identity.*`;
 //! - `repo.rs`: `com.atproto.repo.*` (writes, reads, blobs);
@@ -10,6 +10,7 @@
 //! Errors are XRPC JSON (`{error, message}`) through [`XrpcError`].
 
 pub mod access;
+pub mod accounts;
 pub mod auth;
 pub mod blobs;
 pub mod car_export;
@@ -17,7 +18,6 @@ pub mod identity;
 pub mod params;
 pub mod repo;
 pub mod repo_read;
-pub mod server;
 pub mod sync;
 
 use axum::Router;
@@ -58,7 +58,7 @@ impl PdsState {
 /// Every PDS route.
 pub fn router(state: PdsState) -> Router {
     Router::new()
-        .merge(server::routes())
+        .merge(accounts::routes())
         .merge(identity::routes())
         .merge(repo::routes())
         .merge(sync::routes())

@@ -1,6 +1,6 @@
 //! A mirror's HTTP surface: its own firehose (the relay's fan-out sessions
 //! over the mirror's ring and log), `_health`, the sync queries and
-//! `requestCrawl` passed through to the upstream ([`super::proxy`]), and a
+//! `requestCrawl` passed through to the upstream ([`crate::mirror::proxy`]), and a
 //! clear refusal for the admin API (a mirror has no hosts, accounts or crawl
 //! policy to administer: the upstream does).
 
@@ -13,11 +13,10 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::follower::Follower;
-use super::proxy::{Proxy, MAX_REQUEST_BODY};
-use super::upstream::Upstream;
 use crate::http::{relay_server_header, serve_firehose, Firehose, XrpcError};
 use crate::log::EventLog;
+use crate::mirror::proxy::{Proxy, MAX_REQUEST_BODY};
+use crate::mirror::{Follower, Upstream};
 
 /// The queries a mirror passes through with GET: the relay's own, and the
 /// repo reads a relay may answer or redirect.

@@ -1,4 +1,5 @@
-//! The directory's HTTP API (digest §6.2) and the handle that runs it.
+//! The directory's HTTP API (digest §6.2): its routes over a [`Directory`].
+//! [`crate::node::PlcServer`] serves them.
 //!
 //! | method | path | success | errors |
 //! |---|---|---|---|
@@ -16,10 +17,7 @@
 //! reference directory's clients read `message`. Not served: the websocket
 //! `/export/stream` (a local directory's consumers poll `/export`).
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -30,15 +28,12 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
-use tokio::net::TcpListener;
 
 use super::directory::{Directory, Resolution, MAX_EXPORT_COUNT};
 use super::error::{quote, StoreError};
 use super::logged_op::LoggedOp;
 use crate::clock::now_micros;
 use crate::identity::validate_plc_did;
-use crate::net::fd_limit::Reserve;
-use crate::net::http_server::{self, ServerLimits};
 use crate::wire::syntax::parse_datetime;
 
 /// Largest request body: an op is at most 4000 bytes of DAG-CBOR, and its JSON
@@ -47,98 +42,6 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// `/export` page size when `count` is absent.
 const DEFAULT_EXPORT_COUNT: usize = 10;
-
-/// How long [`PlcServer::stop`] waits for requests in flight.
-const STOP_GRACE: Duration = Duration::from_secs(10);
-
-/// A running directory server. Dropping it signals shutdown without waiting;
-/// [`stop`](Self::stop) waits until the server is down and the database closed.
-#[derive(Debug)]
-pub struct PlcServer {
-    addr: SocketAddr,
-    directory: Arc<Directory>,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-/// Opens the directory in `data_dir` and serves it on `listener` (already
-/// bound, so a caller can bind port 0 and learn the address first). Must be
-/// called inside a Tokio runtime.
-///
-/// ```no_run
-/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-/// let plc = atrelay::plc::serve(listener, std::path::Path::new("./data/plc")).await?;
-/// println!("PLC at {}", plc.url());
-/// plc.stop().await;
-/// # Ok(())
-/// # }
-/// ```
-pub async fn serve(listener: TcpListener, data_dir: &Path) -> Result<PlcServer, StoreError> {
-    PlcServer::start(listener, data_dir).await
-}
-
-impl PlcServer {
-    /// See [`serve`].
-    pub async fn start(listener: TcpListener, data_dir: &Path) -> Result<PlcServer, StoreError> {
-        let addr = listener
-            .local_addr()
-            .map_err(|e| StoreError::RocksDb(format!("listener address: {e}")))?;
-        let path = data_dir.to_path_buf();
-        let directory = tokio::task::spawn_blocking(move || Directory::open(&path))
-            .await
-            .map_err(|e| StoreError::RocksDb(format!("opening the directory: {e}")))??;
-        let directory = Arc::new(directory);
-        let (shutdown, stop) = tokio::sync::watch::channel(false);
-        let app = router(directory.clone());
-        let limits = ServerLimits::default().with_derived_cap(Reserve {
-            databases: super::store::FILE_DESCRIPTORS,
-        });
-        let task = tokio::spawn(http_server::serve(listener, app, "plc", limits, stop));
-        tracing::info!(%addr, "PLC directory listening");
-        Ok(PlcServer {
-            addr,
-            directory,
-            shutdown,
-            task: Some(task),
-        })
-    }
-
-    /// The address the server listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// `http://ADDR`, the base URL for resolvers and clients.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The directory behind the server, for in-process callers. A clone held
-    /// past [`stop`](Self::stop) keeps the database open.
-    pub fn directory(&self) -> Arc<Directory> {
-        self.directory.clone()
-    }
-
-    /// Stops accepting connections, lets requests in flight finish (for up to
-    /// 10 s) and closes the database.
-    pub async fn stop(mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
-                tracing::warn!("PLC server did not stop in time; aborting it");
-                task.abort();
-                let _ = task.await;
-            }
-        }
-    }
-}
-
-impl Drop for PlcServer {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-    }
-}
 
 /// The routes, over a shared directory.
 pub fn router(directory: Arc<Directory>) -> Router {
