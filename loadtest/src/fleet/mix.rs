@@ -5,6 +5,7 @@
 //! likes dominate, then follows, posts and reposts, a tail of deletes and
 //! profile updates, and a trickle of `#identity`, `#account` and `#sync`.
 
+use atrelay::relay::verifier::{DropReason, IgnoreReason};
 use atrelay::wire::frame::EventKind;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -109,10 +110,14 @@ impl Planned {
             Planned::Normal(Op::Account) => Expect::Accepted(EventKind::Account.label()),
             Planned::Normal(Op::Sync) => Expect::Accepted(EventKind::Sync.label()),
             Planned::Normal(_) => Expect::Accepted(EventKind::Commit.label()),
-            Planned::Attack(Attack::ForgedSignature) => Expect::Dropped("bad_signature"),
-            Planned::Attack(Attack::BrokenProof) => Expect::Dropped("inversion"),
-            Planned::Attack(Attack::RevRollback) => Expect::Ignored("duplicate"),
-            Planned::Attack(Attack::Oversize) => Expect::Dropped("oversize"),
+            Planned::Attack(Attack::ForgedSignature) => {
+                Expect::Dropped(DropReason::BadSignature.as_str())
+            }
+            Planned::Attack(Attack::BrokenProof) => Expect::Dropped(DropReason::Inversion.as_str()),
+            Planned::Attack(Attack::RevRollback) => {
+                Expect::Ignored(IgnoreReason::Duplicate.as_str())
+            }
+            Planned::Attack(Attack::Oversize) => Expect::Dropped(DropReason::Oversize.as_str()),
         }
     }
 }
