@@ -293,7 +293,7 @@ fn fill(dir: &Path, p: &Params, templates: &[Template]) -> f64 {
     let mut report = p.events / 10;
     while next <= p.events {
         let k = FILL_BATCH.min(p.events - next + 1);
-        let received_micros = atrelay::repo::verify::now_micros();
+        let received_micros = atrelay::clock::now_micros();
         let events = (next..next + k)
             .map(|seq| LogEvent {
                 seq,

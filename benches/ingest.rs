@@ -288,7 +288,8 @@ fn run_relay(p: &Params, w: &Workload, mode: &str) -> RelayRun {
         cfg.crawl.allow_private_hosts = true;
         cfg.crawl.hosts = upstreams.iter().map(|u| u.addr.to_string()).collect();
         cfg.verify.workers = 2;
-        cfg.log.durability = mode.to_owned();
+        cfg.log.durability =
+            atrelay::log::Durability::parse(mode).expect("INGEST_MODES are fsync or buffered");
         cfg.fanout.ring_capacity = 65_536;
         // The relay's own throughput is measured, not the hosts' budgets.
         cfg.budget = atrelay::config::BudgetConfig::unlimited();

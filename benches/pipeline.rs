@@ -72,6 +72,7 @@ use std::time::{Duration, Instant};
 
 use atrelay::config::{BudgetConfig, RelayConfig};
 use atrelay::fanout::FrameQueue;
+use atrelay::log::Durability;
 use atrelay::node::Relay;
 use bytes::Bytes;
 use common::subscriber::{read_all, Expect, Seen, WsConn};
@@ -246,7 +247,8 @@ fn run_relay(p: &Params, w: &Workload, rate: Option<f64>, keep_frames: bool) -> 
         cfg.crawl.allow_private_hosts = true;
         cfg.crawl.hosts = upstreams.iter().map(|u| u.addr.to_string()).collect();
         cfg.verify.workers = 2;
-        cfg.log.durability = p.durability.clone();
+        cfg.log.durability = Durability::parse(&p.durability)
+            .expect("PIPELINE_DURABILITY must be fsync or buffered");
         cfg.fanout.ring_capacity = 65_536;
         cfg.budget = BudgetConfig::unlimited();
         let relay = Relay::start(&cfg).await.expect("relay starts");

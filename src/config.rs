@@ -14,6 +14,36 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::log::Durability;
+
+/// Which hosts `requestCrawl` admits (`crawl.mode`; the control plane's
+/// policy holds the live mode, which the admin API changes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrawlMode {
+    /// Any host passing the public checks.
+    Open,
+    /// Only allowlisted hosts; others are recorded as pending.
+    Allowlist,
+}
+
+impl CrawlMode {
+    /// The config and admin API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrawlMode::Open => "open",
+            CrawlMode::Allowlist => "allowlist",
+        }
+    }
+
+    /// Parses `open` / `allowlist`.
+    pub fn parse(s: &str) -> Option<CrawlMode> {
+        [CrawlMode::Open, CrawlMode::Allowlist]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -165,7 +195,7 @@ pub struct CrawlConfig {
     /// `open` (any host passing the public checks is crawled) or `allowlist`
     /// (only listed hosts; other requests wait for the operator). Used until
     /// an operator sets the mode through the admin API (stored, wins after).
-    pub mode: String,
+    pub mode: CrawlMode,
     /// Hostnames or domain suffixes crawled in `allowlist` mode (besides the
     /// ones the admin API adds).
     pub allowlist: Vec<String>,
@@ -244,7 +274,7 @@ impl Default for VerifyConfig {
 pub struct LogConfig {
     /// `fsync` (WAL synced per group commit) or `buffered` (survives a process
     /// crash, not a power loss).
-    pub durability: String,
+    pub durability: Durability,
     /// Events older than this are dropped, in hours; 0 keeps them by age.
     pub retention_hours: u64,
     /// Events beyond this total size are dropped, in MiB; 0 means no size limit.
@@ -353,7 +383,7 @@ impl Default for CrawlConfig {
             max_backoff_secs: 60,
             offline_backoff_secs: 600,
             idle_after_secs: 3600,
-            mode: "open".into(),
+            mode: CrawlMode::Open,
             allowlist: Vec::new(),
             banned_domains: Vec::new(),
             new_hosts_per_day: 50,
@@ -399,7 +429,7 @@ impl Default for BudgetConfig {
 impl Default for LogConfig {
     fn default() -> LogConfig {
         LogConfig {
-            durability: "fsync".into(),
+            durability: Durability::Fsync,
             retention_hours: 72,
             retention_max_mib: 0,
             memtable_mib: 64,
@@ -437,7 +467,22 @@ impl RelayConfig {
         let env = env
             .into_iter()
             .filter(|(var, _)| !var.starts_with(PDS_ENV_PREFIX));
-        let mut cfg: RelayConfig = load_layers(RelayConfig::default(), file, env, "ATRELAY_")?;
+        let table = layer_table(RelayConfig::default(), file, env, "ATRELAY_")?;
+        // The enumerations are parsed by serde, but a value out of the set
+        // is refused first, with the message every other bad value gets.
+        check_choice(
+            &table,
+            "log.durability",
+            |s| Durability::parse(s).is_some(),
+            "must be \"fsync\" or \"buffered\"",
+        )?;
+        check_choice(
+            &table,
+            "crawl.mode",
+            |s| CrawlMode::parse(s).is_some(),
+            "must be \"open\" or \"allowlist\"",
+        )?;
+        let mut cfg: RelayConfig = from_table(table, file)?;
         cfg.admin_password = admin_password;
         cfg.validate()?;
         Ok(cfg)
@@ -465,12 +510,6 @@ impl RelayConfig {
             self.server.header_read_timeout_secs,
             self.server.idle_timeout_secs,
         )?;
-        if !matches!(self.log.durability.as_str(), "fsync" | "buffered") {
-            return Err(invalid(
-                "log.durability",
-                "must be \"fsync\" or \"buffered\"",
-            ));
-        }
         if self.log.memtable_mib < 4 || self.log.block_cache_mib < 8 {
             return Err(invalid(
                 "log",
@@ -547,9 +586,6 @@ impl RelayConfig {
         }
         if self.crawl.max_backoff_secs == 0 {
             return Err(invalid("crawl.max_backoff_secs", "must be positive"));
-        }
-        if !matches!(self.crawl.mode.as_str(), "open" | "allowlist") {
-            return Err(invalid("crawl.mode", "must be \"open\" or \"allowlist\""));
         }
         for (key, list) in [
             ("crawl.allowlist", &self.crawl.allowlist),
@@ -639,6 +675,16 @@ pub fn load_layers<T: Serialize + serde::de::DeserializeOwned>(
     env: impl IntoIterator<Item = (String, String)>,
     prefix: &str,
 ) -> Result<T, ConfigError> {
+    from_table(layer_table(defaults, file, env, prefix)?, file)
+}
+
+/// The layers of [`load_layers`] merged into one table, before it is typed.
+fn layer_table<T: Serialize>(
+    defaults: T,
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    prefix: &str,
+) -> Result<toml::Table, ConfigError> {
     let mut table = toml::Table::try_from(defaults).map_err(|e| ConfigError::Parse {
         path: PathBuf::from("<defaults>"),
         err: e.to_string(),
@@ -659,12 +705,43 @@ pub fn load_layers<T: Serialize + serde::de::DeserializeOwned>(
     for (var, value) in env {
         apply_env(&mut table, prefix, &var, &value)?;
     }
+    Ok(table)
+}
+
+/// Types the merged `table`; an error names `file` (or the environment).
+fn from_table<T: serde::de::DeserializeOwned>(
+    table: toml::Table,
+    file: Option<&Path>,
+) -> Result<T, ConfigError> {
     toml::Value::Table(table)
         .try_into()
         .map_err(|e: toml::de::Error| ConfigError::Parse {
             path: file.map_or_else(|| PathBuf::from("<environment>"), Path::to_owned),
             err: e.to_string(),
         })
+}
+
+/// Refuses `key` (`section.name`) in the merged `table` when it is text
+/// that `known` rejects, as [`ConfigError::Invalid`] with `reason`. (A value
+/// of another type is left to serde, which names the type it expected.)
+fn check_choice(
+    table: &toml::Table,
+    key: &'static str,
+    known: fn(&str) -> bool,
+    reason: &str,
+) -> Result<(), ConfigError> {
+    let (section, name) = key.split_once('.').unwrap_or(("", key));
+    let value = table
+        .get(section)
+        .and_then(|s| s.get(name))
+        .and_then(toml::Value::as_str);
+    match value {
+        Some(v) if !known(v) => Err(ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Overlays `overlay` onto `base`, refusing keys the defaults do not have.
@@ -863,7 +940,7 @@ mod tests {
         assert_eq!(seed.budget.accounts, 10);
         assert_eq!(seed.budget.per_hour, 1_500);
         assert_eq!(seed.budget.per_day, 10_000);
-        assert_eq!(seed.crawl.mode, "allowlist");
+        assert_eq!(seed.crawl.mode, CrawlMode::Allowlist);
         let net = RelayConfig::load(Some(&dir.join("budget-network.toml")), env(&[])).unwrap();
         assert_eq!(net.budget, BudgetConfig::default());
     }

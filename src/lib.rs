@@ -22,8 +22,9 @@
 //!   verification; uses `wire` and `crypto`).
 //! - At the ground, knowing nothing of the rest: [`net`] (host names,
 //!   private-address rules, DNS with the SSRF check, backoff, the one
-//!   inbound HTTP server), [`lifecycle`] (the graceful-stop signal and
-//!   completion guard every long-lived part holds), [`wire`] (the
+//!   inbound HTTP server), [`clock`] (the one wall clock, `now_micros`),
+//!   [`lifecycle`] (the graceful-stop signal and completion guard every
+//!   long-lived part holds), [`wire`] (the
 //!   protocol's bytes: strict DAG-CBOR, CIDs, CAR files, frames, TIDs and
 //!   identifier syntax) and [`crypto`] (did:key / Multikey keys, low-S
 //!   ECDSA on k256 and p256).
@@ -34,6 +35,7 @@
 //! assert_eq!(cid.to_string(), "bafyreigbtj4x7ip5legnfznufuopl4sg4knzc2cof6duas4b3q2fy6swua");
 //! ```
 
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod crypto;

@@ -353,7 +353,6 @@ fn register_at_zero() {
     use crate::fanout::metrics as fanout;
     use crate::fanout::SessionEnd;
     use crate::identity::{telemetry as identity, ResolveError};
-    use crate::relay::crawler::kind_label;
     use crate::relay::verifier::{DropReason, IgnoreReason};
     use crate::wire::frame::EventKind;
 
@@ -429,7 +428,7 @@ fn register_at_zero() {
         EventKind::Identity,
         EventKind::Account,
     ] {
-        metrics::counter!("atrelay_relay_events_accepted_total", "type" => kind_label(kind))
+        metrics::counter!("atrelay_relay_events_accepted_total", "type" => kind.label())
             .increment(0);
     }
     for reason in [

@@ -719,7 +719,7 @@ fn shipped_config_files_document_the_defaults() {
                     .unwrap_or_else(|e| panic!("config/{budget}: {e}"));
                 // A profile sets the crawl mode and budgets, nothing else.
                 let mut expect = RelayConfig::default();
-                expect.crawl.mode = cfg.crawl.mode.clone();
+                expect.crawl.mode = cfg.crawl.mode;
                 expect.budget = cfg.budget.clone();
                 assert_eq!(
                     cfg, expect,

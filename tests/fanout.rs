@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atrelay::fanout::{
-    accept_key, serve_subscriber, Backfill, Coalescing, MemoryBackfill, Peer, Ring, SessionConfig,
-    SessionEnd, SubscriberInfo, Subscribers,
+    accept_key, serve_subscriber, Backfill, BackfillError, Coalescing, MemoryBackfill, Peer, Ring,
+    SessionConfig, SessionEnd, SubscriberInfo, Subscribers,
 };
 use atrelay::wire::frame::{ErrorFrame, Event, Identity, Info};
 use bytes::Bytes;
@@ -619,7 +619,12 @@ struct CountingLog {
 }
 
 impl Backfill for CountingLog {
-    fn read_from(&self, from: u64, n: usize, bytes: usize) -> Result<Vec<(u64, Bytes)>, String> {
+    fn read_from(
+        &self,
+        from: u64,
+        n: usize,
+        bytes: usize,
+    ) -> Result<Vec<(u64, Bytes)>, BackfillError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read_from(from, n, bytes)
     }
@@ -941,8 +946,8 @@ async fn garbage_from_the_client_is_a_protocol_error_never_a_panic() {
 struct BrokenLog;
 
 impl Backfill for BrokenLog {
-    fn read_from(&self, _: u64, _: usize, _: usize) -> Result<Vec<(u64, Bytes)>, String> {
-        Err("disk on fire".into())
+    fn read_from(&self, _: u64, _: usize, _: usize) -> Result<Vec<(u64, Bytes)>, BackfillError> {
+        Err(BackfillError::new("disk on fire"))
     }
 
     fn oldest_seq(&self) -> Option<u64> {

@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use atrelay::log::{
-    AccountState, AppendBatch, Durability, EventLog, HostState, LogError, LogEvent, LogOptions,
-    SeqRule,
+    AccountState, AppendBatch, Durability, EventLog, HostState, HostStatus, LogError, LogEvent,
+    LogOptions, SeqRule,
 };
 use atrelay::wire::cid::Cid;
 use bytes::Bytes;
@@ -367,7 +367,7 @@ fn state_is_written_with_events_and_listed_in_order() {
     // Delete one account and advance the host cursor with the next event.
     let mut host2 = host.clone();
     host2.cursor = 42;
-    host2.status = "throttled".into();
+    host2.status = HostStatus::Throttled;
     log.append(&AppendBatch {
         events: events(3, &[70], T0),
         accounts: vec![("did:plc:bbb".into(), None)],

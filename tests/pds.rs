@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
+use atrelay::clock::now_micros;
 use atrelay::pds::config::PdsConfig;
 use atrelay::pds::password::PasswordCost;
 use atrelay::pds::service::{Pds, SwappedWrite};
 use atrelay::pds::writes::WriteRequest;
-use atrelay::repo::verify::{now_micros, verify_commit, VerifyOptions};
-use atrelay::wire::frame::Event;
+use atrelay::repo::verify::{verify_commit, VerifyOptions};
+use atrelay::wire::frame::{AccountStatus, Event};
 use serde_json::json;
 
 struct Net {
@@ -182,7 +183,9 @@ async fn account_lifecycle_writes_and_events() {
 
         // Handle change (a PLC update), deactivate / activate, delete.
         pds.update_handle(&did, "alice2.test").await.unwrap();
-        pds.set_status(&did, Some("deactivated")).await.unwrap();
+        pds.set_status(&did, Some(AccountStatus::Deactivated))
+            .await
+            .unwrap();
         assert_eq!(
             pds.write(&did, vec![post("x")], None)
                 .await

@@ -989,7 +989,7 @@ async fn records_and_firehose_through_the_binary() {
                     .unwrap();
                     let opts = atrelay::repo::verify::VerifyOptions {
                         lenient: false,
-                        now_micros: atrelay::repo::verify::now_micros(),
+                        now_micros: atrelay::clock::now_micros(),
                     };
                     atrelay::repo::verify::verify_commit(c, &key, &opts)
                         .expect("the PDS's commits verify with inversion");

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use atrelay::clock::now_micros;
 use atrelay::config::{BudgetConfig, RelayConfig};
 use atrelay::crypto::PublicKey;
 use atrelay::node::PdsServer;
@@ -20,10 +21,10 @@ use atrelay::pds::password::PasswordCost;
 use atrelay::pds::service::{Pds, Session};
 use atrelay::repo::commit::Commit;
 use atrelay::repo::mst::Mst;
-use atrelay::repo::verify::{now_micros, verify_commit, VerifyOptions};
+use atrelay::repo::verify::{verify_commit, VerifyOptions};
 use atrelay::wire::car::{Car, CarLimits};
 use atrelay::wire::cid::Cid;
-use atrelay::wire::frame::Event;
+use atrelay::wire::frame::{AccountStatus, Event};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -456,7 +457,7 @@ async fn writes_swaps_and_their_errors() {
         assert_eq!(after, latest);
 
         // An inactive account can neither write nor be read.
-        net.pds.set_status(did, Some("deactivated")).await.unwrap();
+        net.pds.set_status(did, Some(AccountStatus::Deactivated)).await.unwrap();
         assert_error(&create(body.clone()).await, 400, "RepoDeactivated");
         assert_error(
             &net.get("com.atproto.sync.getLatestCommit", &[("did", did)]).await,
@@ -479,7 +480,7 @@ async fn writes_swaps_and_their_errors() {
         );
         let status = ok(net.get("com.atproto.sync.getRepoStatus", &[("did", did)]).await);
         assert_eq!(status, json!({"did": did, "active": false, "status": "deactivated"}));
-        net.pds.set_status(did, Some("takendown")).await.unwrap();
+        net.pds.set_status(did, Some(AccountStatus::Takendown)).await.unwrap();
         assert_error(
             &net.get("com.atproto.sync.getLatestCommit", &[("did", did)]).await,
             400,

@@ -228,7 +228,7 @@ pub async fn read_all(
         }
         if expect.latency_after.is_some_and(|after| seq > after) {
             let sent = frame_time_micros(payload).ok_or("a frame without a time")?;
-            let now = atrelay::repo::verify::now_micros() as i64;
+            let now = atrelay::clock::now_micros() as i64;
             seen.latencies_us
                 .push((now - sent).clamp(0, u32::MAX as i64) as u32);
         }

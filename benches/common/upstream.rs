@@ -78,7 +78,7 @@ fn time_offset(frame: &[u8]) -> Option<usize> {
 
 /// The current wall-clock time as a [`STAMPED_TIME`]-shaped datetime.
 pub fn now_stamp() -> String {
-    let micros = atrelay::repo::verify::now_micros();
+    let micros = atrelay::clock::now_micros();
     let millis_form = format_datetime_micros(micros); // ...SS.mmmZ
     format!("{}{:06}Z", &millis_form[..20], micros % 1_000_000)
 }

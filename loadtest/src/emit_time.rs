@@ -19,13 +19,8 @@ pub const PLACEHOLDER: &str = "1970-01-01T00:00:00.000001Z";
 /// `"time"` as a CBOR text key, then the 27-byte text header.
 const KEY_AND_HEADER: [u8; 7] = [0x64, b't', b'i', b'm', b'e', 0x78, 27];
 
-/// Microseconds since the Unix epoch.
-pub fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
+/// The clock the placeholder is overwritten with: the crate's one clock.
+pub use atrelay::clock::now_micros;
 
 /// Where the placeholder's bytes start in `frame`, if it has one.
 pub fn locate(frame: &[u8]) -> Option<u32> {

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use atrelay::http::basic_auth::ADMIN_USER;
 use clap::{Parser, Subcommand};
 use indicatif::ProgressBar;
 
@@ -210,6 +211,10 @@ struct RunArgs {
     swarm_read_interval_ms: Option<u64>,
 }
 
+/// What a subcommand ends with: an exit code, or an error that `main`
+/// prints as `error: …` (every module's own error type, or a message).
+type CmdResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -228,21 +233,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
 }
 
 /// Asks `relay` to crawl `hosts`: the admin API when a password is in the
 /// environment (no per-client limit), requestCrawl otherwise.
-fn request_crawls(relay: &str, hosts: &[String]) -> Result<(), String> {
+fn request_crawls(relay: &str, hosts: &[String]) -> Result<(), CrawlRequestError> {
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(CrawlRequestError::Client)?;
     let relay = relay.trim_end_matches('/');
     let password = std::env::var("ATRELAY_ADMIN_PASSWORD").ok();
     for h in hosts {
@@ -250,25 +254,45 @@ fn request_crawls(relay: &str, hosts: &[String]) -> Result<(), String> {
         let req = match &password {
             Some(p) => http
                 .post(format!("{relay}/admin/hosts/add"))
-                .basic_auth("admin", Some(p)),
+                .basic_auth(ADMIN_USER, Some(p)),
             None => http.post(format!("{relay}/xrpc/com.atproto.sync.requestCrawl")),
         };
         let res = req
             .json(&body)
             .send()
-            .map_err(|e| format!("{relay}: {e}"))?;
+            .map_err(|err| CrawlRequestError::Send {
+                relay: relay.to_owned(),
+                err,
+            })?;
         if !res.status().is_success() {
-            let status = res.status();
-            return Err(format!(
-                "{relay} refused to crawl {h}: {status} {}",
-                res.text().unwrap_or_default()
-            ));
+            return Err(CrawlRequestError::Refused {
+                relay: relay.to_owned(),
+                host: h.clone(),
+                status: res.status(),
+                body: res.text().unwrap_or_default(),
+            });
         }
     }
     Ok(())
 }
 
-fn cmd_fleet(a: FleetArgs) -> Result<ExitCode, String> {
+/// Why the relay was not asked to crawl every host.
+#[derive(Debug, thiserror::Error)]
+enum CrawlRequestError {
+    #[error(transparent)]
+    Client(reqwest::Error),
+    #[error("{relay}: {err}")]
+    Send { relay: String, err: reqwest::Error },
+    #[error("{relay} refused to crawl {host}: {status} {body}")]
+    Refused {
+        relay: String,
+        host: String,
+        status: reqwest::StatusCode,
+        body: String,
+    },
+}
+
+fn cmd_fleet(a: FleetArgs) -> CmdResult {
     let cfg = FleetConfig {
         hosts: a.hosts,
         accounts: a.accounts,
@@ -333,7 +357,7 @@ fn cmd_fleet(a: FleetArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_swarm(a: SwarmArgs) -> Result<ExitCode, String> {
+fn cmd_swarm(a: SwarmArgs) -> CmdResult {
     let cfg = SwarmConfig {
         subscribers: a.subscribers,
         cursor: a.cursor,
@@ -391,7 +415,7 @@ fn cmd_swarm(a: SwarmArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn cmd_record(a: RecordArgs) -> Result<ExitCode, String> {
+fn cmd_record(a: RecordArgs) -> CmdResult {
     let rt = runtime()?;
     let r = rt.block_on(recording::record(
         &a.from,
@@ -405,7 +429,7 @@ fn cmd_record(a: RecordArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_replay(a: ReplayArgs) -> Result<ExitCode, String> {
+fn cmd_replay(a: ReplayArgs) -> CmdResult {
     let speed = match a.speed.as_str() {
         "max" => None,
         s => Some(
@@ -442,7 +466,7 @@ fn cmd_replay(a: ReplayArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_run(a: RunArgs) -> Result<ExitCode, String> {
+fn cmd_run(a: RunArgs) -> CmdResult {
     let mut scenario = run::scenario::Scenario::load(&a.scenario)?;
     if let Some(n) = a.prefill_events {
         scenario.prefill.events = n;
@@ -466,7 +490,8 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, String> {
         return Err(format!(
             "relay binary {} not found (build it: cargo build --release, or pass --relay-bin)",
             relay_bin.display()
-        ));
+        )
+        .into());
     }
     let report = run::run(run::RunOptions {
         scenario,

@@ -17,7 +17,7 @@
 
 use std::io::Read;
 
-use atrelay::wire::cbor::Value;
+use atrelay::wire::cbor::{DecodeError, Value};
 use atrelay::wire::frame::decode_header;
 
 use super::error::{CliError, CliResult};
@@ -94,7 +94,7 @@ pub fn detect(bytes: &[u8]) -> CliResult<Format> {
         Ok(_) => return Ok(Format::Cbor),
         Err(e) => e.to_string(),
     };
-    let car = car.err().unwrap_or_default();
+    let car = car.err().map(|e| e.to_string()).unwrap_or_default();
     Err(CliError::new(format!(
         "unrecognised input ({} bytes): not a firehose frame ({frame}); \
          not a CAR file ({car}); not a single DAG-CBOR value ({cbor}); \
@@ -111,18 +111,32 @@ fn first_non_blank(bytes: &[u8]) -> Option<u8> {
 /// Whether `bytes` start like a CAR v1: a varint header length within the
 /// input, and a header that is a DAG-CBOR map holding `roots` and `version`.
 /// Blocks are not looked at (parsing checks them).
-fn car_header_check(bytes: &[u8]) -> Result<(), String> {
-    let (len, used) = read_varint(bytes).ok_or("no valid varint header length")?;
+fn car_header_check(bytes: &[u8]) -> Result<(), NotCar> {
+    let (len, used) = read_varint(bytes).ok_or(NotCar::NoHeaderLength)?;
     let header = usize::try_from(len)
         .ok()
         .and_then(|len| bytes.get(used..used.checked_add(len)?))
-        .ok_or_else(|| format!("header length {len} runs past the end of the input"))?;
-    let value = Value::decode(header).map_err(|e| format!("header is not DAG-CBOR: {e}"))?;
+        .ok_or(NotCar::HeaderPastEnd(len))?;
+    let value = Value::decode(header).map_err(NotCar::HeaderNotCbor)?;
     if value.get("roots").is_some() && value.get("version").is_some() {
         Ok(())
     } else {
-        Err("header map lacks `roots` and `version`".to_owned())
+        Err(NotCar::HeaderFields)
     }
+}
+
+/// Why the input does not start like a CAR v1 (part of the "unrecognised
+/// input" message).
+#[derive(Debug, thiserror::Error)]
+enum NotCar {
+    #[error("no valid varint header length")]
+    NoHeaderLength,
+    #[error("header length {0} runs past the end of the input")]
+    HeaderPastEnd(u64),
+    #[error("header is not DAG-CBOR: {0}")]
+    HeaderNotCbor(DecodeError),
+    #[error("header map lacks `roots` and `version`")]
+    HeaderFields,
 }
 
 /// An unsigned LEB128 varint of at most 9 bytes, and the bytes it took.

@@ -7,9 +7,10 @@
 //! the relay's stored state (is this rev newer, does `prevData` continue the
 //! chain) can be supplied by hand with `--prev-data`.
 
+use atrelay::clock::now_micros;
 use atrelay::crypto::PublicKey;
 use atrelay::repo::verify::{
-    now_micros, verify_commit, verify_sync, VerifiedCommit, VerifyError, VerifyOptions,
+    verify_commit, verify_sync, VerifiedCommit, VerifyError, VerifyOptions,
 };
 use atrelay::wire::cid::Cid;
 use atrelay::wire::frame::{Commit, Event, Sync};

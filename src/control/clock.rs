@@ -30,7 +30,7 @@ impl Clock {
 
     /// Microseconds since the Unix epoch, as this clock tells it.
     pub fn now_micros(&self) -> u64 {
-        let real = crate::repo::verify::now_micros() as i64;
+        let real = crate::clock::now_micros() as i64;
         real.saturating_add(self.inner.offset_micros.load(Ordering::Relaxed))
             .max(0) as u64
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::limits::{limits_for, LimitOverride, Limits};
 use crate::config::{BudgetConfig, RelayConfig};
 use crate::log::{EventLog, LogError};
-use crate::net::{covers, normalize_domain};
+use crate::net::{covers, normalize_domain, HostNameError};
 
 const MODE: &str = "control/mode";
 const PAUSED: &str = "control/paused";
@@ -32,26 +32,9 @@ const LIMITS: &str = "control/limits/";
 /// the database without bound).
 pub const MAX_PENDING: usize = 10_000;
 
-/// Which hosts `requestCrawl` admits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CrawlMode {
-    /// Any host passing the public checks.
-    Open,
-    /// Only allowlisted hosts; others are recorded as pending.
-    Allowlist,
-}
-
-impl CrawlMode {
-    /// Parses `open` / `allowlist`.
-    pub fn parse(s: &str) -> Option<CrawlMode> {
-        match s {
-            "open" => Some(CrawlMode::Open),
-            "allowlist" => Some(CrawlMode::Allowlist),
-            _ => None,
-        }
-    }
-}
+/// Which hosts `requestCrawl` admits: defined with the config that names
+/// the starting mode (`crawl.mode`), held and changed here.
+pub use crate::config::CrawlMode;
 
 /// A crawl request waiting for the operator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,8 +53,9 @@ struct DayCount {
 /// Why a policy change failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// A list entry that is not a host name or domain.
     #[error("{0}")]
-    Invalid(String),
+    Invalid(#[from] HostNameError),
     #[error("storing the change: {0}")]
     Store(#[from] LogError),
 }
@@ -104,8 +88,7 @@ impl Policy {
             Some(v) => CrawlMode::parse(&String::from_utf8_lossy(&v)).ok_or_else(|| {
                 LogError::Corrupt(format!("{MODE}: {:?}", String::from_utf8_lossy(&v)))
             })?,
-            None => CrawlMode::parse(&cfg.crawl.mode)
-                .ok_or_else(|| PolicyError::Invalid("crawl.mode".into()))?,
+            None => cfg.crawl.mode,
         };
         let paused = log.get_meta(PAUSED)?.is_some_and(|v| v == b"true");
         let names = |prefix: &str| -> Result<BTreeSet<String>, LogError> {
@@ -165,12 +148,8 @@ impl Policy {
 
     /// Sets and stores the crawl mode.
     pub fn set_mode(&self, mode: CrawlMode) -> Result<(), PolicyError> {
-        let name = match mode {
-            CrawlMode::Open => "open",
-            CrawlMode::Allowlist => "allowlist",
-        };
         let mut s = self.write();
-        self.log.put_meta(MODE, name.as_bytes())?;
+        self.log.put_meta(MODE, mode.as_str().as_bytes())?;
         s.mode = mode;
         Ok(())
     }
@@ -208,7 +187,7 @@ impl Policy {
     /// Adds an allowlist entry (normalized; returned). A pending request it
     /// covers is removed.
     pub fn allow(&self, entry: &str) -> Result<String, PolicyError> {
-        let entry = normalize_domain(entry).map_err(PolicyError::Invalid)?;
+        let entry = normalize_domain(entry)?;
         let mut s = self.write();
         self.log.put_meta(&format!("{ALLOW}{entry}"), b"")?;
         s.allow.insert(entry.clone());
@@ -227,7 +206,7 @@ impl Policy {
 
     /// Removes an allowlist entry; whether it was there.
     pub fn disallow(&self, entry: &str) -> Result<bool, PolicyError> {
-        let entry = normalize_domain(entry).map_err(PolicyError::Invalid)?;
+        let entry = normalize_domain(entry)?;
         let mut s = self.write();
         self.log.delete_meta(&format!("{ALLOW}{entry}"))?;
         Ok(s.allow.remove(&entry))
@@ -253,7 +232,7 @@ impl Policy {
 
     /// Bans a domain suffix (normalized; returned).
     pub fn ban(&self, domain: &str) -> Result<String, PolicyError> {
-        let domain = normalize_domain(domain).map_err(PolicyError::Invalid)?;
+        let domain = normalize_domain(domain)?;
         let mut s = self.write();
         self.log.put_meta(&format!("{BAN}{domain}"), b"")?;
         s.bans.insert(domain.clone());
@@ -262,7 +241,7 @@ impl Policy {
 
     /// Lifts a stored ban; whether it was there. Config-file bans stay.
     pub fn unban(&self, domain: &str) -> Result<bool, PolicyError> {
-        let domain = normalize_domain(domain).map_err(PolicyError::Invalid)?;
+        let domain = normalize_domain(domain)?;
         let mut s = self.write();
         self.log.delete_meta(&format!("{BAN}{domain}"))?;
         Ok(s.bans.remove(&domain))

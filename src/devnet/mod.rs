@@ -31,14 +31,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_micros;
 use crate::config::{load_layers, BudgetConfig, ConfigError, RelayConfig, Secret};
+use crate::http::basic_auth::ADMIN_USER;
 use crate::node::PdsServer;
 use crate::node::PlcServer;
 use crate::node::Relay;
 use crate::pds::config::PdsConfig;
 use crate::pds::password::PasswordCost;
 use crate::pds::service::{Pds, PdsError};
-use crate::repo::verify::now_micros;
 
 pub use traffic::{Kind, Traffic};
 
@@ -475,7 +476,7 @@ impl Devnet {
         let body: serde_json::Value = self
             .http
             .get(format!("{}/admin/subscribers", self.relay_url()))
-            .basic_auth("admin", Some(&self.admin_password))
+            .basic_auth(ADMIN_USER, Some(&self.admin_password))
             .send()
             .await
             .ok()?

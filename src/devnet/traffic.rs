@@ -30,9 +30,10 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use super::DevAccount;
+use crate::clock::now_micros;
 use crate::pds::service::{Pds, PdsError};
 use crate::pds::writes::WriteRequest;
-use crate::repo::verify::now_micros;
+use crate::wire::frame::AccountStatus;
 use crate::wire::syntax::format_datetime_micros;
 
 /// Records each account remembers for later deletes.
@@ -223,7 +224,8 @@ impl Traffic {
             Kind::Handle => self.rename(who).await?,
             Kind::Deactivate => {
                 let (pds, did) = self.target(who);
-                pds.set_status(&did, Some("deactivated")).await?;
+                pds.set_status(&did, Some(AccountStatus::Deactivated))
+                    .await?;
                 self.accounts[who].active = false;
             }
             Kind::Reactivate => unreachable!("reactivation is chosen above"),

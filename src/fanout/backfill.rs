@@ -18,6 +18,20 @@ use std::sync::RwLock;
 
 use bytes::Bytes;
 
+/// Why a [`Backfill`] read failed: the implementation's own error (the
+/// RocksDB log's, say), kept whole. Boxed because the fan-out knows no
+/// storage; its message is the cause's.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct BackfillError(Box<dyn std::error::Error + Send + Sync>);
+
+impl BackfillError {
+    /// Wraps the cause.
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> BackfillError {
+        BackfillError(cause.into())
+    }
+}
+
 /// Read access to the sequenced event log (implemented by the RocksDB log).
 ///
 /// The calls are blocking (disk reads); sessions run them on the blocking
@@ -31,14 +45,14 @@ pub trait Backfill: Send + Sync + 'static {
     /// Events with seq ≥ `from_seq`, in seq order: at most `max_events`, and
     /// stopping before `max_bytes` of frames is exceeded (but returning at
     /// least one event if there is any, however large). Empty when there is
-    /// nothing at or after `from_seq`. The error is a human-readable cause;
-    /// the session ends the subscriber with it.
+    /// nothing at or after `from_seq`. On an error the session ends the
+    /// subscriber, naming the cause.
     fn read_from(
         &self,
         from_seq: u64,
         max_events: usize,
         max_bytes: usize,
-    ) -> Result<Vec<(u64, Bytes)>, String>;
+    ) -> Result<Vec<(u64, Bytes)>, BackfillError>;
 
     /// The lowest retained seq, or `None` if the log holds no event.
     fn oldest_seq(&self) -> Option<u64>;
@@ -106,7 +120,7 @@ impl Backfill for MemoryBackfill {
         from_seq: u64,
         max_events: usize,
         max_bytes: usize,
-    ) -> Result<Vec<(u64, Bytes)>, String> {
+    ) -> Result<Vec<(u64, Bytes)>, BackfillError> {
         let events = self.read();
         let start = events.partition_point(|(s, _)| *s < from_seq);
         let mut out = Vec::new();

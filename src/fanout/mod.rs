@@ -66,7 +66,7 @@ mod wakeup;
 mod writer;
 pub mod ws;
 
-pub use backfill::{Backfill, MemoryBackfill};
+pub use backfill::{Backfill, BackfillError, MemoryBackfill};
 pub use registry::{
     Admitted, Peer, Registration, SubscriberInfo, Subscribers, SubscribersFull,
     MAX_USER_AGENT_BYTES,

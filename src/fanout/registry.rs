@@ -31,7 +31,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::clock::now_micros;
 
 /// Longest `User-Agent` kept per session, in bytes (longer ones are cut at a
 /// character boundary): the header is client-controlled, and the listing
@@ -190,9 +191,7 @@ impl Subscribers {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             remote,
             user_agent: user_agent.map(truncate_user_agent),
-            connected_micros: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as u64),
+            connected_micros: now_micros(),
             cursor,
             delivered: AtomicU64::new(delivered_seq),
         });

@@ -92,7 +92,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant};
 
-use super::backfill::Backfill;
+use super::backfill::{Backfill, BackfillError};
 use super::conn::{Conn, IoEvent};
 use super::metrics::SessionMetrics;
 use super::registry::{Peer, Registration};
@@ -444,7 +444,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             } else {
                 None
             };
-            Ok::<_, String>((events, oldest))
+            Ok::<_, BackfillError>((events, oldest))
         }));
         let result = loop {
             tokio::select! {

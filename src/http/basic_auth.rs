@@ -17,6 +17,17 @@ use sha2::{Digest, Sha256};
 use super::auth_limit::{client_key, too_many_attempts, AttemptLimiter, Refused};
 use super::XrpcError;
 
+/// The only admin user name, on the relay's `/admin` and PDS mode's admin
+/// calls alike.
+pub const ADMIN_USER: &str = "admin";
+
+/// 404 `AdminDisabled`: what every admin call answers when no admin password
+/// is configured (an admin API that cannot be secured is not served).
+/// `message` tells the operator which variable to set.
+pub fn admin_disabled(message: impl Into<String>) -> XrpcError {
+    XrpcError::named(StatusCode::NOT_FOUND, "AdminDisabled", message)
+}
+
 /// What a request's `Authorization` header says, checked against one user
 /// and password.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use super::error::XrpcError;
 use super::AppState;
+use crate::log::HostStatus;
 use crate::net::HostName;
 
 /// How long the `describeServer` probe may take.
@@ -64,7 +65,10 @@ pub async fn request_crawl(
             "{hostname} is under this relay's ban of {ban}"
         )));
     }
-    if known.as_ref().is_some_and(|h| h.status() == "banned") {
+    if known
+        .as_ref()
+        .is_some_and(|h| h.status() == HostStatus::Banned)
+    {
         return Err(banned(format!(
             "{hostname} is blocked by this relay's operator"
         )));

@@ -5,6 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::wire::frame::AccountStatus;
+
 /// An XRPC error response.
 #[derive(Debug)]
 pub struct XrpcError {
@@ -27,6 +29,21 @@ impl XrpcError {
             error,
             message: message.into(),
         }
+    }
+
+    /// 400 for a repo that exists but is not served because of `status` (kept
+    /// as stored: the lexicon's values are open): the sync lexicons' name for
+    /// a known status ([`AccountStatus::repo_error`]), `RepoNotFound` for any
+    /// other. The relay's and the PDS's repo reads both answer with it.
+    pub fn inactive_repo(did: &str, status: &str) -> XrpcError {
+        let name = AccountStatus::parse(status)
+            .and_then(AccountStatus::repo_error)
+            .unwrap_or("RepoNotFound");
+        XrpcError::named(
+            StatusCode::BAD_REQUEST,
+            name,
+            format!("repo {did} is {status}"),
+        )
     }
 
     /// 500 `InternalServerError`; the detail is logged, not sent.

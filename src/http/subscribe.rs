@@ -70,10 +70,10 @@ impl crate::fanout::Backfill for LogBackfill {
         from_seq: u64,
         max_events: usize,
         max_bytes: usize,
-    ) -> Result<Vec<(u64, bytes::Bytes)>, String> {
+    ) -> Result<Vec<(u64, bytes::Bytes)>, crate::fanout::BackfillError> {
         self.log
             .read_from(from_seq, max_events, max_bytes)
-            .map_err(|e| e.to_string())
+            .map_err(crate::fanout::BackfillError::new)
     }
 
     fn oldest_seq(&self) -> Option<u64> {

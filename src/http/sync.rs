@@ -44,20 +44,10 @@ fn effective_status(a: &AccountState) -> Option<&str> {
 
 /// Errors for repos that exist but are not served (getLatestCommit, getRepo).
 fn require_active(did: &str, a: &AccountState) -> Result<(), XrpcError> {
-    let Some(status) = effective_status(a) else {
-        return Ok(());
-    };
-    let name = match status {
-        "takendown" => "RepoTakendown",
-        "suspended" => "RepoSuspended",
-        "deactivated" => "RepoDeactivated",
-        _ => "RepoNotFound",
-    };
-    Err(XrpcError::named(
-        StatusCode::BAD_REQUEST,
-        name,
-        format!("repo {did} is {status}"),
-    ))
+    match effective_status(a) {
+        None => Ok(()),
+        Some(status) => Err(XrpcError::inactive_repo(did, status)),
+    }
 }
 
 /// `getLatestCommit`: `{cid, rev}`.

@@ -3,6 +3,7 @@
 use crate::wire::cbor::{DecodeError, Decoder, Encoder, KeyOrder};
 
 use super::error::LogError;
+use super::host_status::HostStatus;
 
 /// What the relay remembers about one upstream host (digest §2.1, §2.8).
 ///
@@ -26,7 +27,7 @@ use super::error::LogError;
 pub struct HostState {
     /// `active`, `idle`, `offline`, `throttled` or `banned`
     /// (`com.atproto.sync.defs#hostStatus`).
-    pub status: String,
+    pub status: HostStatus,
     /// Last upstream seq fully processed: the cursor to resume from.
     pub cursor: u64,
     /// Number of accounts whose current host this is (for the account limit).
@@ -42,7 +43,7 @@ impl HostState {
     /// A newly seen, active host with no cursor yet.
     pub fn new(first_seen_micros: u64) -> HostState {
         HostState {
-            status: "active".to_owned(),
+            status: HostStatus::Active,
             cursor: 0,
             account_count: 0,
             first_seen_micros,
@@ -58,7 +59,7 @@ impl HostState {
         enc.text("cursor");
         enc.u64(self.cursor);
         enc.text("status");
-        enc.text(&self.status);
+        enc.text(self.status.as_str());
         enc.text("lastSeqSeen");
         enc.u64(self.last_seq_seen);
         enc.text("accountCount");
@@ -83,7 +84,12 @@ fn decode_inner(bytes: &[u8]) -> Result<HostState, DecodeError> {
     for _ in 0..n {
         match keys.next(&mut dec)? {
             "cursor" => cursor = Some(dec.u64()?),
-            "status" => status = Some(dec.text()?.to_owned()),
+            "status" => {
+                let text = dec.text()?;
+                status = Some(HostStatus::parse(text).ok_or_else(|| {
+                    DecodeError::invalid("status", format!("unknown host status {text:?}"))
+                })?);
+            }
             "lastSeqSeen" => last_seq_seen = Some(dec.u64()?),
             "accountCount" => account_count = Some(dec.u64()?),
             "firstSeenMicros" => first_seen = Some(dec.u64()?),
@@ -106,7 +112,7 @@ mod tests {
 
     fn sample() -> HostState {
         HostState {
-            status: "throttled".into(),
+            status: HostStatus::Throttled,
             cursor: 1 << 40,
             account_count: 12_345,
             first_seen_micros: 1_700_000_000_000_000,

@@ -10,8 +10,10 @@ use rocksdb::{
 
 use super::schema::{CF_ACCOUNTS, CF_EVENTS, CF_HOSTS, CF_META};
 
-/// When an [`append`](super::EventLog::append) counts as committed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// When an [`append`](super::EventLog::append) counts as committed. Spelled
+/// `fsync` / `buffered` in config (`log.durability`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// The WAL is fsynced before `append` returns: a committed batch survives
     /// power loss. The default, because design invariant 1 says an event is
@@ -22,6 +24,23 @@ pub enum Durability {
     /// survives a process crash or `kill -9`, not a power loss or kernel
     /// panic. For test networks and benchmarks.
     Buffered,
+}
+
+impl Durability {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Fsync => "fsync",
+            Durability::Buffered => "buffered",
+        }
+    }
+
+    /// Parses the config spelling, `fsync` / `buffered`.
+    pub fn parse(s: &str) -> Option<Durability> {
+        [Durability::Fsync, Durability::Buffered]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
 }
 
 /// Which seqs an [`append`](super::EventLog::append) accepts after the log's

@@ -41,10 +41,10 @@ use super::frame_check::{check, Checked, Dropped};
 use super::metrics;
 use super::upstream::Upstream;
 use super::writer::{Upstreamed, MAX_BATCH};
+use crate::clock::now_micros;
 use crate::lifecycle::StopSignal;
 use crate::net::upstream_log::{clip, LogLimit};
 use crate::net::{backoff, dial_ws, Dns, Keepalive, WsClient, WsEnd};
-use crate::repo::verify::now_micros;
 use crate::wire::frame::MAX_FRAME_LEN;
 
 /// Largest websocket message read: frames over the 5 MB protocol limit but
@@ -179,7 +179,7 @@ impl Follower {
                 Ok(Err(e)) => {
                     failures += 1;
                     if let Some(suppressed) = reader.log_limit.allow() {
-                        tracing::warn!(upstream = %cfg.upstream, error = %clip(&e, 300), failures, suppressed,
+                        tracing::warn!(upstream = %cfg.upstream, error = %clip(&e.to_string(), 300), failures, suppressed,
                             "connecting to the upstream failed");
                     }
                 }

@@ -18,9 +18,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc::Receiver;
 
 use super::metrics;
+use crate::clock::now_micros;
 use crate::fanout::Ring;
 use crate::log::{AppendBatch, EventLog, LogError, LogEvent};
-use crate::repo::verify::now_micros;
 
 /// Most events in one group commit.
 pub const MAX_BATCH: usize = 1024;

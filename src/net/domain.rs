@@ -6,7 +6,7 @@
 //! An entry with a port (`127.0.0.1:2583`) covers exactly that host and port.
 //! Comparison is on lower-case names, so `PDS.Example.com` cannot dodge a ban.
 
-use super::host::{host_part, HostName};
+use super::host::{host_part, HostName, HostNameError};
 
 /// Lower-cases and checks an allowlist/ban entry: a DNS name (at least two
 /// labels), `localhost`, or an IP address, optionally with a port; no scheme,
@@ -14,10 +14,10 @@ use super::host::{host_part, HostName};
 /// as a [`HostName`], so an entry names a host exactly as requestCrawl and
 /// the admin API do: an entry with a (non-default) port is that host's
 /// canonical spelling, one without is the bare host, matched as a suffix.
-pub fn normalize_domain(raw: &str) -> Result<String, String> {
+pub fn normalize_domain(raw: &str) -> Result<String, HostNameError> {
     let trimmed = raw.trim();
     let entry = trimmed.strip_prefix("*.").unwrap_or(trimmed);
-    let host = HostName::parse(entry).map_err(|e| e.to_string())?;
+    let host = HostName::parse(entry)?;
     Ok(match host.explicit_port() {
         Some(_) => host.as_str().to_owned(),
         None => host.host_str(),

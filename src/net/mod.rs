@@ -25,4 +25,4 @@ pub use domain::{covers, normalize_domain};
 pub use host::{host_part, HostName, HostNameError};
 pub use outbound::Outbound;
 pub use private::is_private_ip;
-pub use ws_dial::{dial_ws, Keepalive, WsClient, WsEnd};
+pub use ws_dial::{dial_ws, DialError, Keepalive, WsClient, WsEnd};

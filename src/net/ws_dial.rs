@@ -2,6 +2,7 @@
 //! [`Keepalive`], its idle pings, for every firehose this process reads
 //! (the relay's crawlers, a mirror's upstream).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,38 +11,60 @@ use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::dns::Dns;
+use super::dns::{Dns, DnsError};
 
 /// A client websocket, plain or TLS.
 pub type WsClient =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Why [`dial_ws`] opened no websocket: the step that failed, with its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// No checked address (lookup failure, or only refused addresses).
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    /// No address accepted the connection; the last one tried.
+    #[error("{addr}: {err}")]
+    Connect {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
+    /// Connected, but the TLS or websocket handshake failed.
+    #[error(transparent)]
+    Handshake(#[from] WsError),
+}
+
 /// Resolves `host` once through `dns` (which applies the SSRF rule to the
 /// answers), connects to a checked address, and runs the websocket
 /// handshake for `url` over that connection: DNS cannot answer differently
-/// for the dial than for the check. The error is a human-readable cause.
+/// for the dial than for the check.
 pub async fn dial_ws(
     dns: &Dns,
     host: &str,
     port: u16,
     url: &str,
     ws: WebSocketConfig,
-) -> Result<WsClient, String> {
-    let addrs = dns.resolve(host, port).await.map_err(|e| e.to_string())?;
-    let mut last_error = String::new();
+) -> Result<WsClient, DialError> {
+    let addrs = dns.resolve(host, port).await?;
+    let mut last_error = None;
     for addr in addrs {
         match tokio::net::TcpStream::connect(addr).await {
             Ok(tcp) => {
                 let _ = tcp.set_nodelay(true);
-                return tokio_tungstenite::client_async_tls_with_config(url, tcp, Some(ws), None)
-                    .await
-                    .map(|(ws, _)| ws)
-                    .map_err(|e| e.to_string());
+                let (ws, _) =
+                    tokio_tungstenite::client_async_tls_with_config(url, tcp, Some(ws), None)
+                        .await?;
+                return Ok(ws);
             }
-            Err(e) => last_error = format!("{addr}: {e}"),
+            Err(err) => last_error = Some(DialError::Connect { addr, err }),
         }
     }
-    Err(last_error)
+    // `resolve` answers at least one address or an error.
+    Err(last_error.unwrap_or_else(|| {
+        DialError::Dns(DnsError::NoAddresses {
+            host: host.to_owned(),
+        })
+    }))
 }
 
 /// Why a client websocket is over.

@@ -9,19 +9,19 @@ use super::shared::{
     bind, firehose_ring, firehose_subscribers, join_writer_and_flush, open_log, server_limits,
     session_config, spawn_log_writer, spawn_retention, spawn_server, stop_tasks, StartError,
 };
+use crate::clock::now_micros;
 use crate::config::RelayConfig;
 use crate::control::{Clock, Policy};
 use crate::fanout::Ring;
 use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
 use crate::lifecycle::Shutdown;
-use crate::log::{EventLog, SeqRule};
+use crate::log::{EventLog, HostStatus, SeqRule};
 use crate::net::{Dns, HostName, Outbound};
 use crate::relay::crawler::{CrawlerConfig, Crawlers};
 use crate::relay::hosts::{Hosts, RefreshBudget};
 use crate::relay::pool::{Pool, PoolConfig, MAX_DISPATCH};
 use crate::relay::sequencer;
-use crate::repo::verify::now_micros;
 
 /// What tests may replace when starting a relay.
 #[derive(Clone, Debug, Default)]
@@ -134,7 +134,7 @@ impl Relay {
             resolver.clone(),
         );
         for host in hosts.all() {
-            if host.status() != "banned" {
+            if host.status() != HostStatus::Banned {
                 crawlers.ensure(&host.name);
             }
         }

@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::now_micros;
 use crate::config::RelayConfig;
 use crate::fanout::{Coalescing, Ring, SessionConfig, Subscribers};
 use crate::http::{Firehose, LogBackfill};
 use crate::lifecycle::{Shutdown, StopSignal, TaskGuard};
-use crate::log::{Durability, EventLog, LogError, LogMemory, LogOptions, SeqRule};
+use crate::log::{EventLog, LogError, LogMemory, LogOptions, SeqRule};
 use crate::net::fd_limit::Reserve;
 use crate::net::http_server::{self, ServerLimits};
-use crate::repo::verify::now_micros;
 
 /// How long a stop waits for sessions and requests in flight before the
 /// server is aborted.
@@ -65,11 +65,7 @@ pub fn open_log(cfg: &RelayConfig, seqs: SeqRule) -> Result<EventLog, StartError
     Ok(EventLog::open(
         &cfg.server.data_dir.join("log"),
         LogOptions {
-            durability: if cfg.log.durability == "buffered" {
-                Durability::Buffered
-            } else {
-                Durability::Fsync
-            },
+            durability: cfg.log.durability,
             retention_max_age: (cfg.log.retention_hours > 0)
                 .then(|| Duration::from_secs(cfg.log.retention_hours * 3600)),
             retention_max_bytes: (cfg.log.retention_max_mib > 0)

@@ -164,7 +164,8 @@ impl PdsConfig {
             self.server.idle_timeout_secs,
         )?;
         if !self.server.hostname.is_empty() {
-            normalize_domain(&self.server.hostname).map_err(|e| invalid("server.hostname", e))?;
+            normalize_domain(&self.server.hostname)
+                .map_err(|e| invalid("server.hostname", e.to_string()))?;
         }
         for d in &self.identity.user_domains {
             if !d.starts_with('.') || normalize_domain(&d[1..]).is_err() {

@@ -12,6 +12,17 @@ use tokio::sync::watch;
 
 use crate::lifecycle::StopSignal;
 
+/// Why a relay did not take a crawl request.
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlRequestError {
+    /// The relay answered with an error status (and the start of its body).
+    #[error("HTTP {status}: {body}")]
+    Refused { status: u16, body: String },
+    /// The request did not get an answer.
+    #[error(transparent)]
+    Unreachable(reqwest::Error),
+}
+
 /// Sends `requestCrawl` for `hostname` to every relay in `crawlers`.
 #[derive(Clone, Debug)]
 pub struct CrawlNotifier {
@@ -40,7 +51,7 @@ impl CrawlNotifier {
     }
 
     /// Asks every relay once; the outcome per relay.
-    pub async fn request_all(&self) -> Vec<(String, Result<(), String>)> {
+    pub async fn request_all(&self) -> Vec<(String, Result<(), CrawlRequestError>)> {
         let body = serde_json::json!({ "hostname": self.hostname });
         let mut out = Vec::with_capacity(self.crawlers.len());
         for relay in &self.crawlers {
@@ -50,12 +61,12 @@ impl CrawlNotifier {
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let text = r.text().await.unwrap_or_default();
-                    Err(format!(
-                        "HTTP {status}: {}",
-                        text.chars().take(200).collect::<String>()
-                    ))
+                    Err(CrawlRequestError::Refused {
+                        status,
+                        body: text.chars().take(200).collect(),
+                    })
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(CrawlRequestError::Unreachable(e)),
             };
             match &result {
                 Ok(()) => tracing::info!(%relay, hostname = %self.hostname, "requested a crawl"),

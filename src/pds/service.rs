@@ -29,14 +29,14 @@ use super::password::{
 use super::session_token::{SessionTokens, TokenKind};
 use super::store::{AccountRecord, CommitWrite, PdsStore, StoreError};
 use super::writes::{check_swap_commit, check_swap_record, prepare, WriteError, WriteRequest};
+use crate::clock::now_micros;
 use crate::crypto::{Curve, PrivateKey};
 use crate::fanout::Ring;
 use crate::log::{EventLog, LogError, LogOptions};
 use crate::plc::{genesis_op, update_op, PlcClient};
 use crate::repo::builder::{BuiltCommit, RecordWrite};
-use crate::repo::verify::now_micros;
 use crate::wire::cid::Cid;
-use crate::wire::frame::{Account, Event, Identity};
+use crate::wire::frame::{Account, AccountStatus, Event, Identity};
 use crate::wire::syntax::{format_datetime_micros, validate_handle};
 use crate::wire::tid::TidClock;
 
@@ -64,6 +64,12 @@ pub enum PdsError {
 }
 
 impl PdsError {
+    /// `AccountTakedown`: what a taken-down account's owner hears when
+    /// logging in, refreshing a session or (re)activating the account.
+    pub fn taken_down() -> PdsError {
+        PdsError::Invalid("AccountTakedown", "this account has been taken down".into())
+    }
+
     /// The XRPC error name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -71,11 +77,9 @@ impl PdsError {
             PdsError::Write(w) => w.name(),
             PdsError::Auth(_) => "AuthenticationRequired",
             PdsError::AccountNotFound(_) => "RepoNotFound",
-            PdsError::AccountInactive(status) => match status.as_str() {
-                "takendown" => "RepoTakendown",
-                "suspended" => "RepoSuspended",
-                _ => "RepoDeactivated",
-            },
+            PdsError::AccountInactive(status) => AccountStatus::parse(status)
+                .and_then(AccountStatus::repo_error)
+                .unwrap_or("RepoDeactivated"),
             PdsError::Plc(_) => "UpstreamFailure",
             PdsError::Store(StoreError::HandleTaken) => "HandleNotAvailable",
             PdsError::Store(StoreError::EmailTaken) => "InvalidRequest",
@@ -324,11 +328,8 @@ impl Pds {
             .unwrap_or(false);
         match account {
             Some(a) if ok => {
-                if a.status.as_deref() == Some("takendown") {
-                    return Err(PdsError::Invalid(
-                        "AccountTakedown",
-                        "this account has been taken down".into(),
-                    ));
+                if a.is_taken_down() {
+                    return Err(PdsError::taken_down());
                 }
                 let session = self.issue_session(&a.did, &a.handle)?;
                 Ok((session, a))
@@ -377,11 +378,8 @@ impl Pds {
             ));
         }
         let account = self.account(&claims.sub)?;
-        if account.status.as_deref() == Some("takendown") {
-            return Err(PdsError::Invalid(
-                "AccountTakedown",
-                "this account has been taken down".into(),
-            ));
+        if account.is_taken_down() {
+            return Err(PdsError::taken_down());
         }
         let session = self.issue_session(&account.did, &account.handle)?;
         Ok((session, account))
@@ -542,7 +540,12 @@ impl Pds {
     /// Sets the hosting status (`None` = active; `deactivated`,
     /// `takendown`) and emits `#account`; activation also emits an empty
     /// commit so consumers see the repo's current state.
-    pub async fn set_status(&self, did: &str, status: Option<&str>) -> Result<(), PdsError> {
+    pub async fn set_status(
+        &self,
+        did: &str,
+        status: Option<AccountStatus>,
+    ) -> Result<(), PdsError> {
+        let status = status.map(AccountStatus::as_str);
         let account = self.account(did)?;
         if account.status.as_deref() == status {
             return Ok(());
@@ -559,7 +562,7 @@ impl Pds {
     pub fn delete_account(&self, did: &str) -> Result<(), PdsError> {
         self.account(did)?;
         self.inner.store.delete_account(did)?;
-        self.emit_account(did, Some("deleted"))?;
+        self.emit_account(did, Some(AccountStatus::Deleted.as_str()))?;
         Ok(())
     }
 

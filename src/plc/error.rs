@@ -6,6 +6,20 @@
 //! message is safe to send back: it names the rule that failed and quotes at
 //! most a short prefix of what was sent.
 
+/// Why no allowed rotation key verifies an operation's signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureRejected {
+    /// A malleated signature: the same one with `s' = n - s` would verify.
+    #[error("signature has high S (s > n/2), which atproto forbids")]
+    HighS,
+    /// The operation's prev allows no rotation key at all.
+    #[error("no rotation key may sign this operation")]
+    NoKeys,
+    /// Signed by none of this many allowed keys.
+    #[error("not signed by any of the {0} allowed rotation key(s)")]
+    NoKeyMatches(usize),
+}
+
 /// Why an operation is malformed: its shape, a limit, or its signature encoding.
 /// Checked without looking at any other operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,7 +76,7 @@ pub enum ChainError {
     Tombstoned,
     /// No allowed rotation key verifies the signature.
     #[error("invalid signature: {0}")]
-    Signature(String),
+    Signature(SignatureRejected),
     /// A fork signed by a key of the same or lower authority than the signer
     /// of the first operation it would nullify.
     #[error("a fork must be signed by a rotation key of higher authority (lower index) than the one that signed the operation it nullifies")]

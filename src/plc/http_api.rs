@@ -32,6 +32,7 @@ use serde_json::{json, Value as Json};
 use super::directory::{Directory, Resolution, MAX_EXPORT_COUNT};
 use super::error::{quote, StoreError};
 use super::logged_op::LoggedOp;
+use crate::clock::now_micros;
 use crate::identity::validate_plc_did;
 use crate::wire::syntax::parse_datetime;
 
@@ -145,13 +146,6 @@ async fn blocking<T: Send + 'static>(
 fn check_did(did: &str) -> Result<(), ApiError> {
     validate_plc_did(did)
         .map_err(|e| ApiError::bad_request(format!("invalid DID {}: {e}", quote(did))))
-}
-
-fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 async fn health() -> Response {

@@ -51,7 +51,7 @@ pub mod store;
 
 pub use client::{genesis_op, tombstone_op, update_op, ClientError, Genesis, PlcClient};
 pub use directory::{Directory, Resolution, MAX_EXPORT_COUNT, MAX_OPS_PER_DID};
-pub use error::{ChainError, OpError, StoreError, SubmitError};
+pub use error::{ChainError, OpError, SignatureRejected, StoreError, SubmitError};
 pub use logged_op::LoggedOp;
 pub use op::{LegacyCreateOp, Operation, RegularOp, Service, SignedOperation, TombstoneOp};
 pub use state::PlcData;

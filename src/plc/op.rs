@@ -38,6 +38,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+use super::error::SignatureRejected;
 use super::signature::{encode_signature, verify_with_keys};
 use crate::identity::PDS_SERVICE_TYPE;
 use crate::wire::base32;
@@ -336,7 +337,7 @@ impl SignedOperation {
     /// Verifies the signature with each of `keys` (did:key strings, highest
     /// authority first) and returns the index of the first that verifies.
     /// High-S signatures never verify. The error is a reason to show.
-    pub fn verify(&self, keys: &[String]) -> Result<usize, String> {
+    pub fn verify(&self, keys: &[String]) -> Result<usize, SignatureRejected> {
         verify_with_keys(keys, &self.unsigned_cbor(), &self.sig)
     }
 }
@@ -499,7 +500,7 @@ mod tests {
         let high = negate_s(Curve::K256, op.signature());
         let malleated = SignedOperation::from_parts(op.operation().clone(), high).unwrap();
         let err = malleated.verify(&keys).unwrap_err();
-        assert!(err.contains("high S"), "{err}");
+        assert!(err.to_string().contains("high S"), "{err}");
 
         let mut json = op.to_json();
         let sig = op.signature_text();

@@ -10,7 +10,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use super::error::OpError;
+use super::error::{OpError, SignatureRejected};
 use crate::crypto::{PublicKey, SignatureError};
 
 /// Length of the base64url text of a 64-byte signature.
@@ -52,7 +52,11 @@ pub fn encode_signature(sig: &[u8; 64]) -> String {
 /// matters for logs written elsewhere. On failure, the reason says whether the
 /// signature was high-S, so a client can tell a malleated signature from a
 /// wrong key.
-pub fn verify_with_keys(keys: &[String], msg: &[u8], sig: &[u8; 64]) -> Result<usize, String> {
+pub fn verify_with_keys(
+    keys: &[String],
+    msg: &[u8],
+    sig: &[u8; 64],
+) -> Result<usize, SignatureRejected> {
     let mut high_s = false;
     for (index, key) in keys.iter().enumerate() {
         let Ok(public) = PublicKey::from_did_key(key) else {
@@ -65,14 +69,11 @@ pub fn verify_with_keys(keys: &[String], msg: &[u8], sig: &[u8; 64]) -> Result<u
         }
     }
     Err(if high_s {
-        "signature has high S (s > n/2), which atproto forbids".to_owned()
+        SignatureRejected::HighS
     } else if keys.is_empty() {
-        "no rotation key may sign this operation".to_owned()
+        SignatureRejected::NoKeys
     } else {
-        format!(
-            "not signed by any of the {} allowed rotation key(s)",
-            keys.len()
-        )
+        SignatureRejected::NoKeyMatches(keys.len())
     })
 }
 
@@ -118,7 +119,7 @@ mod tests {
         assert_eq!(verify_with_keys(&keys, b"m", &b.sign(b"m")), Ok(1));
         let high = negate_s(Curve::P256, &b.sign(b"m"));
         let err = verify_with_keys(&keys, b"m", &high).unwrap_err();
-        assert!(err.contains("high S"), "{err}");
+        assert!(err.to_string().contains("high S"), "{err}");
         let stranger = PrivateKey::generate(Curve::K256);
         assert!(verify_with_keys(&keys, b"m", &stranger.sign(b"m")).is_err());
         assert!(verify_with_keys(&[], b"m", &a.sign(b"m")).is_err());

@@ -56,15 +56,15 @@ use tokio_tungstenite::tungstenite::Message;
 use super::hosts::{HostEntry, Hosts};
 use super::pool::{Pool, ShardMsg, MAX_DISPATCH};
 use super::verifier::Inbound;
+use crate::clock::now_micros;
 use crate::control::Admit;
 use crate::identity::Resolver;
+use crate::log::HostStatus;
 use crate::net::upstream_log::{clip, LogLimit};
-use crate::net::{backoff, dial_ws, Dns, HostName, Keepalive, WsClient};
-use crate::repo::verify::now_micros;
-use crate::wire::frame::{decode_header, peek_did, peek_seq, Body, ErrorFrame, EventKind, Info};
-
-/// Largest frame read from an upstream (digest §1.3).
-pub const MAX_FRAME: usize = 5_000_000;
+use crate::net::{backoff, dial_ws, DialError, Dns, HostName, Keepalive, WsClient};
+use crate::wire::frame::{
+    decode_header, peek_did, peek_seq, Body, ErrorFrame, EventKind, Info, MAX_FRAME_LEN,
+};
 
 /// Each upstream connection's initial read buffer. tungstenite's default is
 /// 128 KiB a connection, 125 MiB of RSS across a thousand hosts; frames are
@@ -141,10 +141,10 @@ impl Crawlers {
             .inner
             .hosts
             .get_or_create(hostname, self.inner.hosts.clock().now_micros());
-        if host.status() == "banned" {
+        if host.status() == HostStatus::Banned {
             return false;
         }
-        host.set_status("active");
+        host.set_status(HostStatus::Active);
         let inner = self.inner.clone();
         let task = tokio::spawn(async move { crawl(inner, host).await });
         self.inner.running.insert(key.to_owned(), task);
@@ -253,8 +253,8 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
         let url = subscribe_url(&host.name, last_seq, inner.cfg.allow_private);
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
-            .max_message_size(Some(MAX_FRAME))
-            .max_frame_size(Some(MAX_FRAME));
+            .max_message_size(Some(MAX_FRAME_LEN))
+            .max_frame_size(Some(MAX_FRAME_LEN));
         let connected = tokio::time::timeout(
             Duration::from_secs(30),
             dial(&inner.cfg, &host.name, &url, config),
@@ -264,7 +264,7 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
             Ok(Ok(ws)) => {
                 tracing::info!(host = %host.hostname, cursor = last_seq, "subscribed");
                 let connected_at = Instant::now();
-                host.set_status("active");
+                host.set_status(HostStatus::Active);
                 // A fresh connection counts as activity until `idle_after`.
                 host.last_event_micros
                     .store(now_micros(), std::sync::atomic::Ordering::Relaxed);
@@ -284,7 +284,7 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
                         tracing::error!(host = %host.hostname, cursor = last_seq,
                             "upstream answered FutureCursor: it has lost events we already hold; crawler stopped, operator action needed");
                         metrics::counter!("atrelay_crawler_future_cursor_total").increment(1);
-                        host.set_status("offline");
+                        host.set_status(HostStatus::Offline);
                         return;
                     }
                     End::Reconnect(why) => {
@@ -307,7 +307,7 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
             Ok(Err(e)) => {
                 failures += 1;
                 if let Some(suppressed) = upstream_log.allow() {
-                    tracing::warn!(host = %host.hostname, error = %clip(&e, 300), failures, suppressed, "connect failed");
+                    tracing::warn!(host = %host.hostname, error = %clip(&e.to_string(), 300), failures, suppressed, "connect failed");
                 }
             }
             Err(_) => {
@@ -318,7 +318,7 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
         // Offline hosts are never abandoned, only retried more slowly; a
         // requestCrawl from the host wakes the crawler at once.
         let cap = if failures >= 3 {
-            host.set_status("offline");
+            host.set_status(HostStatus::Offline);
             inner.cfg.offline_backoff.max(inner.cfg.max_backoff)
         } else {
             inner.cfg.max_backoff
@@ -341,7 +341,7 @@ async fn dial(
     hostname: &HostName,
     url: &str,
     ws: WebSocketConfig,
-) -> Result<Ws, String> {
+) -> Result<Ws, DialError> {
     dial_ws(&cfg.dns, &hostname.host_str(), hostname.port(), url, ws).await
 }
 
@@ -353,7 +353,7 @@ async fn wait_out_budget(inner: &Inner, host: &Arc<HostEntry>) {
         return;
     };
     let clock = inner.hosts.clock();
-    host.set_status("throttled");
+    host.set_status(HostStatus::Throttled);
     let _ = inner.hosts.persist(host);
     let _ = inner.hosts.persist_budget(host);
     metrics::counter!("atrelay_crawler_throttled_total").increment(1);
@@ -364,7 +364,7 @@ async fn wait_out_budget(inner: &Inner, host: &Arc<HostEntry>) {
         clock.sleep_until(step).await;
     }
     tracing::info!(host = %host.hostname, "budget window reset; resuming from the cursor");
-    host.set_status("active");
+    host.set_status(HostStatus::Active);
 }
 
 /// Events read and not yet dispatched, per verifier thread.
@@ -643,7 +643,7 @@ impl Connection<'_> {
 /// frame costs more than the increment.
 struct FrameCounters {
     frames: metrics::Counter,
-    /// `atrelay_relay_events_received_total` by [`kind_label`], indexed as
+    /// `atrelay_relay_events_received_total` by [`EventKind::label`], indexed as
     /// in [`FrameCounters::received`].
     received: [metrics::Counter; 7],
 }
@@ -659,7 +659,7 @@ impl FrameCounters {
             EventKind::Error,
             EventKind::Unknown,
         ]
-        .map(|k| metrics::counter!("atrelay_relay_events_received_total", "type" => kind_label(k)));
+        .map(|k| metrics::counter!("atrelay_relay_events_received_total", "type" => k.label()));
         FrameCounters {
             frames: metrics::counter!("atrelay_crawler_frames_total"),
             received,
@@ -677,19 +677,6 @@ impl FrameCounters {
             EventKind::Unknown => 6,
         };
         &self.received[i]
-    }
-}
-
-/// The metrics label of an event type.
-pub fn kind_label(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Commit => "commit",
-        EventKind::Sync => "sync",
-        EventKind::Identity => "identity",
-        EventKind::Account => "account",
-        EventKind::Info => "info",
-        EventKind::Error => "error",
-        EventKind::Unknown => "unknown",
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 
 use crate::control::{Clock, HostBudget, Limits, Policy};
-use crate::log::{EventLog, HostState, LogError};
+use crate::log::{EventLog, HostState, HostStatus, LogError};
 use crate::net::HostName;
 
 /// Most events of one host waiting for an identity re-resolution (on hold
@@ -261,26 +261,26 @@ impl HostEntry {
     /// Sets the host's status (`active`, `idle`, `offline`, ...). A
     /// `banned` host keeps that status until [`HostEntry::unban`]: a crawler
     /// stopping late cannot un-ban it.
-    pub fn set_status(&self, status: &str) {
+    pub fn set_status(&self, status: HostStatus) {
         let mut s = lock(&self.state);
-        if s.status != "banned" {
-            s.status = status.to_owned();
+        if s.status != HostStatus::Banned {
+            s.status = status;
         }
     }
 
     /// Marks the host banned (blocked by the operator).
     pub fn ban(&self) {
-        lock(&self.state).status = "banned".to_owned();
+        lock(&self.state).status = HostStatus::Banned;
     }
 
     /// Lifts a ban: the host is `active` again.
     pub fn unban(&self) {
-        lock(&self.state).status = "active".to_owned();
+        lock(&self.state).status = HostStatus::Active;
     }
 
     /// The host's status.
-    pub fn status(&self) -> String {
-        lock(&self.state).status.clone()
+    pub fn status(&self) -> HostStatus {
+        lock(&self.state).status
     }
 
     /// Adjusts the account count (accounts created on or moved to/from here).
@@ -434,18 +434,15 @@ impl Hosts {
     /// (remaining hourly/daily events, hosts past 80% of a budget). Run
     /// periodically.
     pub fn update_idle(&self, idle_after: std::time::Duration, now_micros: u64) {
-        let mut counts: std::collections::BTreeMap<String, u64> =
-            ["active", "idle", "offline", "throttled", "banned"]
-                .into_iter()
-                .map(|s| (s.to_owned(), 0))
-                .collect();
+        let mut counts: std::collections::BTreeMap<HostStatus, u64> =
+            HostStatus::ALL.into_iter().map(|s| (s, 0)).collect();
         let (mut hour_left, mut day_left, mut near_limit, mut near) = (0u64, 0u64, 0u64, false);
         for host in self.all() {
             let last = host.last_event_micros.load(Ordering::Relaxed);
             let quiet = now_micros.saturating_sub(last) > idle_after.as_micros() as u64;
-            match host.status().as_str() {
-                "active" if quiet => host.set_status("idle"),
-                "idle" if !quiet => host.set_status("active"),
+            match host.status() {
+                HostStatus::Active if quiet => host.set_status(HostStatus::Idle),
+                HostStatus::Idle if !quiet => host.set_status(HostStatus::Active),
                 _ => {}
             }
             *counts.entry(host.status()).or_default() += 1;
@@ -461,7 +458,7 @@ impl Hosts {
             near_limit += u64::from(std::mem::take(&mut near));
         }
         for (status, n) in counts {
-            metrics::gauge!("atrelay_hosts", "status" => status).set(n as f64);
+            metrics::gauge!("atrelay_hosts", "status" => status.as_str()).set(n as f64);
         }
         // Aggregates only: a label per host would grow with the network.
         metrics::gauge!("atrelay_budget_hour_remaining_events").set(hour_left as f64);
@@ -483,7 +480,7 @@ mod tests {
         HostEntry::new(
             HostName::parse("h.example.com").unwrap(),
             HostState {
-                status: "active".into(),
+                status: HostStatus::Active,
                 cursor,
                 account_count: 0,
                 first_seen_micros: 0,

@@ -25,10 +25,11 @@ use tokio::sync::mpsc;
 use super::hosts::{HostEntry, Hosts};
 use super::refresh_limit::DidRefreshes;
 use super::sequencer::{ToSequence, ToSequenceBatch};
-use super::verifier::{AccountLookup, AccountSlots, Decision, Inbound, Verifier};
+use super::verifier::{AccountLookup, AccountSlots, Decision, Inbound, LocalStatusError, Verifier};
+use crate::clock::now_micros;
 use crate::identity::Resolver;
-use crate::log::{AccountState, EventLog};
-use crate::repo::verify::now_micros;
+use crate::log::{AccountState, EventLog, LogError};
+use crate::wire::frame::AccountStatus;
 
 /// Most events in one message to a verifier thread.
 pub const MAX_DISPATCH: usize = 64;
@@ -51,8 +52,8 @@ pub enum ShardMsg {
     /// emit the `#account` event; the reply says whether it was queued.
     SetLocalStatus {
         did: String,
-        status: Option<String>,
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+        status: Option<AccountStatus>,
+        reply: tokio::sync::oneshot::Sender<Result<(), LocalStatusError>>,
     },
 }
 
@@ -157,19 +158,21 @@ impl Pool {
     /// Sets (`Some`) or clears the operator's status of `did` through its
     /// shard, so the change is ordered with the DID's events, and emits the
     /// `#account` event with the combined status.
-    pub async fn set_local_status(&self, did: &str, status: Option<&str>) -> Result<(), String> {
+    pub async fn set_local_status(
+        &self,
+        did: &str,
+        status: Option<AccountStatus>,
+    ) -> Result<(), LocalStatusError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.shards[self.shard_of(did)]
             .send(ShardMsg::SetLocalStatus {
                 did: did.to_owned(),
-                status: status.map(str::to_owned),
+                status,
                 reply,
             })
             .await
-            .map_err(|_| "the relay is stopping".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the relay is stopping".to_owned())?
+            .map_err(|_| LocalStatusError::Stopping)?;
+        answer.await.map_err(|_| LocalStatusError::Stopping)?
     }
 
     /// Asks the DID's shard to reload its state from the log.
@@ -215,8 +218,8 @@ impl AccountSlots for HostSlots {
 struct LogLookup(EventLog);
 
 impl AccountLookup for LogLookup {
-    fn load(&self, did: &str) -> Result<Option<AccountState>, String> {
-        self.0.get_account(did).map_err(|e| e.to_string())
+    fn load(&self, did: &str) -> Result<Option<AccountState>, LogError> {
+        self.0.get_account(did)
     }
 }
 
@@ -306,7 +309,7 @@ impl Shard {
             ShardMsg::SetLocalStatus { did, status, reply } => {
                 let result = self
                     .verifier
-                    .set_local_status(&did, status.as_deref(), now_micros())
+                    .set_local_status(&did, status, now_micros())
                     .and_then(|accepted| {
                         self.accepted.push(ToSequence {
                             accepted,
@@ -319,7 +322,7 @@ impl Shard {
                         // the caller hears back.
                         self.send_accepted()
                             .then_some(())
-                            .ok_or_else(|| "the sequencer stopped".to_owned())
+                            .ok_or(LocalStatusError::SequencerStopped)
                     });
                 let _ = reply.send(result);
             }

@@ -32,6 +32,7 @@ use super::hosts::HostEntry;
 use super::verifier::Accepted;
 use crate::fanout::Ring;
 use crate::log::{AccountState, AppendBatch, EventLog, LogError, LogEvent};
+use crate::wire::frame::EventKind;
 
 /// An accepted event on its way to the log.
 #[derive(Debug)]
@@ -116,7 +117,7 @@ fn commit(
     let mut hosts: HashMap<Arc<str>, Arc<HostEntry>> = HashMap::new();
     let mut last_host: Option<Arc<HostEntry>> = None;
     // Counted per batch: one registry lookup per type, not per event.
-    let mut accepted_by_kind: HashMap<&'static str, u64> = HashMap::new();
+    let mut accepted_by_kind: HashMap<EventKind, u64> = HashMap::new();
     for (seq, item) in (log.last_seq() + 1..).zip(batch.drain(..)) {
         let ToSequence {
             accepted,
@@ -198,7 +199,8 @@ fn commit(
     ring.publish_batch(append.events.into_iter().map(|e| (e.seq, e.frame)));
     metrics::counter!("atrelay_relay_events_sequenced_total").increment(n as u64);
     for (kind, n) in accepted_by_kind {
-        metrics::counter!("atrelay_relay_events_accepted_total", "type" => kind).increment(n);
+        metrics::counter!("atrelay_relay_events_accepted_total", "type" => kind.label())
+            .increment(n);
     }
     metrics::histogram!("atrelay_relay_group_commit_seconds")
         .record(started.elapsed().as_secs_f64());

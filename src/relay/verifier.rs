@@ -48,10 +48,10 @@ use bytes::Bytes;
 use super::account_cache::{AccountCache, Written};
 use super::outbound::PendingFrame;
 use crate::identity::Identity;
-use crate::log::AccountState;
+use crate::log::{AccountState, LogError};
 use crate::repo::commit::CommitError;
 use crate::repo::verify::{verify_commit, verify_sync, VerifyError, VerifyOptions};
-use crate::wire::frame::{Account, Event};
+use crate::wire::frame::{Account, AccountStatus, Event, EventKind};
 use crate::wire::syntax::format_datetime_micros;
 
 /// An event as received from an upstream, with the identity the crawler
@@ -90,8 +90,8 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct Accepted {
     pub did: String,
-    /// The event type, as a metrics label.
-    pub kind: &'static str,
+    /// The event type (counted by its [`EventKind::label`]).
+    pub kind: EventKind,
     pub frame: PendingFrame,
     /// New account state to persist with the event (`None`: unchanged).
     pub account: Option<AccountState>,
@@ -205,10 +205,27 @@ impl IgnoreReason {
     }
 }
 
+/// Why the operator's status of an account was not set.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalStatusError {
+    /// The account's stored state could not be read.
+    #[error(transparent)]
+    Load(#[from] LogError),
+    /// The `#account` event announcing it was not accepted (a bug).
+    #[error("could not encode #account: {0}")]
+    Encode(String),
+    /// The relay is shutting down; nothing was changed.
+    #[error("the relay is stopping")]
+    Stopping,
+    /// The sequencer is gone, so the event cannot be written.
+    #[error("the sequencer stopped")]
+    SequencerStopped,
+}
+
 /// Where account state comes from when it is not in the verifier's memory.
 pub trait AccountLookup {
     /// The persisted state of `did`.
-    fn load(&self, did: &str) -> Result<Option<AccountState>, String>;
+    fn load(&self, did: &str) -> Result<Option<AccountState>, LogError>;
 }
 
 /// The account limit: how many accounts each host may have.
@@ -309,11 +326,11 @@ impl<L: AccountLookup> Verifier<L> {
     pub fn set_local_status(
         &mut self,
         did: &str,
-        status: Option<&str>,
+        status: Option<AccountStatus>,
         now_micros: u64,
-    ) -> Result<Box<Accepted>, String> {
+    ) -> Result<Box<Accepted>, LocalStatusError> {
         let mut state = self.state(did)?.unwrap_or_else(|| new_account(""));
-        state.local_status = status.map(str::to_owned);
+        state.local_status = status.map(|s| s.as_str().to_owned());
         self.accounts.update(did, &state, None);
         let time = format_datetime_micros(now_micros);
         let combined = state.status().map(str::to_owned);
@@ -326,7 +343,7 @@ impl<L: AccountLookup> Verifier<L> {
         });
         match accept(&event, Some(state), None) {
             Decision::Accept(a) => Ok(a),
-            other => Err(format!("could not encode #account: {other:?}")),
+            other => Err(LocalStatusError::Encode(format!("{other:?}"))),
         }
     }
 
@@ -505,7 +522,9 @@ impl<L: AccountLookup> Verifier<L> {
             Some(a.status.unwrap_or("inactive").to_owned())
         };
         // Deleted accounts hold no slot; any other status keeps its slot.
-        let deleted = |s: &Option<String>| s.as_deref() == Some("deleted");
+        let deleted = |s: &Option<String>| {
+            s.as_deref().and_then(AccountStatus::parse) == Some(AccountStatus::Deleted)
+        };
         let was_deleted = stored.as_ref().is_some_and(|s| deleted(&s.upstream_status));
         let counted_before = stored.is_some() && !was_deleted;
         let counted_after = !deleted(&upstream_status);
@@ -547,7 +566,7 @@ impl<L: AccountLookup> Verifier<L> {
 
     /// The state of `did`: from memory, else from the lookup (remembered,
     /// including absence).
-    fn state(&mut self, did: &str) -> Result<Option<AccountState>, String> {
+    fn state(&mut self, did: &str) -> Result<Option<AccountState>, LogError> {
         if let Some(s) = self.accounts.get(did) {
             return Ok(s);
         }
@@ -599,13 +618,7 @@ fn accept(event: &Event, account: Option<AccountState>, moved_from: Option<Strin
     match PendingFrame::new(event) {
         Some(frame) => Decision::Accept(Box::new(Accepted {
             did: did.to_owned(),
-            kind: match event {
-                Event::Commit(_) => "commit",
-                Event::Sync(_) => "sync",
-                Event::Identity(_) => "identity",
-                Event::Account(_) => "account",
-                _ => "other",
-            },
+            kind: event.kind(),
             frame,
             account,
             chain_break: false,
@@ -621,9 +634,9 @@ mod tests {
     use std::collections::HashMap as Map;
 
     use super::*;
+    use crate::clock::now_micros;
     use crate::crypto::{Curve, PrivateKey};
     use crate::repo::builder::{BuiltCommit, RecordWrite, RepoHead};
-    use crate::repo::verify::now_micros;
     use crate::wire::cid::Cid;
     use crate::wire::frame::{Info, Sync};
     use crate::wire::tid::TidClock;
@@ -634,7 +647,7 @@ mod tests {
 
     struct NoState;
     impl AccountLookup for NoState {
-        fn load(&self, _: &str) -> Result<Option<AccountState>, String> {
+        fn load(&self, _: &str) -> Result<Option<AccountState>, LogError> {
             Ok(None)
         }
     }
@@ -1033,7 +1046,7 @@ mod tests {
     struct Store(std::rc::Rc<std::cell::RefCell<Map<String, AccountState>>>);
 
     impl AccountLookup for Store {
-        fn load(&self, did: &str) -> Result<Option<AccountState>, String> {
+        fn load(&self, did: &str) -> Result<Option<AccountState>, LogError> {
             Ok(self.0.borrow().get(did).cloned())
         }
     }

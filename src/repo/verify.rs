@@ -25,16 +25,13 @@
 
 use super::commit::{Commit, CommitError};
 use super::invert::{check_op_shape, invert, is_invertible, InvertError};
+use crate::clock::now_micros;
 use crate::crypto::PublicKey;
 use crate::wire::car::{Car, CarError, CarLimits};
 use crate::wire::cid::Cid;
-use crate::wire::frame::{self, Action};
+use crate::wire::frame::{self, Action, MAX_COMMIT_BLOCKS_LEN, MAX_COMMIT_OPS};
 use crate::wire::tid::Tid;
 
-/// Largest `#commit.blocks`, in bytes (lexicon `maxLength`).
-pub const MAX_COMMIT_BLOCKS: usize = 2_000_000;
-/// Most ops in one `#commit` (lexicon `maxLength`).
-pub const MAX_COMMIT_OPS: usize = 200;
 /// Largest record block (sync spec).
 pub const MAX_RECORD_BYTES: usize = 1_000_000;
 /// How far a rev's timestamp may run ahead of our clock (the reference relay's
@@ -59,14 +56,6 @@ impl VerifyOptions {
             now_micros: now_micros(),
         }
     }
-}
-
-/// The current time in Unix microseconds.
-pub fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// What a verified commit establishes about the repo.
@@ -129,7 +118,7 @@ pub fn verify_commit(
     key: &PublicKey,
     opts: &VerifyOptions,
 ) -> Result<VerifiedCommit, VerifyError> {
-    if ev.blocks.len() > MAX_COMMIT_BLOCKS {
+    if ev.blocks.len() > MAX_COMMIT_BLOCKS_LEN {
         return Err(VerifyError::BlocksTooLarge(ev.blocks.len()));
     }
     if ev.ops.len() > MAX_COMMIT_OPS {

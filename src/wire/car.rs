@@ -21,6 +21,7 @@
 
 use super::cbor::{DecodeError, Decoder, Encoder, KeyOrder};
 use super::cid::{Cid, CidError};
+use super::frame::MAX_COMMIT_BLOCKS_LEN;
 
 /// Bounds on a CAR read from the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,12 +33,13 @@ pub struct CarLimits {
 }
 
 impl CarLimits {
-    /// For `#commit` / `#sync` diffs: the whole CAR is at most 2,000,000 bytes
-    /// (lexicon); 10,000 blocks is far above any honest 200-op diff and caps
-    /// the hashing a hostile frame can demand.
+    /// For `#commit` / `#sync` diffs: the whole CAR is at most
+    /// [`MAX_COMMIT_BLOCKS_LEN`] bytes (lexicon), so no block is longer;
+    /// 10,000 blocks is far above any honest 200-op diff and caps the
+    /// hashing a hostile frame can demand.
     pub const FIREHOSE: CarLimits = CarLimits {
         max_blocks: 10_000,
-        max_block_len: 2_000_000,
+        max_block_len: MAX_COMMIT_BLOCKS_LEN,
     };
     /// For whole-repo exports (`getRepo`, imports): large but finite.
     pub const REPO: CarLimits = CarLimits {

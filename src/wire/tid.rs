@@ -14,9 +14,9 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::syntax::{is_base32_sortable, SyntaxError, SyntaxKind, TID_LEN};
+use crate::clock::now_micros;
 
 /// The base32-sortable alphabet, in value order.
 const ALPHABET: &[u8; 32] = b"234567abcdefghijklmnopqrstuvwxyz";
@@ -153,15 +153,6 @@ impl FromStr for Tid {
 
 /// Marks "nothing issued yet"; no TID has bit 63 set, so it cannot collide.
 const NONE_ISSUED: u64 = u64::MAX;
-
-/// Current wall-clock time in microseconds since the Unix epoch (0 if the clock is
-/// before the epoch).
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 /// A monotonic TID generator, safe to share between threads.
 ///

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use atrelay::config::{RelayConfig, Secret};
+use atrelay::config::{CrawlMode, RelayConfig, Secret};
 use atrelay::control::Clock;
+use atrelay::log::HostStatus;
 use atrelay::node::{Relay, StartOptions};
 use atrelay::wire::frame::Event;
 use serde_json::{json, Value};
@@ -95,12 +96,8 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-fn host_status(relay: &Relay, hostname: &str) -> String {
-    relay
-        .hosts
-        .get(hostname)
-        .map(|h| h.status())
-        .unwrap_or_default()
+fn host_status(relay: &Relay, hostname: &str) -> Option<HostStatus> {
+    relay.hosts.get(hostname).map(|h| h.status())
 }
 
 /// The commit CIDs in `frames`, in order.
@@ -156,7 +153,7 @@ async fn hourly_budget_pauses_the_host_and_resumes_at_the_window_reset() {
 
         let mut got = sub.take(5).await;
         quiet(&mut sub, "the hourly budget of 5 is spent").await;
-        assert_eq!(host_status(&relay, &host), "throttled");
+        assert_eq!(host_status(&relay, &host), Some(HostStatus::Throttled));
         let hosts = admin_get(&relay, "/admin/hosts").await;
         assert_eq!(hosts["hosts"][0]["budget"]["hour_count"], 5);
         assert!(hosts["hosts"][0]["budget"]["throttled_until_micros"].is_u64());
@@ -168,7 +165,10 @@ async fn hourly_budget_pauses_the_host_and_resumes_at_the_window_reset() {
         clock.advance(Duration::from_secs(3600));
         got.extend(sub.take(2).await);
         eventually("the host is active again", || {
-            matches!(host_status(&relay, &host).as_str(), "active" | "idle")
+            matches!(
+                host_status(&relay, &host),
+                Some(HostStatus::Active | HostStatus::Idle)
+            )
         })
         .await;
 
@@ -245,7 +245,7 @@ async fn allowlist_mode_records_requests_until_the_operator_approves() {
         let net = Net::start().await;
         let mut cfg = config(&net);
         cfg.crawl.hosts.clear();
-        cfg.crawl.mode = "allowlist".into();
+        cfg.crawl.mode = CrawlMode::Allowlist;
         let relay = Relay::start(&cfg).await.unwrap();
         let mut sub = Subscriber::connect(relay.addr, None).await;
         let host = net.pds.hostname();
@@ -318,7 +318,7 @@ async fn domain_bans_and_blocks_stop_crawling_and_lifting_them_resumes_from_the_
         // Banning the PDS's own address stops it; events wait upstream.
         let banned = admin_post(&relay, "/admin/bans/add", json!({ "domain": "127.0.0.1" })).await;
         assert_eq!(banned["hosts"], json!([host]));
-        assert_eq!(host_status(&relay, &host), "banned");
+        assert_eq!(host_status(&relay, &host), Some(HostStatus::Banned));
         let (status, body) = request_crawl(&relay, &host).await;
         assert_eq!((status, body["error"].as_str()), (400, Some("HostBanned")));
         let c2 = alice.post("2");
@@ -334,7 +334,7 @@ async fn domain_bans_and_blocks_stop_crawling_and_lifting_them_resumes_from_the_
 
         // Blocking one host works the same way.
         admin_post(&relay, "/admin/hosts/block", json!({ "hostname": host })).await;
-        assert_eq!(host_status(&relay, &host), "banned");
+        assert_eq!(host_status(&relay, &host), Some(HostStatus::Banned));
         let c3 = alice.post("3");
         net.pds.emit_commit(&c3);
         quiet(&mut sub, "the host is blocked").await;
@@ -530,7 +530,7 @@ async fn an_offline_host_is_picked_up_again_when_it_returns() {
         let relay = Relay::start(&cfg).await.unwrap();
         let mut sub = Subscriber::connect(relay.addr, None).await;
         eventually("the host is marked offline", || {
-            host_status(&relay, &addr.to_string()) == "offline"
+            host_status(&relay, &addr.to_string()) == Some(HostStatus::Offline)
         })
         .await;
 
@@ -544,7 +544,10 @@ async fn an_offline_host_is_picked_up_again_when_it_returns() {
         let c1 = alice.post("back");
         pds.emit_commit(&c1);
         assert_eq!(commits(&sub.take(1).await), [c1.commit.to_string()]);
-        assert_eq!(host_status(&relay, &addr.to_string()), "active");
+        assert_eq!(
+            host_status(&relay, &addr.to_string()),
+            Some(HostStatus::Active)
+        );
         relay.stop().await;
     })
     .await
@@ -576,7 +579,10 @@ async fn a_spent_budget_stays_spent_across_a_restart() {
         let relay = Relay::start_with(&cfg, opts).await.unwrap();
         let mut sub = Subscriber::connect(relay.addr, Some(3)).await;
         quiet(&mut sub, "still spent after the restart").await;
-        assert_eq!(host_status(&relay, &net.pds.hostname()), "throttled");
+        assert_eq!(
+            host_status(&relay, &net.pds.hostname()),
+            Some(HostStatus::Throttled)
+        );
         clock.advance(Duration::from_secs(3600));
         got.extend(sub.take(2).await);
         assert_eq!(commits(&got), upstream);

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use atrelay::config::RelayConfig;
+use atrelay::log::Durability;
 use atrelay::node::{Mirror, Relay};
 use atrelay::wire::frame::{Account, Event, Info};
 use bytes::Bytes;
@@ -27,7 +28,7 @@ fn mirror_config(
     cfg.server.listen = "127.0.0.1:0".parse().unwrap();
     cfg.server.metrics_listen = String::new();
     cfg.server.data_dir = dir.path().to_owned();
-    cfg.log.durability = "buffered".into();
+    cfg.log.durability = Durability::Buffered;
     cfg.mirror.upstream = format!("ws://{upstream}");
     cfg.mirror.backfill = backfill;
     cfg.mirror.max_backoff_secs = 1;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use atrelay::log::HostStatus;
 use atrelay::node::Relay;
 use atrelay::wire::frame::Event;
 
@@ -106,12 +107,12 @@ async fn upstream_future_cursor_stops_the_crawler() {
         net.pds.emit_raw(2, frame.into());
         let host = relay.hosts.get(&net.pds.hostname()).unwrap();
         for _ in 0..50 {
-            if host.status() == "offline" {
+            if host.status() == HostStatus::Offline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(host.status(), "offline");
+        assert_eq!(host.status(), HostStatus::Offline);
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(
             net.pds
@@ -141,8 +142,8 @@ async fn quiet_hosts_become_idle_and_recover() {
         net.pds.emit_commit(&alice.post("one"));
         sub.take(1).await;
         let host = relay.hosts.get(&net.pds.hostname()).unwrap();
-        assert_eq!(host.status(), "active");
-        let wait_for = |want: &'static str| {
+        assert_eq!(host.status(), HostStatus::Active);
+        let wait_for = |want: HostStatus| {
             let host = host.clone();
             async move {
                 for _ in 0..60 {
@@ -154,10 +155,13 @@ async fn quiet_hosts_become_idle_and_recover() {
                 false
             }
         };
-        assert!(wait_for("idle").await, "quiet host becomes idle");
+        assert!(wait_for(HostStatus::Idle).await, "quiet host becomes idle");
         net.pds.emit_commit(&alice.post("two"));
         sub.take(1).await;
-        assert!(wait_for("active").await, "events make it active again");
+        assert!(
+            wait_for(HostStatus::Active).await,
+            "events make it active again"
+        );
         relay.stop().await;
     })
     .await

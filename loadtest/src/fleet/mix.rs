@@ -5,6 +5,8 @@
 //! likes dominate, then follows, posts and reposts, a tail of deletes and
 //! profile updates, and a trickle of `#identity`, `#account` and `#sync`.
 
+use atrelay::relay::verifier::{DropReason, IgnoreReason};
+use atrelay::wire::frame::EventKind;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +69,17 @@ pub enum Expect {
     Ignored(&'static str),
 }
 
+/// Why a [`Mix`] cannot produce events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MixError {
+    #[error("every event weight is 0")]
+    NoWeight,
+    #[error("adversarial_percent must be within 0..=100")]
+    AdversarialPercent,
+    #[error("adversarial_percent is set but attacks is empty")]
+    NoAttacks,
+}
+
 impl Planned {
     /// What to plan for an account: `self`, unless it is a rev rollback of an
     /// account the relay holds no rev for yet. That "rollback" would be the
@@ -93,14 +106,18 @@ impl Planned {
 
     pub fn expect(self) -> Expect {
         match self {
-            Planned::Normal(Op::Identity) => Expect::Accepted("identity"),
-            Planned::Normal(Op::Account) => Expect::Accepted("account"),
-            Planned::Normal(Op::Sync) => Expect::Accepted("sync"),
-            Planned::Normal(_) => Expect::Accepted("commit"),
-            Planned::Attack(Attack::ForgedSignature) => Expect::Dropped("bad_signature"),
-            Planned::Attack(Attack::BrokenProof) => Expect::Dropped("inversion"),
-            Planned::Attack(Attack::RevRollback) => Expect::Ignored("duplicate"),
-            Planned::Attack(Attack::Oversize) => Expect::Dropped("oversize"),
+            Planned::Normal(Op::Identity) => Expect::Accepted(EventKind::Identity.label()),
+            Planned::Normal(Op::Account) => Expect::Accepted(EventKind::Account.label()),
+            Planned::Normal(Op::Sync) => Expect::Accepted(EventKind::Sync.label()),
+            Planned::Normal(_) => Expect::Accepted(EventKind::Commit.label()),
+            Planned::Attack(Attack::ForgedSignature) => {
+                Expect::Dropped(DropReason::BadSignature.as_str())
+            }
+            Planned::Attack(Attack::BrokenProof) => Expect::Dropped(DropReason::Inversion.as_str()),
+            Planned::Attack(Attack::RevRollback) => {
+                Expect::Ignored(IgnoreReason::Duplicate.as_str())
+            }
+            Planned::Attack(Attack::Oversize) => Expect::Dropped(DropReason::Oversize.as_str()),
         }
     }
 }
@@ -158,15 +175,15 @@ impl Mix {
     }
 
     /// Checks the mix can produce events.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), MixError> {
         if self.weights().iter().all(|(_, w)| *w == 0) {
-            return Err("every event weight is 0".into());
+            return Err(MixError::NoWeight);
         }
         if !(0.0..=100.0).contains(&self.adversarial_percent) {
-            return Err("adversarial_percent must be within 0..=100".into());
+            return Err(MixError::AdversarialPercent);
         }
         if self.adversarial_percent > 0.0 && self.attacks.is_empty() {
-            return Err("adversarial_percent is set but attacks is empty".into());
+            return Err(MixError::NoAttacks);
         }
         Ok(())
     }

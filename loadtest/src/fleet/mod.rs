@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::directory::{document, Directory};
 use account::SyntheticAccount;
 use host::{Host, HostFrame};
-use mix::{draw_account, Expect, Mix, Planned};
+use mix::{draw_account, Expect, Mix, MixError, Planned};
 
 /// Fleet shape.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,21 +79,34 @@ impl Default for FleetConfig {
 }
 
 impl FleetConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FleetConfigError> {
         if self.hosts == 0 || self.accounts == 0 {
-            return Err("fleet needs at least one host and one account".into());
+            return Err(FleetConfigError::Empty);
         }
         if self.accounts < self.hosts {
-            return Err(format!(
-                "{} accounts cannot cover {} hosts (each host needs one)",
-                self.accounts, self.hosts
-            ));
+            return Err(FleetConfigError::TooFewAccounts {
+                accounts: self.accounts,
+                hosts: self.hosts,
+            });
         }
         if self.hosts > 20_000 {
-            return Err("more than 20,000 hosts would exhaust loopback sockets".into());
+            return Err(FleetConfigError::TooManyHosts);
         }
-        self.mix.validate()
+        Ok(self.mix.validate()?)
     }
+}
+
+/// Why a [`FleetConfig`] cannot run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FleetConfigError {
+    #[error("fleet needs at least one host and one account")]
+    Empty,
+    #[error("{accounts} accounts cannot cover {hosts} hosts (each host needs one)")]
+    TooFewAccounts { accounts: usize, hosts: usize },
+    #[error("more than 20,000 hosts would exhaust loopback sockets")]
+    TooManyHosts,
+    #[error(transparent)]
+    Mix(#[from] MixError),
 }
 
 /// Expected outcomes, counted.
@@ -392,32 +405,56 @@ async fn register(
     use futures_util::StreamExt;
     let client = atrelay::plc::client::PlcClient::new(plc);
     let client = &client;
-    let registered: Vec<Result<SyntheticAccount, String>> = futures_util::stream::iter(accounts)
-        .map(|a| async move {
-            let key = a.private_key();
-            let did_key = key.public_key().to_did_key();
-            let endpoint = hosts[a.index as usize % hosts.len()].endpoint();
-            let genesis = atrelay::plc::client::genesis_op(
-                &did_key,
-                &a.handle,
-                &endpoint,
-                std::slice::from_ref(&did_key),
-                key,
-            )
-            .map_err(|e| format!("genesis for account {}: {e}", a.index))?;
-            client
-                .submit(&genesis.did, &genesis.op)
-                .await
-                .map_err(|e| format!("registering {} at {plc}: {e}", genesis.did))?;
-            Ok(a.with_did(genesis.did))
-        })
-        .buffered(32)
-        .collect()
-        .await;
+    let registered: Vec<Result<SyntheticAccount, RegisterError>> =
+        futures_util::stream::iter(accounts)
+            .map(|a| async move {
+                let key = a.private_key();
+                let did_key = key.public_key().to_did_key();
+                let endpoint = hosts[a.index as usize % hosts.len()].endpoint();
+                let genesis = atrelay::plc::client::genesis_op(
+                    &did_key,
+                    &a.handle,
+                    &endpoint,
+                    std::slice::from_ref(&did_key),
+                    key,
+                )
+                .map_err(|err| RegisterError::Genesis {
+                    index: a.index,
+                    err,
+                })?;
+                client
+                    .submit(&genesis.did, &genesis.op)
+                    .await
+                    .map_err(|err| RegisterError::Submit {
+                        did: genesis.did.clone(),
+                        plc: plc.to_owned(),
+                        err,
+                    })?;
+                Ok(a.with_did(genesis.did))
+            })
+            .buffered(32)
+            .collect()
+            .await;
     registered
         .into_iter()
-        .collect::<Result<Vec<_>, String>>()
+        .collect::<Result<Vec<_>, RegisterError>>()
         .map_err(std::io::Error::other)
+}
+
+/// Why an account could not be registered at the PLC directory.
+#[derive(Debug, thiserror::Error)]
+enum RegisterError {
+    #[error("genesis for account {index}: {err}")]
+    Genesis {
+        index: u32,
+        err: atrelay::plc::OpError,
+    },
+    #[error("registering {did} at {plc}: {err}")]
+    Submit {
+        did: String,
+        plc: String,
+        err: atrelay::plc::ClientError,
+    },
 }
 
 fn generator_threads(configured: usize) -> usize {

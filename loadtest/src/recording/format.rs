@@ -15,13 +15,15 @@
 
 use std::io::{self, BufRead, Read, Write};
 
+use atrelay::wire::frame::MAX_FRAME_LEN;
 use serde_json::Value;
 
 pub const MAGIC: &[u8; 8] = b"ATRREC01";
 const TAG_FRAME: u8 = 1;
 const TAG_DOC: u8 = 2;
-/// Longest entry accepted when reading (the firehose's frame limit).
-const MAX_ENTRY: u64 = 5_000_000 + 1_024;
+/// Longest entry accepted when reading (the firehose's frame limit, plus room
+/// for the entry's own header).
+const MAX_ENTRY: u64 = MAX_FRAME_LEN as u64 + 1_024;
 
 /// One entry.
 #[derive(Clone, Debug, PartialEq)]

@@ -17,7 +17,7 @@ pub mod format;
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use atrelay::crypto::{Curve, PrivateKey};
@@ -45,6 +45,39 @@ pub struct Recorded {
     pub seconds: f64,
 }
 
+/// Why a recording could not be made or loaded for replay.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("connecting to {target}: {err}")]
+    Connect {
+        target: String,
+        err: tokio_tungstenite::tungstenite::Error,
+    },
+    #[error("reading {target}: {err}")]
+    Read {
+        target: String,
+        err: tokio_tungstenite::tungstenite::Error,
+    },
+    #[error("{}: {err}", path.display())]
+    File { path: PathBuf, err: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Http(reqwest::Error),
+}
+
+/// Why a DID document could not be fetched while recording (counted, not fatal).
+#[derive(Debug, thiserror::Error)]
+enum DocFetchError {
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    #[error("{url}: {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+}
+
 /// Reads `url` (a `ws://…/subscribeRepos`, with `cursor` if given) into
 /// `out` until `max_frames` frames or `max_seconds` pass. With `plc_url`,
 /// each new DID's document is fetched and saved before its first frame.
@@ -55,22 +88,28 @@ pub async fn record(
     max_frames: u64,
     max_seconds: f64,
     plc_url: Option<&str>,
-) -> Result<Recorded, String> {
+) -> Result<Recorded, RecordingError> {
     let target = match cursor {
         Some(c) => format!("{url}?cursor={c}"),
         None => url.to_owned(),
     };
     let (ws, _) = tokio_tungstenite::connect_async(&target)
         .await
-        .map_err(|e| format!("connecting to {target}: {e}"))?;
+        .map_err(|err| RecordingError::Connect {
+            target: target.clone(),
+            err,
+        })?;
     let (_tx, mut rx) = ws.split();
-    let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let mut w = Writer::new(std::io::BufWriter::new(file))
-        .map_err(|e| format!("{}: {e}", out.display()))?;
+    let at_out = |err| RecordingError::File {
+        path: out.to_owned(),
+        err,
+    };
+    let file = std::fs::File::create(out).map_err(at_out)?;
+    let mut w = Writer::new(std::io::BufWriter::new(file)).map_err(at_out)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(RecordingError::Http)?;
     let mut seen: HashSet<String> = HashSet::new();
     let mut r = Recorded::default();
     let started = Instant::now();
@@ -83,7 +122,7 @@ pub async fn record(
         }
         let msg = match tokio::time::timeout(left, rx.next()).await {
             Err(_) | Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(format!("reading {target}: {e}")),
+            Ok(Some(Err(err))) => return Err(RecordingError::Read { target, err }),
             Ok(Some(Ok(m))) => m,
         };
         let Message::Binary(frame) = msg else {
@@ -95,7 +134,7 @@ pub async fn record(
                 if seen.insert(did.to_owned()) {
                     match fetch_doc(&http, plc, did).await {
                         Ok(doc) => {
-                            w.doc(did, &doc).map_err(|e| e.to_string())?;
+                            w.doc(did, &doc)?;
                             r.docs += 1;
                         }
                         Err(_) => r.doc_errors += 1,
@@ -103,28 +142,30 @@ pub async fn record(
                 }
             }
         }
-        w.frame(now.duration_since(last).as_micros() as u64, &frame)
-            .map_err(|e| e.to_string())?;
+        w.frame(now.duration_since(last).as_micros() as u64, &frame)?;
         last = now;
         r.frames += 1;
         r.bytes += frame.len() as u64;
     }
-    w.finish().map_err(|e| e.to_string())?;
+    w.finish()?;
     r.seconds = started.elapsed().as_secs_f64();
     Ok(r)
 }
 
-async fn fetch_doc(http: &reqwest::Client, plc: &str, did: &str) -> Result<Value, String> {
+async fn fetch_doc(http: &reqwest::Client, plc: &str, did: &str) -> Result<Value, DocFetchError> {
     let url = if let Some(host) = did.strip_prefix("did:web:") {
         format!("https://{}/.well-known/did.json", host.replace("%3A", ":"))
     } else {
         format!("{}/{did}", plc.trim_end_matches('/'))
     };
-    let res = http.get(&url).send().await.map_err(|e| e.to_string())?;
+    let res = http.get(&url).send().await?;
     if !res.status().is_success() {
-        return Err(format!("{url}: {}", res.status()));
+        return Err(DocFetchError::Status {
+            status: res.status(),
+            url,
+        });
     }
-    res.json().await.map_err(|e| e.to_string())
+    Ok(res.json().await?)
 }
 
 /// How replayed events prove their identity.
@@ -188,15 +229,16 @@ impl Replay {
         mode: IdentityMode,
         seed: u64,
         directory_listen: std::net::SocketAddr,
-    ) -> Result<Replay, String> {
-        let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let mut reader = Reader::new(BufReader::new(f)).map_err(|e| e.to_string())?;
-        let directory = Directory::start(directory_listen)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Replay, RecordingError> {
+        let f = std::fs::File::open(file).map_err(|err| RecordingError::File {
+            path: file.to_owned(),
+            err,
+        })?;
+        let mut reader = Reader::new(BufReader::new(f))?;
+        let directory = Directory::start(directory_listen).await?;
         let mut started = Vec::new();
         for _ in 0..hosts.max(1) {
-            started.push(Host::start().await.map_err(|e| e.to_string())?);
+            started.push(Host::start().await?);
         }
         let hosts = started;
         let mut docs: HashMap<String, Value> = HashMap::new();
@@ -205,7 +247,7 @@ impl Replay {
         let mut per_host: Vec<Vec<HostFrame>> = hosts.iter().map(|_| Vec::new()).collect();
         let mut schedule = Vec::new();
         let (mut at, mut no_doc, mut bad) = (0u64, 0u64, 0u64);
-        while let Some(entry) = reader.next_entry().map_err(|e| e.to_string())? {
+        while let Some(entry) = reader.next_entry()? {
             let (delta, bytes) = match entry {
                 Entry::Doc { did, doc } => {
                     docs.insert(did, doc);

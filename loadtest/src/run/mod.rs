@@ -43,7 +43,7 @@ use crate::fleet::{Fleet, Tally};
 use crate::histogram::Histogram;
 use crate::swarm::{self, Swarm};
 use crate::thread_cpu::threads_cpu_seconds;
-use relay_process::{by_label, proc_usage, sum, RelayProcess};
+use relay_process::{by_label, proc_usage, sum, RelayProcess, RelayProcessError};
 use report::{Check, Memory, Quantiles, Report, Sample, Step};
 use scenario::Scenario;
 use tier::{Mirrors, StepFigures, TierMeter};
@@ -63,13 +63,24 @@ const ACCEPTED: &str = "atrelay_relay_events_accepted_total";
 const DROPPED: &str = "atrelay_relay_events_dropped_total";
 const IGNORED: &str = "atrelay_relay_events_ignored_total";
 
-fn runtime(name: &str, workers: usize) -> Result<tokio::runtime::Runtime, String> {
+/// A runtime that would not build, named.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} runtime: {err}")]
+struct RuntimeError {
+    name: String,
+    err: std::io::Error,
+}
+
+fn runtime(name: &str, workers: usize) -> Result<tokio::runtime::Runtime, RuntimeError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name(name)
         .enable_all()
         .build()
-        .map_err(|e| format!("{name} runtime: {e}"))
+        .map_err(|err| RuntimeError {
+            name: name.to_owned(),
+            err,
+        })
 }
 
 fn bar(show: bool, len: u64, what: &str) -> ProgressBar {
@@ -120,7 +131,7 @@ fn expected_counts(tally: &Tally) -> BTreeMap<String, BTreeMap<String, u64>> {
 }
 
 /// Events the relay has finished with (accepted, dropped or ignored).
-fn processed(relay: &RelayProcess) -> Result<(u64, u64), String> {
+fn processed(relay: &RelayProcess) -> Result<(u64, u64), RelayProcessError> {
     let m = relay.scrape()?;
     let accepted = sum(&m, ACCEPTED, "", "") as u64;
     Ok((
@@ -212,7 +223,7 @@ fn wait_for(
     target: u64,
     swarm: Option<(&Swarm, u64)>,
     until: Instant,
-) -> Result<bool, String> {
+) -> Result<bool, RelayProcessError> {
     loop {
         let (done, _) = processed(relay)?;
         let swarm_done = swarm.map_or(true, |(s, frames)| s.min_frames() >= frames);
@@ -229,14 +240,14 @@ fn wait_for(
 /// Runs a scenario to the end and reports; `Err` only when the run could
 /// not be carried out at all (a failed check is a report with `passed:
 /// false`).
-pub fn run(opts: RunOptions) -> Result<Report, String> {
+pub fn run(opts: RunOptions) -> Result<Report, Box<dyn std::error::Error>> {
     let s = &opts.scenario;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(s.limits.timeout_secs);
     std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
     let work = opts.out.join("work");
     let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&work)?;
 
     crate::open_files::ensure(
         (s.swarm.subscribers + 4 * s.fleet.hosts) as u64,
@@ -595,9 +606,9 @@ pub fn run(opts: RunOptions) -> Result<Report, String> {
             let _ = std::fs::remove_dir_all(work.join(format!("{name}-data")));
         }
     }
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    std::fs::write(opts.out.join("report.json"), json).map_err(|e| e.to_string())?;
-    std::fs::write(opts.out.join("plot.svg"), plot::svg(&report)).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&report)?;
+    std::fs::write(opts.out.join("report.json"), json)?;
+    std::fs::write(opts.out.join("plot.svg"), plot::svg(&report))?;
     Ok(report)
 }
 

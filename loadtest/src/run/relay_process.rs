@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::scenario::RelaySettings;
 use crate::thread_cpu::TICKS_PER_SECOND;
+use atrelay::http::basic_auth::ADMIN_USER;
 
 /// A running relay (or mirror) process; killed when dropped, so an early
 /// return leaves no process behind.
@@ -130,6 +131,45 @@ pub fn mirror_config_toml(
     )
 }
 
+/// Why a relay (or mirror) process could not be started or read; each
+/// message says where to look.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayProcessError {
+    #[error(transparent)]
+    Io(std::io::Error),
+    #[error("{}: {err}", path.display())]
+    WriteConfig { path: PathBuf, err: std::io::Error },
+    #[error("starting {}: {err}", bin.display())]
+    Spawn { bin: PathBuf, err: std::io::Error },
+    #[error(transparent)]
+    Http(reqwest::Error),
+    #[error("the {name} exited at start ({status}); see {}", log.display())]
+    ExitedAtStart {
+        name: String,
+        status: std::process::ExitStatus,
+        log: PathBuf,
+    },
+    #[error("the {name} was not ready on /xrpc/_health within 60 s; see {}", log.display())]
+    NotReady { name: String, log: PathBuf },
+    #[error("scraping metrics: {0}")]
+    Scrape(reqwest::Error),
+    #[error(
+        "the relay accepts at most {cap} connections, fewer than {subscribers} subscribers + {own}: \
+         set [relay] max_connections = {} in the scenario, and make sure the relay's \
+         open-file hard limit allows it (see {})",
+        subscribers + own,
+        log.display()
+    )]
+    ConnectionCap {
+        cap: usize,
+        subscribers: usize,
+        own: usize,
+        log: PathBuf,
+    },
+    #[error("admin hosts: {0}")]
+    AdminHosts(reqwest::Error),
+}
+
 impl RelayProcess {
     /// Writes the config into `dir`, starts `bin serve`, and waits (up to
     /// 60 s) until it answers `/xrpc/_health`.
@@ -139,9 +179,9 @@ impl RelayProcess {
         settings: &RelaySettings,
         plc_url: &str,
         hosts: &[String],
-    ) -> Result<RelayProcess, String> {
-        let listen = free_port().map_err(|e| e.to_string())?;
-        let metrics = free_port().map_err(|e| e.to_string())?;
+    ) -> Result<RelayProcess, RelayProcessError> {
+        let listen = free_port().map_err(RelayProcessError::Io)?;
+        let metrics = free_port().map_err(RelayProcessError::Io)?;
         let config = config_toml(
             settings,
             listen,
@@ -163,9 +203,9 @@ impl RelayProcess {
         name: &str,
         settings: &RelaySettings,
         upstream: SocketAddr,
-    ) -> Result<RelayProcess, String> {
-        let listen = free_port().map_err(|e| e.to_string())?;
-        let metrics = free_port().map_err(|e| e.to_string())?;
+    ) -> Result<RelayProcess, RelayProcessError> {
+        let listen = free_port().map_err(RelayProcessError::Io)?;
+        let metrics = free_port().map_err(RelayProcessError::Io)?;
         let data_dir = dir.join(format!("{name}-data"));
         let config = mirror_config_toml(settings, listen, metrics, &data_dir, upstream);
         RelayProcess::launch(bin, dir, name, &config, listen, metrics, |health| {
@@ -184,12 +224,14 @@ impl RelayProcess {
         listen: SocketAddr,
         metrics: SocketAddr,
         ready: impl Fn(&serde_json::Value) -> bool,
-    ) -> Result<RelayProcess, String> {
+    ) -> Result<RelayProcess, RelayProcessError> {
         let config_path = dir.join(format!("{name}.toml"));
-        std::fs::write(&config_path, config)
-            .map_err(|e| format!("{}: {e}", config_path.display()))?;
+        std::fs::write(&config_path, config).map_err(|err| RelayProcessError::WriteConfig {
+            path: config_path.clone(),
+            err,
+        })?;
         let log_path = dir.join(format!("{name}.log"));
-        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(&log_path).map_err(RelayProcessError::Io)?;
         let admin_password = format!("loadtest-{:032x}", rand::random::<u128>());
         let child = Command::new(bin)
             .arg("serve")
@@ -201,10 +243,13 @@ impl RelayProcess {
                 std::env::var("ATRELAY_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stdout(log.try_clone().map_err(RelayProcessError::Io)?)
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+            .map_err(|err| RelayProcessError::Spawn {
+                bin: bin.to_owned(),
+                err,
+            })?;
         let mut relay = RelayProcess {
             child,
             listen,
@@ -214,25 +259,26 @@ impl RelayProcess {
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
-                .map_err(|e| e.to_string())?,
+                .map_err(RelayProcessError::Http)?,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = relay.child.try_wait() {
-                return Err(format!(
-                    "the {name} exited at start ({status}); see {}",
-                    relay.log_path.display()
-                ));
+                return Err(RelayProcessError::ExitedAtStart {
+                    name: name.to_owned(),
+                    status,
+                    log: relay.log_path.clone(),
+                });
             }
             if relay.health().is_some_and(|h| ready(&h)) {
                 return Ok(relay);
             }
             if Instant::now() > deadline {
                 relay.stop();
-                return Err(format!(
-                    "the {name} was not ready on /xrpc/_health within 60 s; see {}",
-                    relay.log_path.display()
-                ));
+                return Err(RelayProcessError::NotReady {
+                    name: name.to_owned(),
+                    log: relay.log_path.clone(),
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -260,13 +306,13 @@ impl RelayProcess {
 
     /// Every sample of the Prometheus endpoint, keyed `name{labels}` as
     /// exposed (labels sorted as the exporter writes them).
-    pub fn scrape(&self) -> Result<BTreeMap<String, f64>, String> {
+    pub fn scrape(&self) -> Result<BTreeMap<String, f64>, RelayProcessError> {
         let text = self
             .http
             .get(format!("http://{}/metrics", self.metrics))
             .send()
             .and_then(|r| r.text())
-            .map_err(|e| format!("scraping metrics: {e}"))?;
+            .map_err(RelayProcessError::Scrape)?;
         Ok(parse_exposition(&text))
     }
 
@@ -274,31 +320,29 @@ impl RelayProcess {
     /// `[server] max_connections`, as it reports it) leaves no room for
     /// `subscribers` websockets beside the run's own requests: past the cap
     /// the relay would evict subscribers, and the run would measure that.
-    pub fn check_connection_cap(&self, subscribers: usize) -> Result<(), String> {
+    pub fn check_connection_cap(&self, subscribers: usize) -> Result<(), RelayProcessError> {
         /// The run's health, metrics-free admin and spare connections.
         const OWN: usize = 16;
         let cap = sum(&self.scrape()?, MAX_CONNECTIONS, "server", "relay") as usize;
         if cap > 0 && cap < subscribers + OWN {
-            return Err(format!(
-                "the relay accepts at most {cap} connections, fewer than {} subscribers + {OWN}: \
-                 set [relay] max_connections = {} in the scenario, and make sure the relay's \
-                 open-file hard limit allows it (see {})",
+            return Err(RelayProcessError::ConnectionCap {
+                cap,
                 subscribers,
-                subscribers + OWN,
-                self.log_path.display()
-            ));
+                own: OWN,
+                log: self.log_path.clone(),
+            });
         }
         Ok(())
     }
 
     /// The admin API's host list.
-    pub fn admin_hosts(&self) -> Result<serde_json::Value, String> {
+    pub fn admin_hosts(&self) -> Result<serde_json::Value, RelayProcessError> {
         self.http
             .get(format!("http://{}/admin/hosts", self.listen))
-            .basic_auth("admin", Some(&self.admin_password))
+            .basic_auth(ADMIN_USER, Some(&self.admin_password))
             .send()
             .and_then(|r| r.json())
-            .map_err(|e| format!("admin hosts: {e}"))
+            .map_err(RelayProcessError::AdminHosts)
     }
 
     /// SIGTERM, then SIGKILL after 20 s.
@@ -530,6 +574,6 @@ mod tests {
         assert_eq!(cfg.fanout.ring_capacity, 2048);
         assert_eq!(cfg.fanout.max_subscribers, 600);
         assert_eq!(cfg.server.max_connections, 700);
-        assert_eq!(cfg.log.durability, "buffered");
+        assert_eq!(cfg.log.durability, atrelay::log::Durability::Buffered);
     }
 }

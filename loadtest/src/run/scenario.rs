@@ -1,11 +1,12 @@
 //! Scenario files (`loadtest/scenarios/*.toml`): what `run` starts, how it
 //! ramps, and what it must find at the end.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use atrelay::log::Durability;
 use serde::Deserialize;
 
-use crate::fleet::FleetConfig;
+use crate::fleet::{FleetConfig, FleetConfigError};
 use crate::swarm::SwarmConfig;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -139,54 +140,92 @@ impl Default for Limits {
     }
 }
 
+/// Why a scenario file cannot be run; the message names the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {problem}", path.display())]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    pub problem: Problem,
+}
+
+/// What is wrong with a scenario file.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error(transparent)]
+    Read(std::io::Error),
+    #[error(transparent)]
+    Parse(toml::de::Error),
+    #[error(transparent)]
+    Invalid(InvalidScenario),
+}
+
+/// A scenario value out of range; each message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidScenario {
+    #[error(transparent)]
+    Fleet(#[from] FleetConfigError),
+    #[error("ramp.rates is empty")]
+    NoRates,
+    #[error("ramp.rates must be finite and ≥ 0")]
+    BadRate,
+    #[error("ramp.step_seconds must be within (0, 3600]")]
+    StepSeconds,
+    #[error("relay.memory must be default or 512mb, not {0:?}")]
+    Memory(String),
+    #[error("relay.budget must be unlimited, network or early-access, not {0:?}")]
+    Budget(String),
+    #[error("relay.durability must be fsync or buffered")]
+    Durability,
+    #[error("swarm.check cannot exceed swarm.subscribers")]
+    TooManyCheckers,
+    #[error("tier.mirrors must be at most {MAX_MIRRORS}")]
+    TooManyMirrors,
+    #[error("swarm.check must be at least {0} (one checker on the relay and on each mirror)")]
+    TooFewCheckers(usize),
+}
+
 impl Scenario {
-    pub fn load(path: &Path) -> Result<Scenario, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let s: Scenario = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        s.validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let at = |problem| ScenarioError {
+            path: path.to_owned(),
+            problem,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| at(Problem::Read(e)))?;
+        let s: Scenario = toml::from_str(&text).map_err(|e| at(Problem::Parse(e)))?;
+        s.validate().map_err(|e| at(Problem::Invalid(e)))?;
         Ok(s)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidScenario> {
         self.fleet.validate()?;
         if self.ramp.rates.is_empty() {
-            return Err("ramp.rates is empty".into());
+            return Err(InvalidScenario::NoRates);
         }
         if self.ramp.rates.iter().any(|r| !r.is_finite() || *r < 0.0) {
-            return Err("ramp.rates must be finite and ≥ 0".into());
+            return Err(InvalidScenario::BadRate);
         }
         if !(self.ramp.step_seconds > 0.0 && self.ramp.step_seconds <= 3_600.0) {
-            return Err("ramp.step_seconds must be within (0, 3600]".into());
+            return Err(InvalidScenario::StepSeconds);
         }
         if !["default", "512mb"].contains(&self.relay.memory.as_str()) {
-            return Err(format!(
-                "relay.memory must be default or 512mb, not {:?}",
-                self.relay.memory
-            ));
+            return Err(InvalidScenario::Memory(self.relay.memory.clone()));
         }
         if !["unlimited", "network", "early-access"].contains(&self.relay.budget.as_str()) {
-            return Err(format!(
-                "relay.budget must be unlimited, network or early-access, not {:?}",
-                self.relay.budget
-            ));
+            return Err(InvalidScenario::Budget(self.relay.budget.clone()));
         }
-        if !["fsync", "buffered"].contains(&self.relay.durability.as_str()) {
-            return Err("relay.durability must be fsync or buffered".into());
+        if Durability::parse(&self.relay.durability).is_none() {
+            return Err(InvalidScenario::Durability);
         }
         if self.swarm.check > self.swarm.subscribers {
-            return Err("swarm.check cannot exceed swarm.subscribers".into());
+            return Err(InvalidScenario::TooManyCheckers);
         }
         if self.tier.mirrors > MAX_MIRRORS {
-            return Err(format!("tier.mirrors must be at most {MAX_MIRRORS}"));
+            return Err(InvalidScenario::TooManyMirrors);
         }
         // Subscriber i goes to endpoint i mod (mirrors + 1), checkers first:
         // one checker per endpoint gives each its latency.
         if self.tier.mirrors > 0 && self.swarm.check < self.endpoints() {
-            return Err(format!(
-                "swarm.check must be at least {} (one checker on the relay and on each mirror)",
-                self.endpoints()
-            ));
+            return Err(InvalidScenario::TooFewCheckers(self.endpoints()));
         }
         Ok(())
     }
@@ -246,16 +285,20 @@ mod tests {
             step_seconds = 1
         "#;
         let s: Scenario = toml::from_str(bad).unwrap();
-        assert!(s.validate().unwrap_err().contains("rates"));
+        assert!(s.validate().unwrap_err().to_string().contains("rates"));
         let typo = "name = \"x\"\nsubscribers = 3\n[ramp]\nrates=[1]\nstep_seconds=1\n";
         assert!(toml::from_str::<Scenario>(typo).is_err());
         let budget =
             "name = \"x\"\n[relay]\nbudget = \"lots\"\n[ramp]\nrates=[1]\nstep_seconds=1\n";
         let s: Scenario = toml::from_str(budget).unwrap();
-        assert!(s.validate().unwrap_err().contains("budget"));
+        assert!(s.validate().unwrap_err().to_string().contains("budget"));
         let blind_mirror = "name = \"x\"\n[swarm]\nsubscribers = 4\ncheck = 1\n\
                             [tier]\nmirrors = 1\n[ramp]\nrates=[1]\nstep_seconds=1\n";
         let s: Scenario = toml::from_str(blind_mirror).unwrap();
-        assert!(s.validate().unwrap_err().contains("swarm.check"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("swarm.check"));
     }
 }

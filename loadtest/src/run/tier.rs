@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::quantiles::Quantiles;
-use super::relay_process::{proc_usage, RelayProcess};
+use super::relay_process::{proc_usage, RelayProcess, RelayProcessError};
 use super::scenario::RelaySettings;
 use super::tier_report::{AddedLatency, EndpointStep, MirrorStep, TierStep};
 use crate::histogram::Histogram;
@@ -31,10 +31,10 @@ impl Mirrors {
         settings: &RelaySettings,
         relay: &RelayProcess,
         n: usize,
-    ) -> Result<Mirrors, String> {
+    ) -> Result<Mirrors, RelayProcessError> {
         let procs = (1..=n)
             .map(|i| RelayProcess::start_mirror(bin, dir, &name(i), settings, relay.listen))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, RelayProcessError>>()?;
         Ok(Mirrors { procs })
     }
 
@@ -70,7 +70,7 @@ impl Mirrors {
 
     /// Fails when a mirror's connection cap leaves no room for its share of
     /// the swarm (see [`RelayProcess::check_connection_cap`]).
-    pub fn check_connection_caps(&self, shares: &[usize]) -> Result<(), String> {
+    pub fn check_connection_caps(&self, shares: &[usize]) -> Result<(), RelayProcessError> {
         self.procs
             .iter()
             .zip(shares)

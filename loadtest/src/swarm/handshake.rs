@@ -17,6 +17,27 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 /// Largest response head accepted; the relay's is about 150 bytes.
 const MAX_RESPONSE_HEAD: usize = 8 << 10;
 
+/// Why a swarm URL cannot be dialed by the raw client; names the URL.
+#[derive(Debug, thiserror::Error)]
+#[error("{url}: {problem}")]
+pub struct TargetError {
+    pub url: String,
+    pub problem: TargetProblem,
+}
+
+/// What is wrong with a swarm URL, and what to use instead.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetProblem {
+    #[error("the raw swarm client speaks ws:// only (use the tungstenite client for wss://)")]
+    NotWs,
+    #[error("no query in the URL, please; the swarm adds its own cursor")]
+    Query,
+    #[error(transparent)]
+    Resolve(std::io::Error),
+    #[error("{0} has no address")]
+    NoAddress(String),
+}
+
 /// Where a `ws://host:port/path` URL points, resolved once.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -29,18 +50,20 @@ pub struct Target {
 
 impl Target {
     /// Parses and resolves `url`; an error says what to use instead.
-    pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url.strip_prefix("ws://").ok_or_else(|| {
-            format!("{url}: the raw swarm client speaks ws:// only (use the tungstenite client for wss://)")
-        })?;
+    pub fn parse(url: &str) -> Result<Target, TargetError> {
+        let bad = |problem| TargetError {
+            url: url.to_owned(),
+            problem,
+        };
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or_else(|| bad(TargetProblem::NotWs))?;
         let (host, path) = match rest.find(['/', '?']) {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
         if path.contains('?') {
-            return Err(format!(
-                "{url}: no query in the URL, please; the swarm adds its own cursor"
-            ));
+            return Err(bad(TargetProblem::Query));
         }
         let with_port = if host
             .rsplit_once(':')
@@ -52,9 +75,9 @@ impl Target {
         };
         let addr = with_port
             .to_socket_addrs()
-            .map_err(|e| format!("{url}: {e}"))?
+            .map_err(|e| bad(TargetProblem::Resolve(e)))?
             .next()
-            .ok_or_else(|| format!("{url}: {host} has no address"))?;
+            .ok_or_else(|| bad(TargetProblem::NoAddress(host.to_owned())))?;
         Ok(Target {
             addr,
             host: host.to_owned(),
@@ -202,6 +225,7 @@ mod tests {
         assert_eq!(Target::parse("ws://127.0.0.1").unwrap().addr.port(), 80);
         assert!(Target::parse("wss://relay.example/x")
             .unwrap_err()
+            .to_string()
             .contains("ws://"));
         assert!(Target::parse("ws://127.0.0.1:1/x?cursor=1").is_err());
     }

@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::histogram::Histogram;
-use handshake::Target;
+use handshake::{Target, TargetError};
 pub use subscriber::{SubscriberStats, TYPES};
 
 /// Name prefix of the swarm's threads (under the kernel's 15-byte `comm`).
@@ -149,18 +149,31 @@ pub struct SwarmTotals {
     pub checker_types: std::collections::BTreeMap<String, u64>,
 }
 
+/// Why a swarm did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmStartError {
+    #[error("a swarm needs at least one URL")]
+    NoUrl,
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("swarm runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("swarm thread: {0}")]
+    Thread(std::io::Error),
+}
+
 impl Swarm {
     /// Connects `cfg.subscribers` clients to `url` (a `ws://…/subscribeRepos`)
     /// on `cfg.threads` threads of their own.
-    pub fn start(url: &str, cfg: &SwarmConfig) -> Result<Swarm, String> {
+    pub fn start(url: &str, cfg: &SwarmConfig) -> Result<Swarm, SwarmStartError> {
         Swarm::start_spread(&[url.to_owned()], cfg)
     }
 
     /// Connects `cfg.subscribers` clients dealt round-robin over `urls`
     /// (each a `ws://…/subscribeRepos` of the same stream).
-    pub fn start_spread(urls: &[String], cfg: &SwarmConfig) -> Result<Swarm, String> {
+    pub fn start_spread(urls: &[String], cfg: &SwarmConfig) -> Result<Swarm, SwarmStartError> {
         if urls.is_empty() {
-            return Err("a swarm needs at least one URL".into());
+            return Err(SwarmStartError::NoUrl);
         }
         let targets = urls
             .iter()
@@ -168,7 +181,7 @@ impl Swarm {
                 SwarmClient::Raw => Target::parse(url).map(|t| Some(Arc::new(t))),
                 SwarmClient::Tungstenite => Ok(None),
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, TargetError>>()?;
         let urls: Vec<Arc<str>> = urls.iter().map(|u| u.as_str().into()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let stats: Vec<Arc<SubscriberStats>> = (0..cfg.subscribers)
@@ -196,7 +209,7 @@ impl Swarm {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| format!("swarm runtime: {e}"))?;
+                .map_err(SwarmStartError::Runtime)?;
             let (tx, rx) = oneshot::channel::<()>();
             let (targets, urls, stop, cursor) =
                 (targets.clone(), urls.clone(), stop.clone(), cfg.cursor);
@@ -234,7 +247,7 @@ impl Swarm {
                     // closes its socket.
                     drop(rt);
                 })
-                .map_err(|e| format!("swarm thread: {e}"))?;
+                .map_err(SwarmStartError::Thread)?;
             swarm.stop_threads.push(tx);
             swarm.threads.push(thread);
         }

@@ -6,14 +6,22 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use atrelay::wire::frame::{decode_header, Event};
+use atrelay::wire::frame::{decode_header, Event, EventKind};
 
 use super::frame_peek::peek;
 use crate::emit_time;
 use crate::histogram::Histogram;
 
-/// Frame types counted, by header `t`.
-pub const TYPES: [&str; 6] = ["commit", "identity", "account", "sync", "info", "other"];
+/// Frame types counted, by header `t`, named by the relay's labels
+/// ([`EventKind::label`]); the last counts every other `t`.
+pub const TYPES: [&str; 6] = [
+    EventKind::Commit.label(),
+    EventKind::Identity.label(),
+    EventKind::Account.label(),
+    EventKind::Sync.label(),
+    EventKind::Info.label(),
+    "other",
+];
 
 /// `t`'s index in [`TYPES`]: the name after its last `#`.
 fn type_index(t: Option<&[u8]>) -> usize {

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use super::{body, ok, Peer};
 use crate::http::{AppState, XrpcError};
+use crate::wire::frame::AccountStatus;
 use crate::wire::syntax::validate_did;
 
 #[derive(Deserialize)]
@@ -63,7 +64,7 @@ pub async fn takedown(
     c: Peer,
     b: Result<Json<DidBody>, JsonRejection>,
 ) -> Result<Response, XrpcError> {
-    set(&app, &c, body(b)?.did, Some("takendown")).await
+    set(&app, &c, body(b)?.did, Some(AccountStatus::Takendown)).await
 }
 
 /// Reverses a takedown.
@@ -79,13 +80,15 @@ async fn set(
     app: &AppState,
     c: &Peer,
     did: String,
-    status: Option<&str>,
+    status: Option<AccountStatus>,
 ) -> Result<Response, XrpcError> {
     validate_did(&did).map_err(|e| XrpcError::invalid(format!("did: {e}")))?;
     app.pool
         .set_local_status(&did, status)
         .await
         .map_err(XrpcError::internal)?;
-    tracing::info!(target: "atrelay::admin", peer = %c.0, %did, status = status.unwrap_or("none"), "admin: account local status set");
-    Ok(ok(json!({ "did": did, "localStatus": status })))
+    tracing::info!(target: "atrelay::admin", peer = %c.0, %did, status = status.map_or("none", AccountStatus::as_str), "admin: account local status set");
+    Ok(ok(
+        json!({ "did": did, "localStatus": status.map(AccountStatus::as_str) }),
+    ))
 }

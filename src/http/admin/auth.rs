@@ -7,15 +7,11 @@
 //! ([`crate::http::auth_limit`]).
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::http::basic_auth::{check_admin, AdminAuthError};
-use crate::http::{AppState, XrpcError};
-
-/// The only admin user name.
-pub const ADMIN_USER: &str = "admin";
+use crate::http::basic_auth::{admin_disabled, check_admin, AdminAuthError, ADMIN_USER};
+use crate::http::AppState;
 
 /// Lets a request through only with the right credentials.
 ///
@@ -25,9 +21,7 @@ pub const ADMIN_USER: &str = "admin";
 /// ([`check_admin`]).
 pub async fn require_admin(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let Some(password) = app.admin_password.as_ref() else {
-        return XrpcError::named(
-            StatusCode::NOT_FOUND,
-            "AdminDisabled",
+        return admin_disabled(
             "the admin API is disabled: start the relay with ATRELAY_ADMIN_PASSWORD set",
         )
         .into_response();

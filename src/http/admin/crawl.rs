@@ -12,6 +12,7 @@ use super::{body, crawl_now, ok, refuse_banned, HostBody, Peer};
 use crate::control::{CrawlMode, PolicyError};
 use crate::http::crawl::parse_hostname;
 use crate::http::{AppState, XrpcError};
+use crate::log::HostStatus;
 use crate::net::covers;
 
 #[derive(Deserialize)]
@@ -34,7 +35,7 @@ pub struct DomainBody {
 
 fn policy_error(e: PolicyError) -> XrpcError {
     match e {
-        PolicyError::Invalid(m) => XrpcError::invalid(m),
+        PolicyError::Invalid(e) => XrpcError::invalid(e.to_string()),
         e => XrpcError::internal(e),
     }
 }
@@ -186,11 +187,12 @@ pub async fn unban(
 ) -> Result<Response, XrpcError> {
     let domain = body(b)?.domain;
     let removed = app.hosts.policy().unban(&domain).map_err(policy_error)?;
-    let domain = crate::net::normalize_domain(&domain).map_err(XrpcError::invalid)?;
+    let domain =
+        crate::net::normalize_domain(&domain).map_err(|e| XrpcError::invalid(e.to_string()))?;
     let mut restarted = Vec::new();
     for host in app.hosts.all() {
         if covers(&domain, &host.hostname)
-            && host.status() == "banned"
+            && host.status() == HostStatus::Banned
             && app.hosts.policy().ban_of(&host.hostname).is_none()
         {
             host.unban();

@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::{AppState, XrpcError};
+use crate::log::HostStatus;
 
 /// The admin routes, all behind [`auth::require_admin`].
 pub fn routes(app: AppState) -> Router<AppState> {
@@ -100,7 +101,7 @@ fn refuse_banned(app: &AppState, hostname: &str) -> Result<(), XrpcError> {
     } else if app
         .hosts
         .get(hostname)
-        .is_some_and(|h| h.status() == "banned")
+        .is_some_and(|h| h.status() == HostStatus::Banned)
     {
         format!("{hostname} is blocked; unblock it first")
     } else {

@@ -63,19 +63,7 @@ pub fn served_account(pds: &Pds, id: &str) -> Result<AccountRecord, XrpcError> {
 pub fn require_served(account: &AccountRecord) -> Result<(), XrpcError> {
     match account.status.as_deref() {
         None => Ok(()),
-        Some(status) => {
-            let name = match status {
-                "takendown" => "RepoTakendown",
-                "suspended" => "RepoSuspended",
-                "deactivated" => "RepoDeactivated",
-                _ => "RepoNotFound",
-            };
-            Err(XrpcError::named(
-                StatusCode::BAD_REQUEST,
-                name,
-                format!("repo {} is {status}", account.did),
-            ))
-        }
+        Some(status) => Err(XrpcError::inactive_repo(&account.did, status)),
     }
 }
 

@@ -27,11 +27,12 @@ use serde_json::{json, Value};
 
 use super::auth::{AccessDid, RefreshToken};
 use super::{xrpc, PdsState};
-use crate::http::basic_auth::AdminAuthError;
+use crate::http::basic_auth::{admin_disabled, AdminAuthError, ADMIN_USER};
 use crate::http::{PeerAddr, XrpcError};
 use crate::pds::config::PDS_ADMIN_PASSWORD_VAR;
 use crate::pds::service::{Pds, PdsError, Session};
 use crate::pds::store::AccountRecord;
+use crate::wire::frame::AccountStatus;
 use crate::wire::syntax::{parse_datetime, validate_did};
 
 /// This namespace's routes.
@@ -102,12 +103,8 @@ pub(super) fn reply(result: Result<Option<Value>, XrpcError>) -> Response {
 /// Refuses calls from a taken-down account: only an admin lifts a takedown.
 pub(super) fn not_taken_down(pds: &Pds, did: &str) -> Result<AccountRecord, XrpcError> {
     let account = pds.account(did).map_err(xrpc)?;
-    if account.status.as_deref() == Some("takendown") {
-        return Err(XrpcError::named(
-            StatusCode::BAD_REQUEST,
-            "AccountTakedown",
-            "this account has been taken down",
-        ));
+    if account.is_taken_down() {
+        return Err(xrpc(PdsError::taken_down()));
     }
     Ok(account)
 }
@@ -318,7 +315,7 @@ async fn deactivate_account(
             }
             not_taken_down(&st.pds, &did)?;
             st.pds
-                .set_status(&did, Some("deactivated"))
+                .set_status(&did, Some(AccountStatus::Deactivated))
                 .await
                 .map_err(xrpc)?;
             tracing::info!(%did, "account deactivated");
@@ -368,13 +365,9 @@ enum AdminRefused {
 impl IntoResponse for AdminRefused {
     fn into_response(self) -> Response {
         match self {
-            AdminRefused::Disabled => XrpcError::named(
-                StatusCode::NOT_FOUND,
-                "AdminDisabled",
-                format!(
-                    "admin calls are disabled: start the PDS with {PDS_ADMIN_PASSWORD_VAR} set"
-                ),
-            )
+            AdminRefused::Disabled => admin_disabled(format!(
+                "admin calls are disabled: start the PDS with {PDS_ADMIN_PASSWORD_VAR} set"
+            ))
             .into_response(),
             AdminRefused::Auth(e) => e.response("atrelay pds admin"),
         }
@@ -395,7 +388,7 @@ fn check_admin(
         return Err(AdminRefused::Disabled);
     };
     let client = peer.map(|p| p.ip());
-    crate::http::basic_auth::check_admin(headers, "admin", &password.0, client, &st.admin_failures)
+    crate::http::basic_auth::check_admin(headers, ADMIN_USER, &password.0, client, &st.admin_failures)
         .map_err(|e| {
             match e {
                 AdminAuthError::TooMany(r) if r.first => tracing::warn!(target: "atrelay::admin", ?client, "PDS admin requests refused: too many wrong credentials from this address"),

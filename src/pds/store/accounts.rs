@@ -13,6 +13,7 @@ use super::{check_did, PdsStore, StoreError};
 use crate::crypto::{Curve, KeyError, PrivateKey};
 use crate::repo::mst::empty_tree_node;
 use crate::wire::cbor::{DecodeError, Decoder, Encoder, KeyOrder};
+use crate::wire::frame::AccountStatus;
 use crate::wire::syntax::{normalize_handle, validate_handle};
 
 /// One hosted account, stored in the `accounts` CF as a DAG-CBOR map (keys
@@ -57,6 +58,17 @@ impl AccountRecord {
     /// Whether the account is active (no status set).
     pub fn is_active(&self) -> bool {
         self.status.is_none()
+    }
+
+    /// The status, if it is one the lexicon knows.
+    pub fn known_status(&self) -> Option<AccountStatus> {
+        self.status.as_deref().and_then(AccountStatus::parse)
+    }
+
+    /// Whether an admin took the account down: its owner can neither log
+    /// in nor reactivate it.
+    pub fn is_taken_down(&self) -> bool {
+        self.known_status() == Some(AccountStatus::Takendown)
     }
 
     /// The signing key as a usable k256 [`PrivateKey`].
@@ -345,7 +357,7 @@ mod tests {
     #[test]
     fn record_round_trips_and_debug_redacts() {
         let mut a = account(ALICE, "alice.test", Some("a@x.test"));
-        a.status = Some("takendown".into());
+        a.status = Some(AccountStatus::Takendown.as_str().into());
         for rec in [a, account(BOB, "bob.test", None)] {
             let bytes = rec.to_value();
             assert_eq!(AccountRecord::decode(&bytes).unwrap(), rec);
@@ -475,7 +487,9 @@ mod tests {
         store
             .create_account(&account(ALICE, "alice.test", None))
             .unwrap();
-        store.set_status(ALICE, Some("deactivated")).unwrap();
+        store
+            .set_status(ALICE, Some(AccountStatus::Deactivated.as_str()))
+            .unwrap();
         assert_eq!(
             store.account(ALICE).unwrap().unwrap().status.as_deref(),
             Some("deactivated")
@@ -487,7 +501,7 @@ mod tests {
             Err(StoreError::Invalid(_))
         ));
         assert!(matches!(
-            store.set_status(BOB, Some("takendown")),
+            store.set_status(BOB, Some(AccountStatus::Takendown.as_str())),
             Err(StoreError::NotFound)
         ));
         store.set_password_hash(ALICE, "$scrypt$new").unwrap();

@@ -23,7 +23,8 @@ use std::path::{Component, Path, PathBuf};
 use rocksdb::WriteBatch;
 
 use super::schema::{cid_of_key, did_cid_key, did_prefix, prefix_end, CF_BLOBS};
-use super::{check_did, now_micros, PdsStore, StoreError};
+use super::{check_did, PdsStore, StoreError};
+use crate::clock::now_micros;
 use crate::wire::cbor::{DecodeError, Decoder, Encoder, KeyOrder};
 use crate::wire::cid::Cid;
 

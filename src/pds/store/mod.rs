@@ -256,13 +256,6 @@ fn check_did(did: &str) -> Result<(), StoreError> {
 }
 
 /// Current time in microseconds since the Unix epoch.
-fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
 /// DB-wide options: create what is missing, recover to the last consistent
 /// point after a crash, and stay small: a PDS store is tiny next to the
 /// relay's log and shares the machine with it.

@@ -122,6 +122,28 @@ impl AccountStatus {
     pub fn parse(s: &str) -> Option<AccountStatus> {
         AccountStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
+
+    /// The XRPC error a repo read answers when the repo exists but is not
+    /// served because of this status, if the sync lexicons name one
+    /// (`getRepo`, `getLatestCommit`, ...: `RepoTakendown`, `RepoSuspended`,
+    /// `RepoDeactivated`). Defined here, next to the statuses, so the relay's
+    /// and the PDS's endpoints map them the same way.
+    pub fn repo_error(self) -> Option<&'static str> {
+        match self {
+            AccountStatus::Takendown => Some("RepoTakendown"),
+            AccountStatus::Suspended => Some("RepoSuspended"),
+            AccountStatus::Deactivated => Some("RepoDeactivated"),
+            AccountStatus::Deleted | AccountStatus::Desynchronized | AccountStatus::Throttled => {
+                None
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,13 @@ use crate::wire::cbor::{DecodeError, Decoder, Encoder, KeyOrder};
 use crate::wire::cid::Cid;
 
 /// Most ops one `#commit` may list (lexicon `maxLength`; the reference relay's
-/// `MaxCommitOps`).
+/// `MaxCommitOps`; spec digest §1.3). The one definition: the decoder and
+/// `repo::verify` both check against it.
 pub const MAX_COMMIT_OPS: usize = 200;
 
 /// Longest `#commit.blocks` (the CAR slice), in bytes (lexicon `maxLength`; the
-/// reference relay's `MaxMessageBlocksBytes`).
+/// reference relay's `MaxMessageBlocksBytes`; spec digest §1.3). The one
+/// definition: the decoder and `repo::verify` both check against it.
 pub const MAX_COMMIT_BLOCKS_LEN: usize = 2_000_000;
 
 /// A `#commit` body. Strings and `blocks` borrow from the frame.

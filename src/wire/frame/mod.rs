@@ -47,9 +47,11 @@ pub use sync::{Sync, MAX_SYNC_BLOCKS_LEN};
 
 use crate::wire::cbor::{DecodeError, Decoder, Encoder, KeyOrder};
 
-/// Largest whole frame (header + body) accepted, in bytes. The reference relay
-/// sets this as its WebSocket read limit; anything larger is refused before a
-/// single byte of it is parsed.
+/// Largest whole frame (header + body) accepted, in bytes (spec digest §1.3:
+/// 5 MB hard). The reference relay sets this as its WebSocket read limit;
+/// anything larger is refused before a single byte of it is parsed. The one
+/// definition: the crawler's WebSocket limits, the mirror and the load
+/// generator's recordings all read it.
 pub const MAX_FRAME_LEN: usize = 5_000_000;
 
 /// Header `op` of a regular message.
@@ -182,7 +184,7 @@ impl EventKind {
 
     /// The header `t` written for this kind (`"#commit"`, …); `None` for
     /// errors (whose header has no `t`) and unknown frames.
-    pub fn type_name(self) -> Option<&'static str> {
+    pub const fn type_name(self) -> Option<&'static str> {
         match self {
             EventKind::Commit => Some(Commit::TYPE),
             EventKind::Sync => Some(Sync::TYPE),
@@ -190,6 +192,20 @@ impl EventKind {
             EventKind::Account => Some(Account::TYPE),
             EventKind::Info => Some(Info::TYPE),
             EventKind::Error | EventKind::Unknown => None,
+        }
+    }
+
+    /// The `type` label of the relay's event counters (received, accepted)
+    /// and the load generator's tallies: the one mapping from kind to label.
+    pub const fn label(self) -> &'static str {
+        match self {
+            EventKind::Commit => "commit",
+            EventKind::Sync => "sync",
+            EventKind::Identity => "identity",
+            EventKind::Account => "account",
+            EventKind::Info => "info",
+            EventKind::Error => "error",
+            EventKind::Unknown => "unknown",
         }
     }
 }
