@@ -31,4 +31,5 @@ pub mod pds;
 pub mod plc;
 pub mod relay;
 pub mod repo;
+pub mod upstream_sim;
 pub mod wire;

@@ -234,9 +234,7 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
         // while-deactivated (the replayed duplicate is ignored, not counted)
         assert_eq!(dropped, 7, "each invalid event is counted");
         assert_eq!(
-            net.pds
-                .connections
-                .load(std::sync::atomic::Ordering::SeqCst),
+            net.pds.connections(),
             1,
             "bad events do not cost the connection"
         );

@@ -32,7 +32,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::directory::{document, Directory};
 use crate::emit_time::PLACEHOLDER;
-use crate::fleet::host::{Host, HostFrame};
+use crate::fleet::host::{self, Host, HostFrame};
 use format::{Entry, Reader, Writer};
 
 /// What `record` captured.
@@ -196,7 +196,7 @@ impl Replay {
             .map_err(|e| e.to_string())?;
         let mut started = Vec::new();
         for _ in 0..hosts.max(1) {
-            started.push(Host::start().await.map_err(|e| e.to_string())?);
+            started.push(host::start().await.map_err(|e| e.to_string())?);
         }
         let hosts = started;
         let mut docs: HashMap<String, Value> = HashMap::new();

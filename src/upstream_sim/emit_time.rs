@@ -11,21 +11,14 @@
 //! Canonical DAG-CBOR orders `time` before `blocks`, so the first match of
 //! the key + placeholder is the field, never record content.
 
-use atrelay::wire::syntax::{format_datetime_micros, parse_datetime};
+pub use crate::repo::verify::now_micros;
+use crate::wire::syntax::{format_datetime_micros, parse_datetime};
 
 /// A valid datetime of the final width; no real event carries it.
 pub const PLACEHOLDER: &str = "1970-01-01T00:00:00.000001Z";
 
 /// `"time"` as a CBOR text key, then the 27-byte text header.
 const KEY_AND_HEADER: [u8; 7] = [0x64, b't', b'i', b'm', b'e', 0x78, 27];
-
-/// Microseconds since the Unix epoch.
-pub fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
 
 /// Where the placeholder's bytes start in `frame`, if it has one.
 pub fn locate(frame: &[u8]) -> Option<u32> {
@@ -67,7 +60,7 @@ pub fn emitted_at(time: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atrelay::wire::frame::{Event, Identity};
+    use crate::wire::frame::{Event, Identity};
 
     #[test]
     fn stamping_rewrites_only_the_time_field() {
