@@ -32,12 +32,11 @@ use atrelay::wire::car::{Car, CarLimits, CarWriter};
 use atrelay::wire::cid::Cid;
 use atrelay::wire::frame::{Event, Info, Sync};
 use atrelay::wire::tid::Tid;
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::binary::{RelayProcess, Scrape};
-use crate::harness::{Subscriber, TestAccount, TIME};
+use crate::harness::{garbage_commit, Subscriber, TestAccount, TIME};
 use crate::pipeline::Net;
 
 /// Reasons no input from an upstream host can produce, with why.
@@ -770,25 +769,6 @@ fn resign_with_bad_rev(built: &BuiltCommit, key: &PrivateKey) -> (Cid, Vec<u8>) 
         out.push(&b.cid, b.data);
     }
     (signed.cid, out.finish())
-}
-
-/// A sound `#commit` header and seq, then a body that is not a `#commit`
-/// (its `repo` is not UTF-8, its other fields missing).
-fn garbage_commit(seq: u64) -> Bytes {
-    use atrelay::wire::cbor::Encoder;
-    let mut frame = Vec::new();
-    let mut e = Encoder::new(&mut frame);
-    e.map(2);
-    e.text("t");
-    e.text("#commit");
-    e.text("op");
-    e.u64(1);
-    e.map(2);
-    e.text("seq");
-    e.u64(seq);
-    e.text("repo");
-    frame.extend_from_slice(&[0x62, 0xff, 0xfe]);
-    frame.into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

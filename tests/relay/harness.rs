@@ -308,6 +308,25 @@ async fn respond(sock: &mut TcpStream, status: u16, content_type: &str, body: &s
     let _ = sock.shutdown().await;
 }
 
+/// A sound `#commit` header and seq, then a body that is not a `#commit`
+/// (its `repo` is not UTF-8, its other fields missing).
+pub fn garbage_commit(seq: u64) -> Bytes {
+    use atrelay::wire::cbor::Encoder;
+    let mut frame = Vec::new();
+    let mut e = Encoder::new(&mut frame);
+    e.map(2);
+    e.text("t");
+    e.text("#commit");
+    e.text("op");
+    e.u64(1);
+    e.map(2);
+    e.text("seq");
+    e.u64(seq);
+    e.text("repo");
+    frame.extend_from_slice(&[0x62, 0xff, 0xfe]);
+    frame.into()
+}
+
 pub fn random_base32(n: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     (0..n)

@@ -171,21 +171,8 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
         // 6. Garbage: a sound header and seq, a body that is not a valid
         //    #commit (invalid UTF-8, fields missing).
         {
-            use atrelay::wire::cbor::Encoder;
             let seq = net.pds.next_seq();
-            let mut frame = Vec::new();
-            let mut e = Encoder::new(&mut frame);
-            e.map(2);
-            e.text("t");
-            e.text("#commit");
-            e.text("op");
-            e.u64(1);
-            e.map(2);
-            e.text("seq");
-            e.u64(seq);
-            e.text("repo");
-            frame.extend_from_slice(&[0x62, 0xff, 0xfe]);
-            net.pds.emit_raw(seq, frame.into());
+            net.pds.emit_raw(seq, crate::harness::garbage_commit(seq));
         }
 
         // 7. Oversize: a #commit whose blocks exceed 2,000,000 bytes.
