@@ -9,6 +9,10 @@
 //! - [`repo`]: the repository — MST, signed commits, diffs with inversion proofs,
 //!   and the verification of a `#commit` against them. Uses `wire` and `crypto`.
 //!
+//! Beside the layers, [`upstream_sim`] is an emulated PDS host (a firehose
+//! of given frames with cursor replay) for the relay's tests, its benches and
+//! the load generator, which ships it; the relay never uses it.
+//!
 //! ```
 //! use atrelay::wire::cid::Cid;
 //! let cid = Cid::for_cbor(b"\xa0"); // the empty map

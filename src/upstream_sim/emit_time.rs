@@ -1,12 +1,13 @@
-//! The emit timestamp: how the generator tells every subscriber when an event
-//! left its host, so end-to-end latency can be measured across processes.
+//! The emit timestamp: how an emulated host tells every subscriber when an
+//! event left it, so end-to-end latency can be measured across processes
+//! (the load generator's swarm, the pipeline bench's subscribers).
 //!
 //! Frames are signed and encoded ahead of time with a placeholder `time` of a
 //! fixed width (27 bytes, microsecond precision). When a host writes the
 //! frame to its socket it overwrites the placeholder with the current time,
 //! in place, in a copy of the frame. `time` is a frame field, outside the
 //! signed commit, so the signature stays valid; the relay keeps it when it
-//! re-sequences the event, and the swarm reads it back on receipt.
+//! re-sequences the event, and a subscriber reads it back on receipt.
 //!
 //! Canonical DAG-CBOR orders `time` before `blocks`, so the first match of
 //! the key + placeholder is the field, never record content.
