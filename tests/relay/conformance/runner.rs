@@ -1,58 +1,21 @@
-//! The verifier's conformance table, played through the real pipeline.
-//!
-//! Each file in `tests/relay/conformance/` lists cases in the habit of
-//! indigo's relay scenario tests: accounts (with the DID document each has),
-//! then steps, each an input for the upstream host and the outcome the relay
-//! must reach: forwarded to subscribers, dropped with a reason, ignored with
-//! a reason, consumed by the crawler, or an operator action applied; a step
-//! may also name the account state `getRepoStatus` must then report.
-//!
-//! Inputs are real signed commits (real keys, real repos built with
-//! `repo::builder`), or a named mutation of one: a mutation is built on a
-//! fork of the account, so the account itself stays where the relay has it.
-//! One runner plays every case against the `atrelay serve` binary (crawler →
-//! verifier → sequencer → log), fed by the library's emulated PDS host and
-//! the test PLC directory, all on 127.0.0.1 with ports from port 0. Outcomes
-//! are read from the relay's own metrics (`atrelay_relay_events_dropped_total`
-//! and `_ignored_total` by reason, all of which must match the table after
-//! every step) and from a subscriber.
-//!
-//! The runner fails if a `DropReason` or `IgnoreReason` has no case, unless
-//! it is named in [`UNREACHABLE`] with why: adding a reason forces a case.
+//! The runner: one `atrelay serve` fed by the emulated PDS host, each step
+//! played and its outcome read from the relay's metrics, a subscriber and
+//! `getRepoStatus`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use atrelay::crypto::PrivateKey;
-use atrelay::relay::verifier::{DropReason, IgnoreReason};
 use atrelay::repo::builder::BuiltCommit;
-use atrelay::repo::commit::Commit as SignedCommit;
-use atrelay::wire::car::{Car, CarLimits, CarWriter};
+use atrelay::wire::car::CarWriter;
 use atrelay::wire::cid::Cid;
 use atrelay::wire::frame::{Event, Info, Sync};
-use atrelay::wire::tid::Tid;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::mutation::{build_mutated, mutate};
+use super::table::{Action, Case, Document, Expect, ExpectState, Step};
 use crate::binary::{RelayProcess, Scrape};
 use crate::harness::{garbage_commit, Subscriber, TestAccount, TIME};
 use crate::pipeline::Net;
-
-/// Reasons no input from an upstream host can produce, with why.
-const UNREACHABLE: &[(&str, &str)] = &[
-    (
-        "storage",
-        "the verifier reads account state from the relay's own log; a failed \
-         read cannot be caused from the wire",
-    ),
-    (
-        "not_forwarded",
-        "the crawler consumes #info and unknown types and ends the connection \
-         on an error frame, before anything reaches the verifier (the table's \
-         `consumed` cases cover those frames)",
-    ),
-];
 
 const PASSWORD: &str = "conformance table password";
 const DROPPED: &str = "atrelay_relay_events_dropped_total";
@@ -60,221 +23,6 @@ const IGNORED: &str = "atrelay_relay_events_ignored_total";
 const RECEIVED: &str = "atrelay_relay_events_received_total";
 /// How long one step may take to reach its outcome.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// One file of the table.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Table {
-    #[allow(dead_code)] // read by people: what the file covers
-    description: String,
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    name: String,
-    /// Account aliases and the DID document each has.
-    #[serde(default)]
-    accounts: BTreeMap<String, Document>,
-    steps: Vec<Step>,
-}
-
-/// What the PLC directory serves for an account.
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Document {
-    /// Its key, and the test host as its PDS.
-    #[default]
-    Hosted,
-    /// No document at all.
-    Unregistered,
-    /// The test host as its PDS, but no signing key.
-    WithoutSigningKey,
-    /// Its key, and another PDS.
-    HostedElsewhere,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Step {
-    #[serde(rename = "do")]
-    action: Action,
-    expect: Expect,
-    /// What `getRepoStatus` reports for the step's account afterwards.
-    #[serde(default)]
-    state: Option<ExpectState>,
-}
-
-/// An input for the upstream host, or an operator action.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-enum Action {
-    /// A new signed post, or a mutation of one.
-    Commit {
-        account: String,
-        #[serde(default)]
-        mutation: Option<Mutation>,
-    },
-    /// A new post committed in the account's repo but not sent.
-    Advance {
-        account: String,
-    },
-    /// The account's last sent commit, again.
-    Replay {
-        account: String,
-    },
-    /// A `#sync` of the account's current head.
-    Sync {
-        account: String,
-    },
-    Identity {
-        account: String,
-    },
-    /// An upstream `#account`.
-    AccountStatus {
-        account: String,
-        active: bool,
-        #[serde(default)]
-        status: Option<String>,
-    },
-    Info {
-        name: String,
-    },
-    /// A `#commit` header and seq with a body that is not a `#commit`.
-    GarbageCommit,
-    /// The operator takes the account down.
-    Takedown {
-        account: String,
-    },
-    /// The operator sets the host's account limit to its current count
-    /// (restored when the case ends).
-    FillHost,
-}
-
-/// How a validly signed commit is spoiled.
-#[derive(Clone, Copy, Debug, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Mutation {
-    /// Signed by a key the DID document does not name.
-    ForeignKey,
-    /// `prevData` left out.
-    NoPrevData,
-    /// `blocks` over the 2,000,000-byte limit.
-    OversizeBlocks,
-    /// A post whose record is over the 1,000,000-byte limit (the commit
-    /// itself is valid and signed).
-    OversizeRecord,
-    /// `blocks` that are not a CAR file.
-    BlocksNotCar,
-    /// The commit block re-signed with a `rev` that is not a TID.
-    CommitRevNotTid,
-    /// The frame's `rev` a microsecond ahead of the signed commit's.
-    FrameRevAhead,
-    /// Signed at a rev a day in the future.
-    RevInFuture,
-    /// The deprecated `tooBig` flag set.
-    TooBigFlag,
-    /// A create op that carries `prev`.
-    CreateWithPrev,
-    /// The created record's block left out of the CAR.
-    RecordBlockMissing,
-    /// The new MST root left out of the CAR, so the diff cannot be inverted.
-    MstRootMissing,
-    /// `prevData` naming the new root instead of the previous one.
-    PrevDataWrong,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-enum Expect {
-    /// Sequenced and sent to subscribers.
-    Forwarded,
-    /// Dropped, counted under this reason label.
-    Dropped(String),
-    /// Ignored, counted under this reason label.
-    Ignored(String),
-    /// Read and counted by the crawler, never dispatched.
-    Consumed,
-    /// An operator action that sends nothing.
-    Applied,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExpectState {
-    /// Whether the relay knows the account at all.
-    #[serde(default = "yes")]
-    found: bool,
-    #[serde(default)]
-    active: Option<bool>,
-    #[serde(default)]
-    status: Option<String>,
-    /// The rev is the account's last forwarded commit's.
-    #[serde(default)]
-    rev_is_last_forwarded: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// Every table in `tests/relay/conformance/`, by file name.
-fn tables() -> Vec<(String, Table)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/relay/conformance");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no tables in {}", dir.display());
-    paths
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap();
-            let table =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            (p.file_name().unwrap().to_string_lossy().into_owned(), table)
-        })
-        .collect()
-}
-
-/// Fails unless every reason is covered by a case or named unreachable, and
-/// every label a case names is a reason.
-fn check_coverage(tables: &[(String, Table)]) {
-    let drops: BTreeSet<&str> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
-    let ignores: BTreeSet<&str> = IgnoreReason::ALL.iter().map(|r| r.as_str()).collect();
-    let mut covered = BTreeSet::new();
-    for (file, table) in tables {
-        for case in &table.cases {
-            for step in &case.steps {
-                let (known, label) = match &step.expect {
-                    Expect::Dropped(l) => (&drops, l.as_str()),
-                    Expect::Ignored(l) => (&ignores, l.as_str()),
-                    _ => continue,
-                };
-                assert!(
-                    known.contains(label),
-                    "{file}, case {:?}: {label:?} is not a reason of that kind (one of {known:?})",
-                    case.name
-                );
-                covered.insert(label);
-            }
-        }
-    }
-    let unreachable: BTreeSet<&str> = UNREACHABLE.iter().map(|(r, _)| *r).collect();
-    for reason in drops.iter().chain(&ignores) {
-        match (covered.contains(reason), unreachable.contains(reason)) {
-            (true, false) | (false, true) => {}
-            (false, false) => panic!(
-                "reason {reason:?} has no conformance case: add one to tests/relay/conformance/ \
-                 (or, if no upstream input can produce it, name it in UNREACHABLE with why)"
-            ),
-            (true, true) => panic!("reason {reason:?} is covered, so it is not UNREACHABLE"),
-        }
-    }
-}
 
 /// An account in a case, with what the relay has seen of it.
 struct CaseAccount {
@@ -286,7 +34,7 @@ struct CaseAccount {
 }
 
 /// The relay under test and what the table expects of its counters.
-struct Runner {
+pub struct Runner {
     net: Net,
     relay: RelayProcess,
     sub: Subscriber,
@@ -297,7 +45,7 @@ struct Runner {
 }
 
 impl Runner {
-    async fn start() -> Runner {
+    pub async fn start() -> Runner {
         let net = Net::start().await;
         let relay = RelayProcess::spawn(&net, true, &[("ATRELAY_ADMIN_PASSWORD", PASSWORD)]).await;
         let sub = Subscriber::connect(relay.addr, None).await;
@@ -314,7 +62,7 @@ impl Runner {
         runner
     }
 
-    async fn play(&mut self, file: &str, case: &Case) {
+    pub async fn play(&mut self, file: &str, case: &Case) {
         let mut accounts: BTreeMap<&str, CaseAccount> = BTreeMap::new();
         for (alias, document) in &case.accounts {
             accounts.insert(alias, self.account(*document));
@@ -507,6 +255,25 @@ impl Runner {
         }
     }
 
+    /// A last valid commit: nothing the table did not expect is still on
+    /// its way, and nothing comes after it.
+    pub async fn finish(&mut self) {
+        let mut last = self.account(Document::Hosted);
+        let built = last.account.post("the end");
+        self.net.pds.emit_commit(&built);
+        let frame = self.sub.next(STEP_TIMEOUT).await.expect("the last commit");
+        Sent::Commit(built.commit, built.rev.to_string()).check(
+            "the end",
+            &last.account.did,
+            &frame,
+        );
+        self.settle("the end").await;
+        assert!(
+            self.sub.next(Duration::from_millis(500)).await.is_none(),
+            "nothing after the last commit"
+        );
+    }
+
     fn bump(&mut self, family: &str, reason: &str) {
         *self
             .expected
@@ -685,124 +452,4 @@ fn counts(scrape: &Scrape) -> BTreeMap<(String, String), f64> {
         })
         .filter(|(_, v)| *v != 0.0)
         .collect()
-}
-
-/// A new post on a fork of `account` (a foreign key's fork for
-/// [`Mutation::ForeignKey`], at a future rev for [`Mutation::RevInFuture`]).
-fn build_mutated(account: &TestAccount, m: Mutation) -> BuiltCommit {
-    match m {
-        Mutation::ForeignKey => account.impostor().post("forged"),
-        Mutation::RevInFuture => {
-            let day = 86_400_000_000;
-            let rev = Tid::from_parts(atrelay::repo::verify::now_micros() + day, 0);
-            account.fork().post_at("from tomorrow", rev)
-        }
-        Mutation::OversizeRecord => account.fork().post(&"x".repeat(1_000_001)),
-        _ => account.fork().post("mutated"),
-    }
-}
-
-/// The `#commit` frame at upstream `seq` for `built`, spoiled by `m` (`key`
-/// signs what is re-signed).
-fn mutate(built: &BuiltCommit, m: Mutation, key: &PrivateKey, seq: u64) -> Vec<u8> {
-    let strings = built.frame_strings();
-    let mut ev = built.to_frame(&strings, seq as i64, TIME);
-    let oversize;
-    let rev_ahead;
-    let car;
-    let resigned;
-    match m {
-        Mutation::ForeignKey | Mutation::RevInFuture | Mutation::OversizeRecord => {}
-        Mutation::NoPrevData => ev.prev_data = None,
-        Mutation::OversizeBlocks => {
-            oversize = vec![0u8; 2_000_001];
-            ev.blocks = &oversize;
-        }
-        Mutation::BlocksNotCar => ev.blocks = b"this is not a CAR file",
-        Mutation::CommitRevNotTid => {
-            resigned = resign_with_bad_rev(built, key);
-            ev.commit = resigned.0;
-            ev.blocks = &resigned.1;
-        }
-        Mutation::FrameRevAhead => {
-            rev_ahead = Tid::from_u64(built.rev.as_u64() + (1 << 10))
-                .unwrap()
-                .to_string();
-            ev.rev = &rev_ahead;
-        }
-        Mutation::TooBigFlag => ev.too_big = true,
-        Mutation::CreateWithPrev => ev.ops[0].prev = Some(built.data),
-        Mutation::RecordBlockMissing => {
-            let record = ev.ops[0].cid.expect("a create has a cid");
-            car = car_without(&built.car, record);
-            ev.blocks = &car;
-        }
-        Mutation::MstRootMissing => {
-            car = car_without(&built.car, built.data);
-            ev.blocks = &car;
-        }
-        Mutation::PrevDataWrong => ev.prev_data = Some(built.data),
-    }
-    let mut frame = Vec::new();
-    Event::Commit(ev).encode(&mut frame);
-    frame
-}
-
-/// `car` without the block `cid`.
-fn car_without(car: &[u8], cid: Cid) -> Vec<u8> {
-    let car = Car::parse(car, CarLimits::FIREHOSE).unwrap();
-    let mut out = CarWriter::new(car.roots());
-    for b in car.blocks().iter().filter(|b| b.cid != cid) {
-        out.push(&b.cid, b.data);
-    }
-    out.finish()
-}
-
-/// The commit re-signed by `key` over the same tree with a `rev` that is not
-/// a TID, and the diff CAR rooted at it.
-fn resign_with_bad_rev(built: &BuiltCommit, key: &PrivateKey) -> (Cid, Vec<u8>) {
-    let signed = SignedCommit::sign(&built.head.did, "not-a-tid", built.data, None, key);
-    let car = Car::parse(&built.car, CarLimits::FIREHOSE).unwrap();
-    let mut out = CarWriter::new(&[signed.cid]);
-    out.push(&signed.cid, &signed.bytes);
-    for b in car.blocks().iter().filter(|b| b.cid != built.commit) {
-        out.push(&b.cid, b.data);
-    }
-    (signed.cid, out.finish())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_verifier_outcome_matches_the_conformance_table() {
-    let tables = tables();
-    check_coverage(&tables);
-    tokio::time::timeout(Duration::from_secs(300), async {
-        let mut runner = Runner::start().await;
-        for (file, table) in &tables {
-            for case in &table.cases {
-                runner.play(file, case).await;
-            }
-        }
-        // A last valid commit: nothing the table did not expect is still on
-        // its way.
-        let mut last = runner.account(Document::Hosted);
-        let built = last.account.post("the end");
-        runner.net.pds.emit_commit(&built);
-        let frame = runner
-            .sub
-            .next(STEP_TIMEOUT)
-            .await
-            .expect("the last commit");
-        Sent::Commit(built.commit, built.rev.to_string()).check(
-            "the end",
-            &last.account.did,
-            &frame,
-        );
-        runner.settle("the end").await;
-        assert!(
-            runner.sub.next(Duration::from_millis(500)).await.is_none(),
-            "nothing after the last commit"
-        );
-    })
-    .await
-    .expect("the conformance table timed out");
 }
