@@ -120,10 +120,8 @@ impl TestAccount {
     /// A forger: the same DID, head and blocks, but a key the DID document
     /// does not name, so its commits fail signature verification.
     pub fn impostor(&self) -> TestAccount {
-        let mut mallory = TestAccount::new();
-        mallory.did = self.did.clone();
-        mallory.head = self.head.clone();
-        mallory.store = self.store.clone();
+        let mut mallory = self.fork();
+        mallory.key = PrivateKey::generate(Curve::K256);
         mallory
     }
 

@@ -118,14 +118,7 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
         net.pds.emit_commit(&mallory.post("forged"));
 
         // 2. Tampered op: a create claiming another record's CID.
-        let t = {
-            let mut probe = TestAccount::new();
-            probe.did = alice.did.clone();
-            probe.head = alice.head.clone();
-            probe.store = alice.store.clone();
-            probe.key = alice.key.clone();
-            probe.post("tampered")
-        };
+        let t = alice.fork().post("tampered");
         {
             let s = t.frame_strings();
             let mut ev = t.to_frame(&s, 0, crate::harness::TIME);
@@ -134,14 +127,7 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
         }
 
         // 3. Missing proof node: the diff without its new MST root.
-        let m = {
-            let mut probe = TestAccount::new();
-            probe.did = alice.did.clone();
-            probe.head = alice.head.clone();
-            probe.store = alice.store.clone();
-            probe.key = alice.key.clone();
-            probe.post("no proof")
-        };
+        let m = alice.fork().post("no proof");
         let thin = {
             let car = Car::parse(&m.car, CarLimits::FIREHOSE).unwrap();
             let mut w = CarWriter::new(car.roots());
