@@ -310,13 +310,10 @@ async fn respond(sock: &mut TcpStream, status: u16, content_type: &str, body: &s
 /// (its `repo` is not UTF-8, its other fields missing).
 pub fn garbage_commit(seq: u64) -> Bytes {
     use atrelay::wire::cbor::Encoder;
+    use atrelay::wire::frame::{Commit, Header};
     let mut frame = Vec::new();
+    Header::message(Commit::TYPE).encode(&mut Encoder::new(&mut frame));
     let mut e = Encoder::new(&mut frame);
-    e.map(2);
-    e.text("t");
-    e.text("#commit");
-    e.text("op");
-    e.u64(1);
     e.map(2);
     e.text("seq");
     e.u64(seq);
