@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::mutation::{build_mutated, mutate};
 use super::table::{Action, Case, Document, Expect, ExpectState, Step};
-use crate::binary::{RelayProcess, Scrape};
+use crate::binary::{RelayProcess, Sample, Scrape};
 use crate::harness::{garbage_commit, Subscriber, TestAccount, TIME};
 use crate::pipeline::Net;
 
@@ -21,6 +21,8 @@ const PASSWORD: &str = "conformance table password";
 const DROPPED: &str = "atrelay_relay_events_dropped_total";
 const IGNORED: &str = "atrelay_relay_events_ignored_total";
 const RECEIVED: &str = "atrelay_relay_events_received_total";
+/// The `type`s of [`RECEIVED`] the crawler consumes without dispatching.
+const CONSUMED_TYPES: [&str; 2] = ["info", "unknown"];
 /// How long one step may take to reach its outcome.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -38,10 +40,8 @@ pub struct Runner {
     net: Net,
     relay: RelayProcess,
     sub: Subscriber,
-    /// (family, reason) → the count the relay must report.
+    /// (family, label) → the count the relay must report (see [`counts`]).
     expected: BTreeMap<(String, String), f64>,
-    /// Frames the crawler counted as `#info`.
-    infos: f64,
 }
 
 impl Runner {
@@ -50,16 +50,12 @@ impl Runner {
         let relay = RelayProcess::spawn(&net, true, &[("ATRELAY_ADMIN_PASSWORD", PASSWORD)]).await;
         let sub = Subscriber::connect(relay.addr, None).await;
         let scrape = relay.scrape().await;
-        let mut runner = Runner {
+        Runner {
             net,
             relay,
             sub,
-            expected: BTreeMap::new(),
-            infos: 0.0,
-        };
-        runner.expected = counts(&scrape);
-        runner.infos = scrape.value(RECEIVED, &[("type", "info")]);
-        runner
+            expected: counts(&scrape),
+        }
     }
 
     pub async fn play(&mut self, file: &str, case: &Case) {
@@ -191,6 +187,11 @@ impl Runner {
                 }));
                 (Sent::Nothing, None)
             }
+            Action::UnknownType { name } => {
+                let seq = self.net.pds.next_seq();
+                self.net.pds.emit_raw(seq, unknown_type(name, seq));
+                (Sent::Nothing, None)
+            }
             Action::GarbageCommit => {
                 let seq = self.net.pds.next_seq();
                 self.net.pds.emit_raw(seq, garbage_commit(seq));
@@ -242,7 +243,14 @@ impl Runner {
             }
             Expect::Dropped(reason) => self.bump(DROPPED, reason),
             Expect::Ignored(reason) => self.bump(IGNORED, reason),
-            Expect::Consumed => self.infos += 1.0,
+            Expect::Consumed => {
+                let kind = match step.action {
+                    Action::Info { .. } => "info",
+                    Action::UnknownType { .. } => "unknown",
+                    _ => panic!("{at}: only #info and unknown types are consumed"),
+                };
+                self.bump(RECEIVED, kind)
+            }
             Expect::Applied => {}
         }
         self.settle(at).await;
@@ -274,10 +282,10 @@ impl Runner {
         );
     }
 
-    fn bump(&mut self, family: &str, reason: &str) {
+    fn bump(&mut self, family: &str, label: &str) {
         *self
             .expected
-            .entry((family.to_owned(), reason.to_owned()))
+            .entry((family.to_owned(), label.to_owned()))
             .or_default() += 1.0;
     }
 
@@ -288,8 +296,7 @@ impl Runner {
         loop {
             let scrape = self.relay.scrape().await;
             let actual = counts(&scrape);
-            let infos = scrape.value(RECEIVED, &[("type", "info")]);
-            if actual == self.expected && infos == self.infos {
+            if actual == self.expected {
                 return;
             }
             if Instant::now() > deadline {
@@ -303,13 +310,11 @@ impl Runner {
                             actual.get(k).copied().unwrap_or(0.0),
                             self.expected.get(k).copied().unwrap_or(0.0),
                         );
-                        (a != e).then(|| format!("{}{{reason={}}}: relay {a}, table {e}", k.0, k.1))
+                        (a != e).then(|| format!("{}{{{}}}: relay {a}, table {e}", k.0, k.1))
                     })
                     .collect();
                 panic!(
-                    "{at}: the relay's counters do not match the table: {diff:?}; #info frames \
-                     counted {infos}, expected {}\n--- relay log ---\n{}",
-                    self.infos,
+                    "{at}: the relay's counters do not match the table: {diff:?}\n--- relay log ---\n{}",
                     self.relay.stderr.tail()
                 );
             }
@@ -388,7 +393,10 @@ fn step_account(action: &Action) -> Option<&str> {
         | Action::Identity { account }
         | Action::AccountStatus { account, .. }
         | Action::Takedown { account } => Some(account),
-        Action::Info { .. } | Action::GarbageCommit | Action::FillHost => None,
+        Action::Info { .. }
+        | Action::UnknownType { .. }
+        | Action::GarbageCommit
+        | Action::FillHost => None,
     }
 }
 
@@ -435,21 +443,43 @@ impl Sent {
     }
 }
 
-/// The dropped and ignored counters by (family, reason).
+/// The counters the table decides: dropped and ignored by reason, and the
+/// frames the crawler consumed by type (`#info`, unknown types).
 fn counts(scrape: &Scrape) -> BTreeMap<(String, String), f64> {
+    let label = |s: &Sample, key: &str| {
+        s.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     scrape
         .samples
         .iter()
-        .filter(|s| s.name == DROPPED || s.name == IGNORED)
-        .map(|s| {
-            let reason = s
-                .labels
-                .iter()
-                .find(|(k, _)| k == "reason")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            ((s.name.clone(), reason), s.value)
+        .filter_map(|s| match s.name.as_str() {
+            DROPPED | IGNORED => Some(((s.name.clone(), label(s, "reason")), s.value)),
+            RECEIVED => {
+                let kind = label(s, "type");
+                CONSUMED_TYPES
+                    .contains(&kind.as_str())
+                    .then(|| ((s.name.clone(), kind), s.value))
+            }
+            _ => None,
         })
         .filter(|(_, v)| *v != 0.0)
         .collect()
+}
+
+/// A frame of type `#name` whose body holds only its seq.
+fn unknown_type(name: &str, seq: u64) -> bytes::Bytes {
+    use atrelay::wire::cbor::Encoder;
+    use atrelay::wire::frame::Header;
+    let t = format!("#{name}");
+    let mut frame = Vec::new();
+    Header::message(&t).encode(&mut Encoder::new(&mut frame));
+    let mut e = Encoder::new(&mut frame);
+    e.map(1);
+    e.text("seq");
+    e.u64(seq);
+    frame.into()
 }

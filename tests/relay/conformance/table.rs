@@ -87,6 +87,10 @@ pub enum Action {
     Info {
         name: String,
     },
+    /// A frame of a type the protocol does not (yet) define: `#name`.
+    UnknownType {
+        name: String,
+    },
     /// A `#commit` header and seq with a body that is not a `#commit`.
     GarbageCommit,
     /// The operator takes the account down.
