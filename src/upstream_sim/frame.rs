@@ -35,13 +35,14 @@ impl HostFrame {
         self.time_at.is_some()
     }
 
-    /// The frame as sent at `now` (µs): a stamped copy, or the bytes as is.
-    pub(super) fn stamped(&self, now: u64) -> Bytes {
+    /// The frame as sent now: a copy stamped with the current time, or the
+    /// bytes as they are (without reading the clock).
+    pub(super) fn as_sent(&self) -> Bytes {
         let Some(at) = self.time_at else {
             return self.bytes.clone();
         };
         let mut copy = self.bytes.to_vec();
-        emit_time::stamp(&mut copy, at, now);
+        emit_time::stamp(&mut copy, at, emit_time::now_micros());
         Bytes::from(copy)
     }
 }

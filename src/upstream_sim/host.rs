@@ -11,7 +11,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::emit_time::now_micros;
 use super::http::{self, Describe};
 use super::HostStream;
 
@@ -154,11 +153,7 @@ async fn serve(
         next += batch.len();
         let mut written = 0;
         for f in batch.iter().filter(|f| cursor.is_none() || f.seq > above) {
-            if tx
-                .feed(Message::Binary(f.frame.stamped(now_micros())))
-                .await
-                .is_err()
-            {
+            if tx.feed(Message::Binary(f.frame.as_sent())).await.is_err() {
                 return;
             }
             written += 1;
