@@ -29,6 +29,10 @@
 //!   identifier syntax) and [`crypto`] (did:key / Multikey keys, low-S
 //!   ECDSA on k256 and p256).
 //!
+//! Beside the layers, [`upstream_sim`] is an emulated PDS host (a firehose
+//! of given frames with cursor replay) for the relay's tests, its benches and
+//! the load generator, which ships it; the relay never uses it.
+//!
 //! ```
 //! use atrelay::wire::cid::Cid;
 //! let cid = Cid::for_cbor(b"\xa0"); // the empty map
@@ -53,4 +57,5 @@ pub mod pds;
 pub mod plc;
 pub mod relay;
 pub mod repo;
+pub mod upstream_sim;
 pub mod wire;

@@ -431,36 +431,11 @@ fn register_at_zero() {
         metrics::counter!("atrelay_relay_events_accepted_total", "type" => kind.label())
             .increment(0);
     }
-    for reason in [
-        DropReason::Malformed,
-        DropReason::NoIdentity,
-        DropReason::NoSigningKey,
-        DropReason::WrongHost,
-        DropReason::Inactive,
-        DropReason::BadSignature,
-        DropReason::MissingPrevData,
-        DropReason::Oversize,
-        DropReason::BadCar,
-        DropReason::BadCommit,
-        DropReason::FieldMismatch,
-        DropReason::FutureRev,
-        DropReason::Deprecated,
-        DropReason::OpShape,
-        DropReason::RecordMissing,
-        DropReason::Inversion,
-        DropReason::PrevDataMismatch,
-        DropReason::Storage,
-        DropReason::AccountThrottled,
-        DropReason::TakenDown,
-    ] {
+    for reason in DropReason::ALL {
         metrics::counter!("atrelay_relay_events_dropped_total", "reason" => reason.as_str())
             .increment(0);
     }
-    for reason in [
-        IgnoreReason::Duplicate,
-        IgnoreReason::StaleSync,
-        IgnoreReason::NotForwarded,
-    ] {
+    for reason in IgnoreReason::ALL {
         metrics::counter!("atrelay_relay_events_ignored_total", "reason" => reason.as_str())
             .increment(0);
     }

@@ -11,7 +11,6 @@
 //! See loadtest/README.md.
 
 mod directory;
-mod emit_time;
 mod fleet;
 mod histogram;
 mod open_files;
@@ -26,6 +25,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use atrelay::http::basic_auth::ADMIN_USER;
+use atrelay::upstream_sim::emit_time;
 use clap::{Parser, Subcommand};
 use indicatif::ProgressBar;
 

@@ -131,6 +131,31 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Every reason, so a table over them (the metrics' zero registration,
+    /// the conformance runner's coverage check) cannot miss a new one.
+    pub const ALL: [DropReason; 20] = [
+        DropReason::Malformed,
+        DropReason::NoIdentity,
+        DropReason::NoSigningKey,
+        DropReason::WrongHost,
+        DropReason::Inactive,
+        DropReason::BadSignature,
+        DropReason::MissingPrevData,
+        DropReason::Oversize,
+        DropReason::BadCar,
+        DropReason::BadCommit,
+        DropReason::FieldMismatch,
+        DropReason::FutureRev,
+        DropReason::Deprecated,
+        DropReason::OpShape,
+        DropReason::RecordMissing,
+        DropReason::Inversion,
+        DropReason::PrevDataMismatch,
+        DropReason::Storage,
+        DropReason::AccountThrottled,
+        DropReason::TakenDown,
+    ];
+
     /// The metrics label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -195,6 +220,13 @@ pub enum IgnoreReason {
 }
 
 impl IgnoreReason {
+    /// Every reason (see [`DropReason::ALL`]).
+    pub const ALL: [IgnoreReason; 3] = [
+        IgnoreReason::Duplicate,
+        IgnoreReason::StaleSync,
+        IgnoreReason::NotForwarded,
+    ];
+
     /// The metrics label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -744,6 +776,25 @@ mod tests {
         let mut out = Vec::new();
         ev.encode(&mut out);
         Bytes::from(out)
+    }
+
+    #[test]
+    fn the_reason_lists_hold_every_reason_once_in_declaration_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
+        assert_eq!(
+            DropReason::ALL.len(),
+            DropReason::TakenDown as usize + 1,
+            "TakenDown is the last DropReason; a new one goes in ALL"
+        );
+        for (i, r) in IgnoreReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
+        assert_eq!(
+            IgnoreReason::ALL.len(),
+            IgnoreReason::NotForwarded as usize + 1
+        );
     }
 
     #[test]

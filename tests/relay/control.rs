@@ -537,10 +537,7 @@ async fn an_offline_host_is_picked_up_again_when_it_returns() {
         let pds = TestPds::start_on(addr).await;
         let mut alice = crate::harness::TestAccount::new();
         net.plc.register(&alice.did, &alice.key, &pds.endpoint());
-        eventually("the crawler reconnects by itself", || {
-            pds.connections.load(std::sync::atomic::Ordering::Relaxed) > 0
-        })
-        .await;
+        eventually("the crawler reconnects by itself", || pds.connections() > 0).await;
         let c1 = alice.post("back");
         pds.emit_commit(&c1);
         assert_eq!(commits(&sub.take(1).await), [c1.commit.to_string()]);

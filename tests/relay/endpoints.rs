@@ -269,12 +269,7 @@ async fn host_listing_ssrf_and_loop_guards() {
                 "{host}: {j}"
             );
         }
-        assert_eq!(
-            net.pds
-                .connections
-                .load(std::sync::atomic::Ordering::SeqCst),
-            1
-        );
+        assert_eq!(net.pds.connections(), 1);
         strict_relay.stop().await;
     })
     .await

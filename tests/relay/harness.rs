@@ -1,6 +1,7 @@
 //! Real upstreams for relay tests: a PDS that serves signed commits built with
-//! `repo::builder` over a real websocket (and `describeServer` on the same
-//! port), and a PLC directory serving real DID documents. Everything listens on
+//! `repo::builder` over a real websocket (the library's emulated host, with
+//! `describeServer` on the same port), and a PLC directory serving real DID
+//! documents. Everything listens on
 //! 127.0.0.1 with port 0.
 
 #![allow(dead_code)]
@@ -13,14 +14,14 @@ use std::time::Duration;
 
 use atrelay::crypto::{Curve, PrivateKey};
 use atrelay::repo::builder::{BuiltCommit, RecordWrite, RepoHead};
+use atrelay::upstream_sim::{HostFrame, SimHost, SimHostConfig};
 use atrelay::wire::cid::Cid;
 use atrelay::wire::frame::{Account, Event, Identity};
-use atrelay::wire::tid::TidClock;
+use atrelay::wire::tid::{Tid, TidClock};
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message;
 
 pub const TIME: &str = "2026-11-24T12:00:00.000Z";
@@ -81,6 +82,12 @@ impl TestPlc {
     pub fn register_key(&self, did: &str, key: &atrelay::crypto::PublicKey, pds_endpoint: &str) {
         let handle = format!("{}.test", &did[8..16]);
         let doc = atrelay::identity::account_document(did, &handle, key, pds_endpoint);
+        self.register_document(did, doc);
+    }
+
+    /// Publishes `doc` as it is (a test shaping a document the relay must
+    /// refuse).
+    pub fn register_document(&self, did: &str, doc: serde_json::Value) {
         self.docs.lock().unwrap().insert(did.to_owned(), doc);
     }
 }
@@ -113,18 +120,34 @@ impl TestAccount {
     /// A forger: the same DID, head and blocks, but a key the DID document
     /// does not name, so its commits fail signature verification.
     pub fn impostor(&self) -> TestAccount {
-        let mut mallory = TestAccount::new();
-        mallory.did = self.did.clone();
-        mallory.head = self.head.clone();
-        mallory.store = self.store.clone();
+        let mut mallory = self.fork();
+        mallory.key = PrivateKey::generate(Curve::K256);
         mallory
+    }
+
+    /// A copy to build commits the relay must refuse: the same DID, key,
+    /// head and blocks, so committing on it leaves this account as it was.
+    pub fn fork(&self) -> TestAccount {
+        let mut fork = TestAccount::new();
+        fork.did = self.did.clone();
+        fork.key = self.key.clone();
+        fork.head = self.head.clone();
+        fork.store = self.store.clone();
+        fork
     }
 
     /// Commits `writes` and advances the repo.
     pub fn commit(&mut self, writes: Vec<RecordWrite>) -> BuiltCommit {
+        let rev = self.clock.next();
+        self.commit_at(writes, rev)
+    }
+
+    /// Commits `writes` at `rev` (raised above the head's if needed) and
+    /// advances the repo.
+    pub fn commit_at(&mut self, writes: Vec<RecordWrite>, rev: Tid) -> BuiltCommit {
         let built = self
             .head
-            .commit(&self.store, writes, &self.key, self.clock.next())
+            .commit(&self.store, writes, &self.key, rev)
             .unwrap();
         built.store_into(&mut self.store);
         self.head = built.head.clone();
@@ -133,6 +156,18 @@ impl TestAccount {
 
     /// Commits one new post.
     pub fn post(&mut self, text: &str) -> BuiltCommit {
+        let write = self.new_post(text);
+        self.commit(vec![write])
+    }
+
+    /// Commits one new post at `rev` (see [`TestAccount::commit_at`]).
+    pub fn post_at(&mut self, text: &str, rev: Tid) -> BuiltCommit {
+        let write = self.new_post(text);
+        self.commit_at(vec![write], rev)
+    }
+
+    /// The write creating one new post.
+    fn new_post(&mut self, text: &str) -> RecordWrite {
         let path = format!("app.bsky.feed.post/{}", self.clock.next());
         self.posts.push(path.clone());
         let mut record = Vec::new();
@@ -142,17 +177,16 @@ impl TestAccount {
         e.text(text);
         e.text("$type");
         e.text("app.bsky.feed.post");
-        self.commit(vec![RecordWrite::Create { path, record }])
+        RecordWrite::Create { path, record }
     }
 }
 
-/// A PDS for tests: an ordered event log served over `subscribeRepos`.
+/// A PDS for tests: the library's emulated host ([`SimHost`]) with an
+/// ordered event log, every event served as soon as it is appended.
 #[derive(Clone)]
 pub struct TestPds {
     pub addr: SocketAddr,
-    events: Arc<Mutex<Vec<(u64, Bytes)>>>,
-    notify: Arc<tokio::sync::Notify>,
-    pub connections: Arc<AtomicUsize>,
+    host: Arc<SimHost>,
 }
 
 impl TestPds {
@@ -162,38 +196,34 @@ impl TestPds {
 
     /// A PDS on a given address (a host coming back on its old port).
     pub async fn start_on(addr: SocketAddr) -> TestPds {
-        let listener = TcpListener::bind(addr).await.unwrap();
-        let pds = TestPds {
-            addr: listener.local_addr().unwrap(),
-            events: Arc::default(),
-            notify: Arc::default(),
-            connections: Arc::default(),
+        let config = SimHostConfig {
+            server_did: Some("did:web:pds.test".to_owned()),
+            ..SimHostConfig::default()
         };
-        let served = pds.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let pds = served.clone();
-                tokio::spawn(async move { pds.serve(sock).await });
-            }
-        });
-        pds
+        let host = SimHost::start_on(addr, config).await.unwrap();
+        TestPds {
+            addr: host.addr,
+            host: Arc::new(host),
+        }
     }
 
     /// `127.0.0.1:<port>`: how the relay names this host.
     pub fn hostname(&self) -> String {
-        self.addr.to_string()
+        self.host.hostname()
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        self.host.endpoint()
+    }
+
+    /// Subscriptions accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.host.stream.connections.load(Ordering::SeqCst)
     }
 
     /// Next upstream seq.
     pub fn next_seq(&self) -> u64 {
-        self.events.lock().unwrap().last().map_or(1, |(s, _)| s + 1)
+        self.host.stream.next_seq()
     }
 
     /// Appends an event (its seq is replaced by the next upstream seq).
@@ -239,67 +269,7 @@ impl TestPds {
 
     /// Appends arbitrary bytes as the frame for `seq`.
     pub fn emit_raw(&self, seq: u64, frame: Bytes) {
-        self.events.lock().unwrap().push((seq, frame));
-        self.notify.notify_waiters();
-    }
-
-    async fn serve(&self, sock: TcpStream) {
-        let mut head = [0u8; 4096];
-        let n = match sock.peek(&mut head).await {
-            Ok(n) => n,
-            Err(_) => return,
-        };
-        let text = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
-        if !text.contains("upgrade: websocket") {
-            let mut sock = sock;
-            let _ = read_request_path(&mut sock).await;
-            respond(
-                &mut sock,
-                200,
-                "application/json",
-                "{\"did\":\"did:web:pds.test\",\"availableUserDomains\":[\".test\"]}",
-            )
-            .await;
-            return;
-        }
-        let mut cursor: Option<u64> = None;
-        // tungstenite's callback signature returns its (large) error type.
-        #[allow(clippy::result_large_err)]
-        let ws = tokio_tungstenite::accept_hdr_async(sock, |req: &Request, res: Response| {
-            cursor = req
-                .uri()
-                .query()
-                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("cursor=")))
-                .and_then(|c| c.parse().ok());
-            Ok(res)
-        })
-        .await;
-        let Ok(ws) = ws else { return };
-        self.connections.fetch_add(1, Ordering::SeqCst);
-        let (mut tx, mut rx) = ws.split();
-        // Drain client frames (pings are answered by tungstenite).
-        tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
-        let mut next_index = 0usize;
-        let start_after = cursor;
-        loop {
-            let notified = self.notify.notified();
-            let batch: Vec<Bytes> = {
-                let events = self.events.lock().unwrap();
-                let batch = events[next_index..]
-                    .iter()
-                    .filter(|(s, _)| start_after.map_or(true, |c| *s > c))
-                    .map(|(_, f)| f.clone())
-                    .collect();
-                next_index = events.len();
-                batch
-            };
-            for frame in batch {
-                if tx.send(Message::Binary(frame)).await.is_err() {
-                    return;
-                }
-            }
-            notified.await;
-        }
+        self.host.stream.publish(seq, HostFrame::verbatim(frame));
     }
 }
 
@@ -334,6 +304,22 @@ async fn respond(sock: &mut TcpStream, status: u16, content_type: &str, body: &s
     );
     let _ = sock.write_all(msg.as_bytes()).await;
     let _ = sock.shutdown().await;
+}
+
+/// A sound `#commit` header and seq, then a body that is not a `#commit`
+/// (its `repo` is not UTF-8, its other fields missing).
+pub fn garbage_commit(seq: u64) -> Bytes {
+    use atrelay::wire::cbor::Encoder;
+    use atrelay::wire::frame::{Commit, Header};
+    let mut frame = Vec::new();
+    Header::message(Commit::TYPE).encode(&mut Encoder::new(&mut frame));
+    let mut e = Encoder::new(&mut frame);
+    e.map(2);
+    e.text("seq");
+    e.u64(seq);
+    e.text("repo");
+    frame.extend_from_slice(&[0x62, 0xff, 0xfe]);
+    frame.into()
 }
 
 pub fn random_base32(n: usize) -> String {

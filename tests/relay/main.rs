@@ -3,6 +3,7 @@
 //! subscribers. Every test is bounded in time.
 
 mod binary;
+mod conformance;
 mod control;
 mod crash;
 mod cursor;

@@ -114,13 +114,7 @@ async fn upstream_future_cursor_stops_the_crawler() {
         }
         assert_eq!(host.status(), HostStatus::Offline);
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(
-            net.pds
-                .connections
-                .load(std::sync::atomic::Ordering::SeqCst),
-            1,
-            "no reconnect loop"
-        );
+        assert_eq!(net.pds.connections(), 1, "no reconnect loop");
         assert!(relay.crawlers.running().is_empty());
         relay.stop().await;
     })

@@ -118,14 +118,7 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
         net.pds.emit_commit(&mallory.post("forged"));
 
         // 2. Tampered op: a create claiming another record's CID.
-        let t = {
-            let mut probe = TestAccount::new();
-            probe.did = alice.did.clone();
-            probe.head = alice.head.clone();
-            probe.store = alice.store.clone();
-            probe.key = alice.key.clone();
-            probe.post("tampered")
-        };
+        let t = alice.fork().post("tampered");
         {
             let s = t.frame_strings();
             let mut ev = t.to_frame(&s, 0, crate::harness::TIME);
@@ -134,14 +127,7 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
         }
 
         // 3. Missing proof node: the diff without its new MST root.
-        let m = {
-            let mut probe = TestAccount::new();
-            probe.did = alice.did.clone();
-            probe.head = alice.head.clone();
-            probe.store = alice.store.clone();
-            probe.key = alice.key.clone();
-            probe.post("no proof")
-        };
+        let m = alice.fork().post("no proof");
         let thin = {
             let car = Car::parse(&m.car, CarLimits::FIREHOSE).unwrap();
             let mut w = CarWriter::new(car.roots());
@@ -171,21 +157,8 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
         // 6. Garbage: a sound header and seq, a body that is not a valid
         //    #commit (invalid UTF-8, fields missing).
         {
-            use atrelay::wire::cbor::Encoder;
             let seq = net.pds.next_seq();
-            let mut frame = Vec::new();
-            let mut e = Encoder::new(&mut frame);
-            e.map(2);
-            e.text("t");
-            e.text("#commit");
-            e.text("op");
-            e.u64(1);
-            e.map(2);
-            e.text("seq");
-            e.u64(seq);
-            e.text("repo");
-            frame.extend_from_slice(&[0x62, 0xff, 0xfe]);
-            net.pds.emit_raw(seq, frame.into());
+            net.pds.emit_raw(seq, crate::harness::garbage_commit(seq));
         }
 
         // 7. Oversize: a #commit whose blocks exceed 2,000,000 bytes.
@@ -234,9 +207,7 @@ async fn invalid_events_are_dropped_and_the_stream_continues() {
         // while-deactivated (the replayed duplicate is ignored, not counted)
         assert_eq!(dropped, 7, "each invalid event is counted");
         assert_eq!(
-            net.pds
-                .connections
-                .load(std::sync::atomic::Ordering::SeqCst),
+            net.pds.connections(),
             1,
             "bad events do not cost the connection"
         );

@@ -57,12 +57,7 @@ async fn restart_resumes_without_gaps_or_duplicates() {
             sub.next(Duration::from_millis(500)).await.is_none(),
             "no duplicates"
         );
-        assert!(
-            net.pds
-                .connections
-                .load(std::sync::atomic::Ordering::SeqCst)
-                >= 2
-        );
+        assert!(net.pds.connections() >= 2);
         relay.stop().await;
     })
     .await

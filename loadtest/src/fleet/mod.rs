@@ -197,7 +197,7 @@ impl Fleet {
         let directory = Directory::start(directory_listen).await?;
         let mut hosts = Vec::with_capacity(cfg.hosts);
         for _ in 0..cfg.hosts {
-            hosts.push(Host::start().await?);
+            hosts.push(host::start().await?);
         }
         let seed = cfg.seed;
         let n = cfg.accounts;

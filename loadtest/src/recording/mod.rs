@@ -32,7 +32,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::directory::{document, Directory};
 use crate::emit_time::PLACEHOLDER;
-use crate::fleet::host::{Host, HostFrame};
+use crate::fleet::host::{self, Host, HostFrame};
 use format::{Entry, Reader, Writer};
 
 /// What `record` captured.
@@ -238,7 +238,7 @@ impl Replay {
         let directory = Directory::start(directory_listen).await?;
         let mut started = Vec::new();
         for _ in 0..hosts.max(1) {
-            started.push(Host::start().await?);
+            started.push(host::start().await?);
         }
         let hosts = started;
         let mut docs: HashMap<String, Value> = HashMap::new();

@@ -1,26 +1,25 @@
-//! The emit timestamp: how the generator tells every subscriber when an event
-//! left its host, so end-to-end latency can be measured across processes.
+//! The emit timestamp: how an emulated host tells every subscriber when an
+//! event left it, so end-to-end latency can be measured across processes
+//! (the load generator's swarm, the pipeline bench's subscribers).
 //!
 //! Frames are signed and encoded ahead of time with a placeholder `time` of a
 //! fixed width (27 bytes, microsecond precision). When a host writes the
 //! frame to its socket it overwrites the placeholder with the current time,
 //! in place, in a copy of the frame. `time` is a frame field, outside the
 //! signed commit, so the signature stays valid; the relay keeps it when it
-//! re-sequences the event, and the swarm reads it back on receipt.
+//! re-sequences the event, and a subscriber reads it back on receipt.
 //!
 //! Canonical DAG-CBOR orders `time` before `blocks`, so the first match of
 //! the key + placeholder is the field, never record content.
 
-use atrelay::wire::syntax::{format_datetime_micros, parse_datetime};
+pub use crate::clock::now_micros;
+use crate::wire::syntax::{format_datetime_micros, parse_datetime};
 
 /// A valid datetime of the final width; no real event carries it.
 pub const PLACEHOLDER: &str = "1970-01-01T00:00:00.000001Z";
 
 /// `"time"` as a CBOR text key, then the 27-byte text header.
 const KEY_AND_HEADER: [u8; 7] = [0x64, b't', b'i', b'm', b'e', 0x78, 27];
-
-/// The clock the placeholder is overwritten with: the crate's one clock.
-pub use atrelay::clock::now_micros;
 
 /// Where the placeholder's bytes start in `frame`, if it has one.
 pub fn locate(frame: &[u8]) -> Option<u32> {
@@ -62,7 +61,7 @@ pub fn emitted_at(time: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atrelay::wire::frame::{Event, Identity};
+    use crate::wire::frame::{Event, Identity};
 
     #[test]
     fn stamping_rewrites_only_the_time_field() {
