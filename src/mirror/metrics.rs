@@ -2,9 +2,10 @@
 //! dropped. Labels come from fixed sets (drop reasons, notice names, status
 //! classes), never from upstream content.
 
-use metrics::{describe_counter, describe_gauge, Unit};
+use metrics::Unit;
 
 use super::frame_check::Dropped;
+use crate::metrics::{Family, KnownLabel};
 
 /// Highest seq received from the upstream (stored or not yet).
 pub const UPSTREAM_SEQ: &str = "atrelay_mirror_upstream_seq";
@@ -59,60 +60,62 @@ pub fn status_class(status: Option<u16>) -> &'static str {
     }
 }
 
-/// Describes every family (called by [`crate::metrics::describe`]).
-pub fn describe() {
-    describe_gauge!(
-        UPSTREAM_SEQ,
-        "Mirror: highest seq received from the upstream relay"
-    );
-    describe_gauge!(
-        HEAD_SEQ,
-        "Mirror: the log head, highest upstream seq stored and served"
-    );
-    describe_gauge!(
-        LAG_SECONDS,
-        Unit::Seconds,
-        "Mirror: when the newest stored event was published here minus its upstream time field"
-    );
-    describe_gauge!(
-        CONNECTED,
-        "Mirror: 1 while the upstream firehose is connected"
-    );
-    describe_counter!(
-        RECONNECTS,
-        "Mirror: upstream connections that ended or failed to open"
-    );
-    describe_counter!(EVENTS, "Mirror: events stored from the upstream");
-    describe_counter!(
-        DROPPED,
-        "Mirror: upstream frames dropped, by reason (oversize, malformed, unsequenced, non_increasing, text)"
-    );
-    describe_counter!(
-        NOTICES,
-        "Mirror: #info and error frames from the upstream, by name"
-    );
-    describe_counter!(
-        PROXIED,
-        "Mirror: queries passed through to the upstream, by status class"
-    );
-}
+/// Every `reason` of [`DROPPED`].
+const DROP_REASONS: &[KnownLabel] = &[KnownLabel {
+    key: "reason",
+    values: || Dropped::ALL.map(Dropped::label).to_vec(),
+}];
 
-/// Registers every family at zero (a dashboard panel then says 0, not "no
-/// data"), on a relay too: the dashboard charts them.
-pub fn register_at_zero() {
-    for name in [UPSTREAM_SEQ, HEAD_SEQ, LAG_SECONDS, CONNECTED] {
-        metrics::gauge!(name).set(0.0);
-    }
-    for name in [RECONNECTS, EVENTS] {
-        metrics::counter!(name).increment(0);
-    }
-    for reason in Dropped::ALL {
-        metrics::counter!(DROPPED, "reason" => reason.label()).increment(0);
-    }
-    for name in NOTICE_LABELS {
-        metrics::counter!(NOTICES, "name" => name).increment(0);
-    }
-    for status in STATUS_CLASSES {
-        metrics::counter!(PROXIED, "status" => status).increment(0);
-    }
-}
+/// Every `name` of [`NOTICES`].
+const NOTICE_NAMES: &[KnownLabel] = &[KnownLabel {
+    key: "name",
+    values: || NOTICE_LABELS.to_vec(),
+}];
+
+/// Every `status` of [`PROXIED`].
+const PROXY_STATUSES: &[KnownLabel] = &[KnownLabel {
+    key: "status",
+    values: || STATUS_CLASSES.to_vec(),
+}];
+
+/// Every mirror family, registered at zero on a relay too (a dashboard
+/// panel then says 0, not "no data"): the dashboard charts them.
+pub const FAMILIES: &[Family] = &[
+    Family::gauge(
+        UPSTREAM_SEQ,
+        "Mirror: highest seq received from the upstream relay",
+    ),
+    Family::gauge(
+        HEAD_SEQ,
+        "Mirror: the log head, highest upstream seq stored and served",
+    ),
+    Family::gauge(
+        LAG_SECONDS,
+        "Mirror: when the newest stored event was published here minus its upstream time field",
+    )
+    .unit(Unit::Seconds),
+    Family::gauge(
+        CONNECTED,
+        "Mirror: 1 while the upstream firehose is connected",
+    ),
+    Family::counter(
+        RECONNECTS,
+        "Mirror: upstream connections that ended or failed to open",
+    ),
+    Family::counter(EVENTS, "Mirror: events stored from the upstream"),
+    Family::counter(
+        DROPPED,
+        "Mirror: upstream frames dropped, by reason (oversize, malformed, unsequenced, non_increasing, text)",
+    )
+    .zero_per(DROP_REASONS),
+    Family::counter(
+        NOTICES,
+        "Mirror: #info and error frames from the upstream, by name",
+    )
+    .zero_per(NOTICE_NAMES),
+    Family::counter(
+        PROXIED,
+        "Mirror: queries passed through to the upstream, by status class",
+    )
+    .zero_per(PROXY_STATUSES),
+];
