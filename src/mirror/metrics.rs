@@ -26,37 +26,55 @@ pub const NOTICES: &str = "atrelay_mirror_upstream_notices_total";
 /// Passed-through queries, by [`status_class`].
 pub const PROXIED: &str = "atrelay_mirror_proxy_requests_total";
 
+const OUTDATED_CURSOR: &str = "outdated_cursor";
+const FUTURE_CURSOR: &str = "future_cursor";
+const CONSUMER_TOO_SLOW: &str = "consumer_too_slow";
+const OTHER_INFO: &str = "other_info";
+const OTHER_ERROR: &str = "other_error";
+
 /// The `name` labels of [`NOTICES`].
 pub const NOTICE_LABELS: [&str; 5] = [
-    "outdated_cursor",
-    "future_cursor",
-    "consumer_too_slow",
-    "other_info",
-    "other_error",
+    OUTDATED_CURSOR,
+    FUTURE_CURSOR,
+    CONSUMER_TOO_SLOW,
+    OTHER_INFO,
+    OTHER_ERROR,
 ];
 
+const STATUS_2XX: &str = "2xx";
+const STATUS_3XX: &str = "3xx";
+const STATUS_4XX: &str = "4xx";
+const STATUS_5XX: &str = "5xx";
+const STATUS_FAILED: &str = "failed";
+
 /// The `status` labels of [`PROXIED`].
-pub const STATUS_CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "failed"];
+pub const STATUS_CLASSES: [&str; 5] = [
+    STATUS_2XX,
+    STATUS_3XX,
+    STATUS_4XX,
+    STATUS_5XX,
+    STATUS_FAILED,
+];
 
 /// The label of an upstream `#info` (`is_error` false) or error frame name.
 pub fn notice_label(name: &str, is_error: bool) -> &'static str {
     match (name, is_error) {
-        ("OutdatedCursor", _) => "outdated_cursor",
-        ("FutureCursor", _) => "future_cursor",
-        ("ConsumerTooSlow", _) => "consumer_too_slow",
-        (_, false) => "other_info",
-        (_, true) => "other_error",
+        ("OutdatedCursor", _) => OUTDATED_CURSOR,
+        ("FutureCursor", _) => FUTURE_CURSOR,
+        ("ConsumerTooSlow", _) => CONSUMER_TOO_SLOW,
+        (_, false) => OTHER_INFO,
+        (_, true) => OTHER_ERROR,
     }
 }
 
 /// The label of an HTTP status (`None`: no answer from the upstream).
 pub fn status_class(status: Option<u16>) -> &'static str {
     match status {
-        Some(200..=299) => "2xx",
-        Some(300..=399) => "3xx",
-        Some(400..=499) => "4xx",
-        Some(_) => "5xx",
-        None => "failed",
+        Some(200..=299) => STATUS_2XX,
+        Some(300..=399) => STATUS_3XX,
+        Some(400..=499) => STATUS_4XX,
+        Some(_) => STATUS_5XX,
+        None => STATUS_FAILED,
     }
 }
 
