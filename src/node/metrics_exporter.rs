@@ -144,6 +144,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+    use crate::metrics::Kind;
 
     #[test]
     fn every_family_is_named_once_and_described() {
@@ -152,6 +153,15 @@ mod tests {
             assert!(family.name.starts_with("atrelay_"), "{}", family.name);
             assert!(!family.help.is_empty(), "{} has help text", family.name);
             assert!(names.insert(family.name), "{} listed twice", family.name);
+            // A histogram without buckets would render as a per-process
+            // summary that Grafana cannot aggregate.
+            if family.kind == Kind::Histogram {
+                assert!(
+                    family.name.ends_with("_seconds") || family.name.ends_with("_events"),
+                    "{} gets no buckets from exporter()",
+                    family.name
+                );
+            }
         }
         assert!(names.len() >= 50, "{} families", names.len());
     }
