@@ -508,9 +508,9 @@ fn main() {
         println!("metrics (all runs together):");
         for line in handle.render().lines() {
             let wanted = [
-                "atrelay_relay_group_commit_events",
-                "atrelay_log_append_batches_total",
-                "atrelay_relay_events_sequenced_total",
+                atrelay::relay::metrics::GROUP_COMMIT_EVENTS,
+                atrelay::log::metrics::APPEND_BATCHES,
+                atrelay::relay::metrics::EVENTS_SEQUENCED,
             ];
             if !line.starts_with('#') && wanted.iter().any(|w| line.starts_with(w)) {
                 println!("  {line}");

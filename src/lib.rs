@@ -7,8 +7,10 @@
 //! - [`node`]: composition. Starts and stops a relay ([`node::Relay`]), a
 //!   mirror ([`node::Mirror`]), a PDS ([`node::PdsServer`]) and a PLC
 //!   directory ([`node::PlcServer`]): wires each service to the HTTP server,
-//!   its threads and tasks, and one [`lifecycle::Shutdown`]. `devnet` and
-//!   the CLI (`main.rs`) sit above it and call it.
+//!   its threads and tasks, and one [`lifecycle::Shutdown`]; and the
+//!   Prometheus exporter ([`node::metrics_exporter`]), which describes every
+//!   module's metric families. `devnet` and the CLI (`main.rs`) sit above it
+//!   and call it.
 //! - [`http`]: the XRPC kit (routing, errors, auth limits) and the relay's
 //!   endpoints; [`pds`] (PDS mode, with its own XRPC surface) and [`mirror`]
 //!   (the fan-out tier) use it.
@@ -24,7 +26,8 @@
 //!   private-address rules, DNS with the SSRF check, backoff, the one
 //!   inbound HTTP server), [`clock`] (the one wall clock, `now_micros`),
 //!   [`lifecycle`] (the graceful-stop signal and completion guard every
-//!   long-lived part holds), [`wire`] (the
+//!   long-lived part holds), [`metrics`] (a metric family: name, kind,
+//!   unit, help; each module names its own in its `metrics.rs`), [`wire`] (the
 //!   protocol's bytes: strict DAG-CBOR, CIDs, CAR files, frames, TIDs and
 //!   identifier syntax) and [`crypto`] (did:key / Multikey keys, low-S
 //!   ECDSA on k256 and p256).

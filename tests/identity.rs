@@ -1222,7 +1222,7 @@ impl metrics::Recorder for TestRecorder {
 async fn resolution_metrics_are_recorded() {
     let recorder = TestRecorder::default();
     let _installed = metrics::set_default_local_recorder(&recorder);
-    atrelay::identity::describe();
+    atrelay::metrics::describe(atrelay::identity::metrics::FAMILIES);
     bounded(async {
         let server = TestServer::start().await;
         let (good, _) = register(&server, 90, Curve::K256);

@@ -85,9 +85,9 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
                 .metrics_listen
                 .parse()
                 .map_err(|e| fail("server.metrics_listen", e))?;
-            let handle = atrelay::metrics::install()
+            let handle = atrelay::node::metrics_exporter::install()
                 .map_err(|e| fail("installing the metrics recorder", e))?;
-            atrelay::metrics::serve(addr, handle, cfg.server.limits(), stop_metrics.signal())
+            atrelay::node::metrics_exporter::serve(addr, handle, cfg.server.limits(), stop_metrics.signal())
                 .await
                 .map_err(|e| fail(&format!("metrics listener on {addr}"), e))?;
         }

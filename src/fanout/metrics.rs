@@ -7,13 +7,11 @@
 
 use std::time::Duration;
 
-use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
-    Gauge, Histogram, Unit,
-};
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram, Unit};
 use tokio::time::Instant;
 
 use super::SessionEnd;
+use crate::metrics::{Family, KnownLabel};
 
 /// Gauge: subscriber sessions currently running.
 pub const SUBSCRIBERS: &str = "atrelay_fanout_subscribers";
@@ -57,45 +55,70 @@ pub const RING_WAKES: &str = "atrelay_fanout_ring_wakes_total";
 /// drains; that case shows up in [`CONSUMER_TOO_SLOW`] instead.
 pub const LAG_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
-/// Registers the descriptions and units of the fan-out metrics with the
-/// installed recorder (call once at start, after installing the exporter).
-pub fn describe() {
-    describe_gauge!(SUBSCRIBERS, "Subscriber sessions currently running");
-    describe_counter!(
+/// [`SESSIONS_ENDED`] reason of a session whose task was aborted (counted by
+/// the drop guard, not by [`SessionEnd::reason`]).
+const REASON_ABORTED: &str = "aborted";
+
+/// Every `reason` of [`SESSIONS_ENDED`].
+const END_REASONS: &[KnownLabel] = &[KnownLabel {
+    key: "reason",
+    values: || {
+        let mut reasons: Vec<_> = [
+            SessionEnd::ClientClosed,
+            SessionEnd::TooSlow,
+            SessionEnd::FutureCursor,
+            SessionEnd::Io(String::new()),
+            SessionEnd::Protocol(String::new()),
+        ]
+        .iter()
+        .map(SessionEnd::reason)
+        .collect();
+        reasons.push(REASON_ABORTED);
+        reasons
+    },
+}];
+
+/// Every `when` of [`RING_WAKES`].
+const WAKE_TIMES: &[KnownLabel] = &[KnownLabel {
+    key: "when",
+    values: || vec![WAKE_AT_PUBLISH, WAKE_DEFERRED],
+}];
+
+/// Every fan-out family, described and registered at start.
+pub const FAMILIES: &[Family] = &[
+    Family::gauge(SUBSCRIBERS, "Subscriber sessions currently running"),
+    Family::counter(
         FRAMES_DELIVERED,
-        "Firehose frames fully written to subscriber sockets"
-    );
-    describe_counter!(
+        "Firehose frames fully written to subscriber sockets",
+    ),
+    Family::counter(
         BYTES_DELIVERED,
-        Unit::Bytes,
-        "Payload bytes of the frames written to subscriber sockets"
-    );
-    describe_counter!(SESSIONS_ENDED, "Subscriber sessions ended, by reason");
-    describe_counter!(
+        "Payload bytes of the frames written to subscriber sockets",
+    )
+    .unit(Unit::Bytes),
+    Family::counter(SESSIONS_ENDED, "Subscriber sessions ended, by reason").zero_per(END_REASONS),
+    Family::counter(
         CATCHUP_READS,
-        "Batches read from the log for replays and catch-up"
-    );
-    describe_histogram!(
+        "Batches read from the log for replays and catch-up",
+    ),
+    Family::histogram(
         SUBSCRIBER_LAG,
-        "Events a subscriber session is behind the ring head, sampled per session at most once a second"
-    );
-    describe_counter!(
+        "Events a subscriber session is behind the ring head, sampled per session at most once a second",
+    ),
+    Family::counter(
         CONSUMER_TOO_SLOW,
-        "Subscriber sessions dropped with ConsumerTooSlow (socket stopped draining)"
-    );
-    describe_counter!(
+        "Subscriber sessions dropped with ConsumerTooSlow (socket stopped draining)",
+    ),
+    Family::counter(
         SUBSCRIBERS_REFUSED,
-        "subscribeRepos upgrades refused with 503: the subscriber cap (fanout.max_subscribers) was reached"
-    );
-    describe_counter!(
+        "subscribeRepos upgrades refused with 503: the subscriber cap (fanout.max_subscribers) was reached",
+    ),
+    Family::counter(
         RING_WAKES,
-        "Wakes of the caught-up subscriber sessions, at publish or deferred to the end of a coalescing interval"
-    );
-    for when in [WAKE_AT_PUBLISH, WAKE_DEFERRED] {
-        counter!(RING_WAKES, "when" => when).absolute(0);
-    }
-    counter!(SUBSCRIBERS_REFUSED).absolute(0);
-}
+        "Wakes of the caught-up subscriber sessions, at publish or deferred to the end of a coalescing interval",
+    )
+    .zero_per(WAKE_TIMES),
+];
 
 /// [`RING_WAKES`] label: woken by the publish itself.
 pub(crate) const WAKE_AT_PUBLISH: &str = "at_publish";
@@ -184,7 +207,7 @@ impl Drop for SessionMetrics {
     /// its task is aborted (then counted with reason `aborted`).
     fn drop(&mut self) {
         if !self.ended {
-            counter!(SESSIONS_ENDED, "reason" => "aborted").increment(1);
+            counter!(SESSIONS_ENDED, "reason" => REASON_ABORTED).increment(1);
         }
         self.subscribers.decrement(1.0);
     }
@@ -258,7 +281,7 @@ mod tests {
     fn lag_is_sampled_at_most_once_per_interval_and_too_slow_is_counted() {
         let rec = Rec::default();
         metrics::with_local_recorder(&rec, || {
-            describe();
+            crate::metrics::describe(FAMILIES);
             let mut m = SessionMetrics::start();
             m.observe_lag(|| 7);
             // Within the interval: not computed, not recorded.

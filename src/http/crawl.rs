@@ -20,6 +20,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::error::XrpcError;
+use super::metrics::REQUEST_CRAWL_RATE_LIMITED;
 use super::AppState;
 use crate::log::HostStatus;
 use crate::net::HostName;
@@ -48,7 +49,7 @@ pub async fn request_crawl(
 ) -> Result<Response, XrpcError> {
     if let Some(addr) = peer {
         if app.crawl_requests.check_key(&addr.ip()).is_err() {
-            metrics::counter!("atrelay_request_crawl_rate_limited_total").increment(1);
+            metrics::counter!(REQUEST_CRAWL_RATE_LIMITED).increment(1);
             return Err(XrpcError::named(
                 StatusCode::TOO_MANY_REQUESTS,
                 "RateLimitExceeded",

@@ -7,6 +7,7 @@ pub mod basic_auth;
 mod crawl;
 mod error;
 mod hosts;
+pub mod metrics;
 mod subscribe;
 mod sync;
 

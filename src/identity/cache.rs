@@ -30,7 +30,7 @@ use dashmap::DashMap;
 
 use super::document::Identity;
 use super::error::ResolveError;
-use super::telemetry;
+use super::metrics::{CACHE_ENTRIES, CACHE_EVICTIONS};
 
 /// A cached resolution: the identity or a definitive failure.
 pub(crate) type Outcome = Result<Arc<Identity>, ResolveError>;
@@ -124,7 +124,7 @@ impl Cache {
     /// Drops `did`'s entry, if any.
     pub(crate) fn remove(&self, did: &str) {
         if self.map.remove(did).is_some() {
-            metrics::gauge!(telemetry::CACHE_ENTRIES).decrement(1.0);
+            metrics::gauge!(CACHE_ENTRIES).decrement(1.0);
         }
     }
 
@@ -144,7 +144,7 @@ impl Cache {
     /// removed; 0 when not needed or when another caller is already sweeping.
     pub(crate) fn enforce_capacity(&self, now: Instant) -> usize {
         let len = self.map.len();
-        metrics::gauge!(telemetry::CACHE_ENTRIES).set(len as f64);
+        metrics::gauge!(CACHE_ENTRIES).set(len as f64);
         if len <= self.capacity {
             return 0;
         }
@@ -184,8 +184,8 @@ impl Cache {
         }
         let after = self.map.len();
         let removed = before.saturating_sub(after);
-        metrics::counter!(telemetry::CACHE_EVICTIONS).increment(removed as u64);
-        metrics::gauge!(telemetry::CACHE_ENTRIES).set(after as f64);
+        metrics::counter!(CACHE_EVICTIONS).increment(removed as u64);
+        metrics::gauge!(CACHE_ENTRIES).set(after as f64);
         removed
     }
 }

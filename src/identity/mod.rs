@@ -12,8 +12,7 @@
 //!
 //! Handles are reported as claimed by the document, not verified.
 //!
-//! Metrics are `atrelay_identity_*` ([`telemetry`]); call [`describe`] once
-//! after installing the exporter to attach their help text.
+//! Metrics are `atrelay_identity_*`, named and described in [`metrics`].
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), atrelay::identity::ResolveError> {
@@ -32,9 +31,9 @@ mod document;
 mod error;
 mod fetch;
 mod intern;
+pub mod metrics;
 mod plc;
 mod resolver;
-pub mod telemetry;
 mod web;
 
 pub use document::{
@@ -44,5 +43,4 @@ pub use error::ResolveError;
 pub use fetch::MAX_DOCUMENT_BYTES;
 pub use plc::{plc_document_url, validate_plc_did, DEFAULT_PLC_URL};
 pub use resolver::{Resolver, ResolverConfig, MAX_RESOLVABLE_DID_LEN};
-pub use telemetry::describe_metrics as describe;
 pub use web::did_web_url;

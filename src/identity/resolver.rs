@@ -33,8 +33,11 @@ use super::document::{parse_document, Identity};
 use super::error::ResolveError;
 use super::fetch::fetch_json;
 use super::intern::{self, Interner};
+use super::metrics::{
+    CACHE_HITS, CACHE_MISSES, INVALID_DIDS, IN_FLIGHT, RESOLUTIONS, RESOLVE_ERRORS,
+    RESOLVE_SECONDS, RETRIES, SINGLEFLIGHT_JOINS,
+};
 use super::plc::{plc_document_url, DEFAULT_PLC_URL, PLC_PREFIX};
-use super::telemetry;
 use super::web::{did_web_url, WEB_PREFIX};
 use crate::net::{Dns, Outbound};
 
@@ -177,18 +180,18 @@ impl Resolver {
     /// did:plc nor did:web, is [`ResolveError::Invalid`] without any request.
     pub async fn resolve(&self, did: &str) -> Result<Arc<Identity>, ResolveError> {
         if did.len() > MAX_RESOLVABLE_DID_LEN {
-            metrics::counter!(telemetry::INVALID_DIDS).increment(1);
+            metrics::counter!(INVALID_DIDS).increment(1);
             return Err(ResolveError::Invalid("DID too long".into()));
         }
         if let Some(outcome) = self.inner.cache.get(did, Instant::now()) {
-            metrics::counter!(telemetry::CACHE_HITS).increment(1);
+            metrics::counter!(CACHE_HITS).increment(1);
             return outcome;
         }
-        metrics::counter!(telemetry::CACHE_MISSES).increment(1);
+        metrics::counter!(CACHE_MISSES).increment(1);
         let (method, url) = match self.document_url(did) {
             Ok(target) => target,
             Err(e) => {
-                metrics::counter!(telemetry::INVALID_DIDS).increment(1);
+                metrics::counter!(INVALID_DIDS).increment(1);
                 return Err(e);
             }
         };
@@ -244,7 +247,7 @@ impl Resolver {
                 Ok(identity) => return Some(identity),
                 Err(e) if e.is_transient() => {
                     attempt += 1;
-                    metrics::counter!(telemetry::RETRIES).increment(1);
+                    metrics::counter!(RETRIES).increment(1);
                     tracing::warn!(%did, error = %e, attempt, "identity lookup failed transiently; holding events");
                     tokio::time::sleep(crate::net::backoff(attempt, Duration::from_secs(30))).await;
                 }
@@ -286,7 +289,7 @@ impl Resolver {
     fn join_or_start(&self, did: &str, method: Method, url: String) -> Joined {
         let (id, rx, tx) = match self.inner.in_flight.entry(did.to_owned()) {
             MapEntry::Occupied(flight) => {
-                metrics::counter!(telemetry::SINGLEFLIGHT_JOINS).increment(1);
+                metrics::counter!(SINGLEFLIGHT_JOINS).increment(1);
                 return Joined::Wait(flight.get().result.clone());
             }
             MapEntry::Vacant(slot) => {
@@ -312,7 +315,7 @@ impl Resolver {
             did: did.to_owned(),
             id,
         };
-        metrics::gauge!(telemetry::IN_FLIGHT).increment(1.0);
+        metrics::gauge!(IN_FLIGHT).increment(1.0);
         tokio::spawn(run_flight(guard, method, url, tx));
         Joined::Wait(rx)
     }
@@ -343,7 +346,7 @@ impl Drop for FlightGuard {
         self.inner
             .in_flight
             .remove_if(&self.did, |_, flight| flight.id == id);
-        metrics::gauge!(telemetry::IN_FLIGHT).decrement(1.0);
+        metrics::gauge!(IN_FLIGHT).decrement(1.0);
     }
 }
 
@@ -366,12 +369,11 @@ async fn run_flight(
         Ok(_) => "ok",
         Err(e) => e.label(),
     };
-    metrics::counter!(telemetry::RESOLUTIONS, "outcome" => label, "method" => method.label())
-        .increment(1);
-    metrics::histogram!(telemetry::RESOLVE_SECONDS, "method" => method.label())
+    metrics::counter!(RESOLUTIONS, "outcome" => label, "method" => method.label()).increment(1);
+    metrics::histogram!(RESOLVE_SECONDS, "method" => method.label())
         .record(started.elapsed().as_secs_f64());
     if let Err(e) = &outcome {
-        metrics::counter!(telemetry::RESOLVE_ERRORS, "kind" => e.label()).increment(1);
+        metrics::counter!(RESOLVE_ERRORS, "kind" => e.label()).increment(1);
         tracing::debug!(did, error = %e, "DID resolution failed");
     }
 

@@ -1,5 +1,7 @@
 //! Why a log operation failed.
 
+use super::metrics;
+
 /// A failure of the event log or its state column families.
 ///
 /// Every variant says what to do about it: [`LogError::Gap`] is a bug in the
@@ -71,17 +73,17 @@ impl LogError {
     /// errors that are not transient.
     pub fn cause(&self) -> &'static str {
         let LogError::Io(msg) = self else {
-            return "fatal";
+            return metrics::CAUSE_FATAL;
         };
         // RocksDB appends the strerror text of the errno it got.
         if msg.contains("Too many open files") {
-            "descriptors"
+            metrics::CAUSE_DESCRIPTORS
         } else if msg.contains("No space left") || msg.contains("quota exceeded") {
-            "disk_full"
+            metrics::CAUSE_DISK_FULL
         } else if msg.contains("Cannot allocate memory") {
-            "memory"
+            metrics::CAUSE_MEMORY
         } else {
-            "io"
+            metrics::CAUSE_IO
         }
     }
 }

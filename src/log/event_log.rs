@@ -14,6 +14,10 @@ use rocksdb::{ColumnFamily, ReadOptions, WriteBatch, WriteOptions, DB};
 use super::batch::AppendBatch;
 use super::batch_rep::{BatchRep, CfCodes};
 use super::error::LogError;
+use super::metrics::{
+    APPENDED_EVENTS, APPENDED_FRAME_BYTES, APPEND_BATCHES, APPEND_SECONDS, EVENTS_BYTES, LAST_SEQ,
+    OLDEST_SEQ, READ_EVENTS,
+};
 use super::open::{open_db, recover_state};
 use super::options::{write_options, LogOptions, SeqRule};
 use super::schema::{
@@ -208,8 +212,8 @@ impl EventLog {
             "event log opened"
         );
         inner.lock_writer().segments = segments;
-        metrics::gauge!("atrelay_log_last_seq").set(last as f64);
-        metrics::gauge!("atrelay_log_oldest_seq").set(oldest as f64);
+        metrics::gauge!(LAST_SEQ).set(last as f64);
+        metrics::gauge!(OLDEST_SEQ).set(oldest as f64);
         Ok(EventLog {
             inner: Arc::new(inner),
         })
@@ -391,13 +395,13 @@ impl EventLog {
     fn record_append(&self, batch: &AppendBatch, started: Instant) {
         let n = batch.events.len() as u64;
         let frame_bytes: u64 = batch.events.iter().map(|e| e.frame.len() as u64).sum();
-        metrics::counter!("atrelay_log_append_batches_total").increment(1);
-        metrics::counter!("atrelay_log_appended_events_total").increment(n);
-        metrics::counter!("atrelay_log_appended_frame_bytes_total").increment(frame_bytes);
-        metrics::histogram!("atrelay_log_append_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!(APPEND_BATCHES).increment(1);
+        metrics::counter!(APPENDED_EVENTS).increment(n);
+        metrics::counter!(APPENDED_FRAME_BYTES).increment(frame_bytes);
+        metrics::histogram!(APPEND_SECONDS).record(started.elapsed().as_secs_f64());
         if let Some(newest) = batch.events.last() {
-            metrics::gauge!("atrelay_log_last_seq").set(newest.seq as f64);
-            metrics::gauge!("atrelay_log_events_bytes").set(self.approximate_events_bytes() as f64);
+            metrics::gauge!(LAST_SEQ).set(newest.seq as f64);
+            metrics::gauge!(EVENTS_BYTES).set(self.approximate_events_bytes() as f64);
         }
     }
 
@@ -459,7 +463,7 @@ impl EventLog {
         }
         it.status()?;
         let all = Bytes::from(buf);
-        metrics::counter!("atrelay_log_read_events_total").increment(spans.len() as u64);
+        metrics::counter!(READ_EVENTS).increment(spans.len() as u64);
         Ok(spans
             .into_iter()
             .map(|(seq, a, b)| (seq, all.slice(a..b)))

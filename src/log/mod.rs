@@ -54,6 +54,7 @@ mod error;
 mod event_log;
 mod host;
 mod host_status;
+pub mod metrics;
 mod open;
 mod options;
 mod recovery;

@@ -32,6 +32,7 @@ use rocksdb::WriteOptions;
 use super::batch::AppendBatch;
 use super::error::LogError;
 use super::event_log::{Db, EventLog, WriterState};
+use super::metrics::{LAST_SEQ, REOPENS};
 use super::open::{open_db, recover_state};
 use super::schema::{encode_event_value, event_key, CF_EVENTS};
 
@@ -96,8 +97,8 @@ impl EventLog {
             .retained_bytes
             .store(writer.segments.retained_bytes(), Ordering::Release);
         inner.needs_reopen.store(false, Ordering::Release);
-        metrics::counter!("atrelay_log_reopens_total").increment(1);
-        metrics::gauge!("atrelay_log_last_seq").set(last as f64);
+        metrics::counter!(REOPENS).increment(1);
+        metrics::gauge!(LAST_SEQ).set(last as f64);
         tracing::warn!(
             last_seq = last,
             acknowledged,

@@ -13,6 +13,7 @@ use rocksdb::WriteBatch;
 
 use super::error::LogError;
 use super::event_log::EventLog;
+use super::metrics::{EVENTS_BYTES, OLDEST_SEQ, RETENTION_REMOVED_BYTES, RETENTION_REMOVED_EVENTS};
 use super::schema::{event_key, segment_key, CF_EVENTS, CF_META};
 
 /// What one [`EventLog::enforce_retention`] did.
@@ -106,11 +107,10 @@ impl EventLog {
             oldest_seq = plan.cut_seq,
             "event log retention"
         );
-        metrics::counter!("atrelay_log_retention_removed_events_total").increment(removed);
-        metrics::counter!("atrelay_log_retention_removed_bytes_total")
-            .increment(plan.removed_bytes);
-        metrics::gauge!("atrelay_log_oldest_seq").set(plan.cut_seq as f64);
-        metrics::gauge!("atrelay_log_events_bytes").set(self.approximate_events_bytes() as f64);
+        metrics::counter!(RETENTION_REMOVED_EVENTS).increment(removed);
+        metrics::counter!(RETENTION_REMOVED_BYTES).increment(plan.removed_bytes);
+        metrics::gauge!(OLDEST_SEQ).set(plan.cut_seq as f64);
+        metrics::gauge!(EVENTS_BYTES).set(self.approximate_events_bytes() as f64);
         Ok(RetentionReport {
             removed,
             removed_bytes: plan.removed_bytes,

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::batch::AppendBatch;
 use super::error::LogError;
 use super::event_log::EventLog;
+use super::metrics::{APPEND_RETRIES, WRITER_STALLED};
 
 /// The longest wait between two attempts.
 const MAX_WAIT: Duration = Duration::from_secs(1);
@@ -75,8 +76,8 @@ struct Stall {
 
 impl Stall {
     fn begin(err: LogError, last_seq: u64) -> Stall {
-        metrics::gauge!("atrelay_log_writer_stalled").increment(1.0);
-        metrics::counter!("atrelay_log_append_retries_total", "cause" => err.cause()).increment(1);
+        metrics::gauge!(WRITER_STALLED).increment(1.0);
+        metrics::counter!(APPEND_RETRIES, "cause" => err.cause()).increment(1);
         tracing::error!(
             error = %err,
             cause = err.cause(),
@@ -101,7 +102,7 @@ impl Stall {
 
     fn failed(&mut self, err: LogError) {
         self.retries += 1;
-        metrics::counter!("atrelay_log_append_retries_total", "cause" => err.cause()).increment(1);
+        metrics::counter!(APPEND_RETRIES, "cause" => err.cause()).increment(1);
         if self.logged.elapsed() >= LOG_EVERY {
             self.logged = Instant::now();
             tracing::error!(
@@ -137,7 +138,7 @@ impl Stall {
 
 impl Drop for Stall {
     fn drop(&mut self) {
-        metrics::gauge!("atrelay_log_writer_stalled").decrement(1.0);
+        metrics::gauge!(WRITER_STALLED).decrement(1.0);
     }
 }
 

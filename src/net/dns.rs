@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::metrics::{DNS_LOOKUPS, DNS_REFUSED};
 use super::private::is_private_ip;
 
 /// How long one lookup may take.
@@ -125,7 +126,7 @@ impl Dns {
             vec![ip]
         } else {
             self.inner.lookups.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("atrelay_dns_lookups_total").increment(1);
+            metrics::counter!(DNS_LOOKUPS).increment(1);
             if let Some(ips) = self.inner.overrides.get(&host.to_ascii_lowercase()) {
                 ips.clone()
             } else {
@@ -150,7 +151,7 @@ impl Dns {
         }
         for ip in &ips {
             if let Err(refused) = self.check(host, *ip) {
-                metrics::counter!("atrelay_dns_refused_total").increment(1);
+                metrics::counter!(DNS_REFUSED).increment(1);
                 return Err(refused);
             }
         }

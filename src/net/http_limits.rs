@@ -1,29 +1,15 @@
-//! What an inbound HTTP server allows ([`ServerLimits`]) and what it
-//! counts (`atrelay_http_*`, by server): shared by the accept loop
+//! What an inbound HTTP server allows ([`ServerLimits`]) and the handles
+//! of what it counts ([`super::metrics`], by server): shared by the accept loop
 //! ([`super::http_server`]) and each connection ([`super::http_conn`]).
 
 use std::time::Duration;
 
 use metrics::{Counter, Gauge};
 
-/// Gauge: sockets open (upgraded ones included), by server.
-pub const CONNECTIONS: &str = "atrelay_http_connections";
-/// Gauge: the connection cap, by server.
-pub const MAX_CONNECTIONS: &str = "atrelay_http_max_connections";
-/// Counter: connections refused with a 503 at the cap, by server.
-pub const REFUSED: &str = "atrelay_http_connections_refused_total";
-/// Counter: idle or header-reading connections closed to admit a new one.
-pub const EVICTED: &str = "atrelay_http_connections_evicted_total";
-/// Counter: connections closed for not sending a request head in time.
-pub const HEADER_TIMEOUTS: &str = "atrelay_http_header_timeouts_total";
-/// Counter: keep-alive connections closed after `idle_timeout`.
-pub const IDLE_TIMEOUTS: &str = "atrelay_http_idle_timeouts_total";
-/// Counter: failed `accept` calls, by server and `kind`
-/// ([`ACCEPT_ERROR_KINDS`]).
-pub const ACCEPT_ERRORS: &str = "atrelay_http_accept_errors_total";
-
-/// The `kind` label values of [`ACCEPT_ERRORS`].
-pub const ACCEPT_ERROR_KINDS: [&str; 5] = ["emfile", "enfile", "enobufs", "enomem", "other"];
+use super::metrics::{
+    ACCEPT_ERRORS, ACCEPT_ERROR_KINDS, CONNECTIONS, EVICTED, HEADER_TIMEOUTS, IDLE_TIMEOUTS,
+    REFUSED,
+};
 
 /// A server's connection limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,19 +78,5 @@ impl ServerMetrics {
             accept_errors: ACCEPT_ERROR_KINDS
                 .map(|kind| metrics::counter!(ACCEPT_ERRORS, "server" => server, "kind" => kind)),
         }
-    }
-}
-
-/// Registers one server's `atrelay_http_*` series at zero, so a dashboard
-/// shows "none" rather than "no data" before the first refusal.
-pub fn register_at_zero(server: &'static str) {
-    let m = ServerMetrics::new(server);
-    m.open.increment(0.0);
-    metrics::gauge!(MAX_CONNECTIONS, "server" => server).increment(0.0);
-    for c in [&m.refused, &m.evicted, &m.header_timeouts, &m.idle_timeouts] {
-        c.increment(0);
-    }
-    for c in &m.accept_errors {
-        c.increment(0);
     }
 }

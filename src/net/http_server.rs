@@ -58,10 +58,8 @@ use tokio::time::Instant;
 use super::http_conn::{serve_connection, Shared};
 pub use super::http_conn::{ServerIo, Slot};
 use super::http_limits::ServerMetrics;
-pub use super::http_limits::{
-    register_at_zero, ServerLimits, ACCEPT_ERRORS, ACCEPT_ERROR_KINDS, CONNECTIONS, EVICTED,
-    HEADER_TIMEOUTS, IDLE_TIMEOUTS, MAX_CONNECTIONS, MIN_CAP, REFUSED,
-};
+pub use super::http_limits::{ServerLimits, MIN_CAP};
+use super::metrics::MAX_CONNECTIONS;
 use crate::lifecycle::{StopSignal, TaskGroup};
 
 /// At most one log line about accept errors per server this often.
@@ -271,7 +269,7 @@ impl AcceptErrors {
     }
 }
 
-/// Index into [`ACCEPT_ERROR_KINDS`].
+/// Index into [`ACCEPT_ERROR_KINDS`](super::metrics::ACCEPT_ERROR_KINDS).
 fn accept_error_kind(e: &io::Error) -> usize {
     match e.raw_os_error() {
         Some(libc::EMFILE) => 0,

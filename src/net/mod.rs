@@ -14,6 +14,7 @@ mod host;
 mod http_conn;
 mod http_limits;
 pub mod http_server;
+pub mod metrics;
 pub mod outbound;
 mod private;
 pub mod upstream_log;

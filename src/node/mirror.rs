@@ -17,6 +17,7 @@ use crate::fanout::Ring;
 use crate::lifecycle::Shutdown;
 use crate::log::{EventLog, SeqRule};
 use crate::mirror::{Follower, FollowerConfig, Proxy, Upstream};
+use crate::net::metrics::SERVER_RELAY;
 use crate::net::{Dns, Outbound};
 
 /// Batches of frames waiting for the writer: with [`crate::mirror::MAX_BATCH`]
@@ -115,7 +116,7 @@ impl Mirror {
             upstream: upstream.clone(),
         };
         let limits = server_limits(cfg);
-        let server = spawn_server(&shutdown, listener, router(state), "relay", limits);
+        let server = spawn_server(&shutdown, listener, router(state), SERVER_RELAY, limits);
         spawn_retention(log.clone(), shutdown.signal(), shutdown.guard());
         ::metrics::gauge!(crate::mirror::metrics::HEAD_SEQ).set(log.last_seq() as f64);
         tracing::info!(

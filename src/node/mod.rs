@@ -19,6 +19,7 @@
 //! waits until every guard is gone (up to [`STOP_GRACE`]), so the same data
 //! directory can be opened again at once.
 
+pub mod metrics_exporter;
 mod mirror;
 mod mirror_routes;
 mod pds;

@@ -17,6 +17,7 @@ use crate::http::{router, AppState};
 use crate::identity::{Resolver, ResolverConfig};
 use crate::lifecycle::Shutdown;
 use crate::log::{EventLog, HostStatus, SeqRule};
+use crate::net::metrics::SERVER_RELAY;
 use crate::net::{Dns, HostName, Outbound};
 use crate::relay::crawler::{CrawlerConfig, Crawlers};
 use crate::relay::hosts::{Hosts, RefreshBudget};
@@ -174,7 +175,7 @@ impl Relay {
             tasks: shutdown.guard(),
         };
         let limits = server_limits(cfg);
-        let server = spawn_server(&shutdown, listener, router(app), "relay", limits);
+        let server = spawn_server(&shutdown, listener, router(app), SERVER_RELAY, limits);
         spawn_retention(log.clone(), shutdown.signal(), shutdown.guard());
         {
             let hosts = hosts.clone();

@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::metrics::ACCOUNT_CACHE_EVICTIONS;
 use crate::log::AccountState;
 use crate::wire::cid::{Cid, Codec};
 use crate::wire::tid::Tid;
@@ -199,7 +200,7 @@ impl AccountCache {
             issued: 0,
             written: WrittenMark::default(),
             evictions: 0,
-            evictions_total: metrics::counter!("atrelay_verifier_account_cache_evictions_total"),
+            evictions_total: metrics::counter!(ACCOUNT_CACHE_EVICTIONS),
         }
     }
 

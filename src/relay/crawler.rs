@@ -16,7 +16,7 @@
 //!   retried ever more slowly, not every half second.
 //! - What the upstream sends is logged within a line budget per host
 //!   (`#info`, error frames, close reasons; each line cut short); every
-//!   frame is counted by type (`atrelay_relay_events_received_total`).
+//!   frame is counted by type ([`EVENTS_RECEIVED`]).
 //! - Stops reading a host while [`super::hosts::MAX_HELD_EVENTS`] of its
 //!   events wait for an identity re-resolution, so a host forging events
 //!   for accounts it does not hold slows itself, not the relay.
@@ -54,8 +54,13 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::hosts::{HostEntry, Hosts};
+use super::metrics::{
+    CRAWLER_CONNECTIONS, CRAWLER_FRAMES, CRAWLER_FUTURE_CURSOR, CRAWLER_MALFORMED_FRAMES,
+    CRAWLER_NON_INCREASING_SEQ, CRAWLER_RECONNECTS, CRAWLER_THROTTLED, EVENTS_DROPPED,
+    EVENTS_RECEIVED,
+};
 use super::pool::{Pool, ShardMsg, MAX_DISPATCH};
-use super::verifier::Inbound;
+use super::verifier::{DropReason, Inbound};
 use crate::clock::now_micros;
 use crate::control::Admit;
 use crate::identity::Resolver;
@@ -215,14 +220,14 @@ struct Connected;
 
 impl Connected {
     fn new() -> Connected {
-        metrics::gauge!("atrelay_crawler_connections").increment(1.0);
+        metrics::gauge!(CRAWLER_CONNECTIONS).increment(1.0);
         Connected
     }
 }
 
 impl Drop for Connected {
     fn drop(&mut self) {
-        metrics::gauge!("atrelay_crawler_connections").decrement(1.0);
+        metrics::gauge!(CRAWLER_CONNECTIONS).decrement(1.0);
     }
 }
 
@@ -283,7 +288,7 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
                     End::FutureCursor => {
                         tracing::error!(host = %host.hostname, cursor = last_seq,
                             "upstream answered FutureCursor: it has lost events we already hold; crawler stopped, operator action needed");
-                        metrics::counter!("atrelay_crawler_future_cursor_total").increment(1);
+                        metrics::counter!(CRAWLER_FUTURE_CURSOR).increment(1);
                         host.set_status(HostStatus::Offline);
                         return;
                     }
@@ -323,7 +328,7 @@ async fn crawl(inner: Arc<Inner>, host: Arc<HostEntry>) {
         } else {
             inner.cfg.max_backoff
         };
-        metrics::counter!("atrelay_crawler_reconnects_total").increment(1);
+        metrics::counter!(CRAWLER_RECONNECTS).increment(1);
         tokio::select! {
             _ = tokio::time::sleep(backoff(failures, cap)) => {}
             _ = host.wake.notified() => {
@@ -356,7 +361,7 @@ async fn wait_out_budget(inner: &Inner, host: &Arc<HostEntry>) {
     host.set_status(HostStatus::Throttled);
     let _ = inner.hosts.persist(host);
     let _ = inner.hosts.persist_budget(host);
-    metrics::counter!("atrelay_crawler_throttled_total").increment(1);
+    metrics::counter!(CRAWLER_THROTTLED).increment(1);
     tracing::warn!(host = %host.hostname, until_micros = until, usage = ?host.budget.usage(),
         "host over its event budget: paused until the window resets");
     while let Some(until) = host.budget.throttled_until() {
@@ -572,7 +577,7 @@ impl Connection<'_> {
             _ => return Some(malformed("seq")),
         };
         if seq <= *last_seq {
-            metrics::counter!("atrelay_crawler_non_increasing_seq_total").increment(1);
+            metrics::counter!(CRAWLER_NON_INCREASING_SEQ).increment(1);
             return None;
         }
         // The budget comes before anything is dispatched: a refused event
@@ -596,7 +601,7 @@ impl Connection<'_> {
         // is decoded (once) by the verifier, which drops the event as
         // malformed if it is not valid.
         let Some(did) = peek_did(kind, body).ok().flatten() else {
-            metrics::counter!("atrelay_relay_events_dropped_total", "reason" => "malformed")
+            metrics::counter!(EVENTS_DROPPED, "reason" => DropReason::Malformed.as_str())
                 .increment(1);
             host.dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -643,7 +648,7 @@ impl Connection<'_> {
 /// frame costs more than the increment.
 struct FrameCounters {
     frames: metrics::Counter,
-    /// `atrelay_relay_events_received_total` by [`EventKind::label`], indexed as
+    /// [`EVENTS_RECEIVED`] by [`EventKind::label`], indexed as
     /// in [`FrameCounters::received`].
     received: [metrics::Counter; 7],
 }
@@ -659,9 +664,9 @@ impl FrameCounters {
             EventKind::Error,
             EventKind::Unknown,
         ]
-        .map(|k| metrics::counter!("atrelay_relay_events_received_total", "type" => k.label()));
+        .map(|k| metrics::counter!(EVENTS_RECEIVED, "type" => k.label()));
         FrameCounters {
-            frames: metrics::counter!("atrelay_crawler_frames_total"),
+            frames: metrics::counter!(CRAWLER_FRAMES),
             received,
         }
     }
@@ -681,7 +686,7 @@ impl FrameCounters {
 }
 
 fn malformed(what: &str) -> End {
-    metrics::counter!("atrelay_crawler_malformed_frames_total").increment(1);
+    metrics::counter!(CRAWLER_MALFORMED_FRAMES).increment(1);
     End::Reconnect(format!("malformed {what}; dropping the connection"))
 }
 

@@ -15,6 +15,10 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
+use super::metrics::{
+    BUDGET_DAY_REMAINING, BUDGET_HOSTS_NEAR_LIMIT, BUDGET_HOUR_REMAINING, HOSTS,
+    IDENTITY_REFRESH_LIMITED, SCOPE_HOST,
+};
 use crate::control::{Clock, HostBudget, Limits, Policy};
 use crate::log::{EventLog, HostState, HostStatus, LogError};
 use crate::net::HostName;
@@ -134,8 +138,7 @@ impl HostEntry {
     /// [`RefreshBudget`]).
     pub async fn refresh_turn(&self) {
         if self.refreshes.check().is_err() {
-            metrics::counter!("atrelay_identity_refresh_limited_total", "scope" => "host")
-                .increment(1);
+            metrics::counter!(IDENTITY_REFRESH_LIMITED, "scope" => SCOPE_HOST).increment(1);
             self.refreshes.until_ready().await;
         }
     }
@@ -458,12 +461,12 @@ impl Hosts {
             near_limit += u64::from(std::mem::take(&mut near));
         }
         for (status, n) in counts {
-            metrics::gauge!("atrelay_hosts", "status" => status.as_str()).set(n as f64);
+            metrics::gauge!(HOSTS, "status" => status.as_str()).set(n as f64);
         }
         // Aggregates only: a label per host would grow with the network.
-        metrics::gauge!("atrelay_budget_hour_remaining_events").set(hour_left as f64);
-        metrics::gauge!("atrelay_budget_day_remaining_events").set(day_left as f64);
-        metrics::gauge!("atrelay_budget_hosts_near_limit").set(near_limit as f64);
+        metrics::gauge!(BUDGET_HOUR_REMAINING).set(hour_left as f64);
+        metrics::gauge!(BUDGET_DAY_REMAINING).set(day_left as f64);
+        metrics::gauge!(BUDGET_HOSTS_NEAR_LIMIT).set(near_limit as f64);
     }
 
     /// Every host.

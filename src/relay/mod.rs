@@ -12,8 +12,10 @@
 pub mod account_cache;
 pub mod crawler;
 pub mod hosts;
+pub mod metrics;
 pub mod outbound;
 pub mod pool;
+mod reason;
 mod refresh_limit;
 pub mod sequencer;
 pub mod verifier;

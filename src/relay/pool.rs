@@ -23,6 +23,10 @@ use crossbeam::channel::Sender;
 use tokio::sync::mpsc;
 
 use super::hosts::{HostEntry, Hosts};
+use super::metrics::{
+    ACCOUNT_CACHE_ENTRIES, EVENTS_DROPPED, EVENTS_IGNORED, IDENTITY_REFRESH_LIMITED, SCOPE_DID,
+    VERIFY_SECONDS,
+};
 use super::refresh_limit::DidRefreshes;
 use super::sequencer::{ToSequence, ToSequenceBatch};
 use super::verifier::{AccountLookup, AccountSlots, Decision, Inbound, LocalStatusError, Verifier};
@@ -100,8 +104,8 @@ impl Pool {
                 verifier: Verifier::new(LogLookup(log.clone()), cfg.lenient)
                     .with_cache_capacity(per_thread)
                     .with_slots(Box::new(HostSlots(hosts.clone()))),
-                verify_seconds: metrics::histogram!("atrelay_relay_verify_seconds"),
-                cached_accounts: metrics::gauge!("atrelay_verifier_account_cache_entries"),
+                verify_seconds: metrics::histogram!(VERIFY_SECONDS),
+                cached_accounts: metrics::gauge!(ACCOUNT_CACHE_ENTRIES),
                 cached_reported: 0,
                 held: HashMap::new(),
                 did_refreshes: DidRefreshes::new(cfg.refresh_interval, cfg.refresh_burst),
@@ -225,9 +229,9 @@ impl AccountLookup for LogLookup {
 
 struct Shard {
     verifier: Verifier<LogLookup>,
-    /// `atrelay_relay_verify_seconds`, resolved once.
+    /// [`VERIFY_SECONDS`], resolved once.
     verify_seconds: metrics::Histogram,
-    /// `atrelay_verifier_account_cache_entries`, summed over the threads:
+    /// [`ACCOUNT_CACHE_ENTRIES`], summed over the threads:
     /// each adds the change since it last reported.
     cached_accounts: metrics::Gauge,
     cached_reported: usize,
@@ -385,8 +389,7 @@ impl Shard {
                 });
             }
             Decision::Drop(reason) => {
-                metrics::counter!("atrelay_relay_events_dropped_total", "reason" => reason.as_str())
-                    .increment(1);
+                metrics::counter!(EVENTS_DROPPED, "reason" => reason.as_str()).increment(1);
                 tracing::debug!(host = %ev.host, seq = ev.upstream_seq, reason = reason.as_str(), "dropped event");
                 if let Some(h) = host {
                     h.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -394,8 +397,7 @@ impl Shard {
                 }
             }
             Decision::Ignore(reason) => {
-                metrics::counter!("atrelay_relay_events_ignored_total", "reason" => reason.as_str())
-                    .increment(1);
+                metrics::counter!(EVENTS_IGNORED, "reason" => reason.as_str()).increment(1);
                 if let Some(h) = host {
                     h.finish(ev.upstream_seq);
                 }
@@ -427,8 +429,7 @@ impl Shard {
     fn refresh(&mut self, mut ev: Inbound) {
         let Some(did) = did_of(&ev) else { return };
         if !self.did_refreshes.allow(&did, Instant::now()) {
-            metrics::counter!("atrelay_identity_refresh_limited_total", "scope" => "did")
-                .increment(1);
+            metrics::counter!(IDENTITY_REFRESH_LIMITED, "scope" => SCOPE_DID).increment(1);
             // The cache holds what the last refresh fetched, which may be
             // newer than what the crawler attached: a key rotated with an
             // `#identity` just before.

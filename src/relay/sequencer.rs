@@ -29,6 +29,9 @@ use crossbeam::channel::{Receiver, RecvTimeoutError};
 
 use super::account_cache::Written;
 use super::hosts::HostEntry;
+use super::metrics::{
+    CHAIN_BREAKS, EVENTS_ACCEPTED, EVENTS_SEQUENCED, GROUP_COMMIT_EVENTS, GROUP_COMMIT_SECONDS,
+};
 use super::verifier::Accepted;
 use crate::fanout::Ring;
 use crate::log::{AccountState, AppendBatch, EventLog, LogError, LogEvent};
@@ -150,7 +153,7 @@ fn commit(
         if chain_break {
             host.chain_breaks
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            metrics::counter!("atrelay_relay_chain_breaks_total").increment(1);
+            metrics::counter!(CHAIN_BREAKS).increment(1);
         }
         // These events are durable once the batch is; count them finished so
         // the cursor written below covers them.
@@ -197,13 +200,11 @@ fn commit(
         }
     }
     ring.publish_batch(append.events.into_iter().map(|e| (e.seq, e.frame)));
-    metrics::counter!("atrelay_relay_events_sequenced_total").increment(n as u64);
+    metrics::counter!(EVENTS_SEQUENCED).increment(n as u64);
     for (kind, n) in accepted_by_kind {
-        metrics::counter!("atrelay_relay_events_accepted_total", "type" => kind.label())
-            .increment(n);
+        metrics::counter!(EVENTS_ACCEPTED, "type" => kind.label()).increment(n);
     }
-    metrics::histogram!("atrelay_relay_group_commit_seconds")
-        .record(started.elapsed().as_secs_f64());
-    metrics::histogram!("atrelay_relay_group_commit_events").record(n as f64);
+    metrics::histogram!(GROUP_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(GROUP_COMMIT_EVENTS).record(n as f64);
     Ok(true)
 }

@@ -46,7 +46,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::account_cache::{AccountCache, Written};
+use super::metrics::{ACCOUNTS_THROTTLED, IDENTITY_HANDLES_STRIPPED};
 use super::outbound::PendingFrame;
+pub use super::reason::{DropReason, IgnoreReason};
 use crate::identity::Identity;
 use crate::log::{AccountState, LogError};
 use crate::repo::commit::CommitError;
@@ -103,85 +105,8 @@ pub struct Accepted {
     pub moved_from: Option<String>,
 }
 
-/// Why an event was dropped. Bounded set: each is a metrics label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    Malformed,
-    NoIdentity,
-    NoSigningKey,
-    WrongHost,
-    Inactive,
-    BadSignature,
-    MissingPrevData,
-    Oversize,
-    BadCar,
-    BadCommit,
-    FieldMismatch,
-    FutureRev,
-    Deprecated,
-    OpShape,
-    RecordMissing,
-    Inversion,
-    PrevDataMismatch,
-    Storage,
-    /// A new account on a host at its account limit.
-    AccountThrottled,
-    /// The operator took the account down.
-    TakenDown,
-}
-
+/// Which [`DropReason`] a failed commit or sync check is.
 impl DropReason {
-    /// Every reason, so a table over them (the metrics' zero registration,
-    /// the conformance runner's coverage check) cannot miss a new one.
-    pub const ALL: [DropReason; 20] = [
-        DropReason::Malformed,
-        DropReason::NoIdentity,
-        DropReason::NoSigningKey,
-        DropReason::WrongHost,
-        DropReason::Inactive,
-        DropReason::BadSignature,
-        DropReason::MissingPrevData,
-        DropReason::Oversize,
-        DropReason::BadCar,
-        DropReason::BadCommit,
-        DropReason::FieldMismatch,
-        DropReason::FutureRev,
-        DropReason::Deprecated,
-        DropReason::OpShape,
-        DropReason::RecordMissing,
-        DropReason::Inversion,
-        DropReason::PrevDataMismatch,
-        DropReason::Storage,
-        DropReason::AccountThrottled,
-        DropReason::TakenDown,
-    ];
-
-    /// The metrics label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::Malformed => "malformed",
-            DropReason::NoIdentity => "no_identity",
-            DropReason::NoSigningKey => "no_signing_key",
-            DropReason::WrongHost => "wrong_host",
-            DropReason::Inactive => "inactive",
-            DropReason::BadSignature => "bad_signature",
-            DropReason::MissingPrevData => "missing_prev_data",
-            DropReason::Oversize => "oversize",
-            DropReason::BadCar => "bad_car",
-            DropReason::BadCommit => "bad_commit",
-            DropReason::FieldMismatch => "field_mismatch",
-            DropReason::FutureRev => "future_rev",
-            DropReason::Deprecated => "deprecated_flag",
-            DropReason::OpShape => "op_shape",
-            DropReason::RecordMissing => "record_missing",
-            DropReason::Inversion => "inversion",
-            DropReason::PrevDataMismatch => "prev_data_mismatch",
-            DropReason::Storage => "storage",
-            DropReason::AccountThrottled => "account_throttled",
-            DropReason::TakenDown => "taken_down",
-        }
-    }
-
     fn of(err: &VerifyError) -> DropReason {
         use VerifyError as E;
         match err {
@@ -204,35 +129,6 @@ impl DropReason {
             | E::Invert(crate::repo::invert::InvertError::DuplicatePath(_)) => DropReason::OpShape,
             E::Invert(_) => DropReason::Inversion,
             E::PrevDataMismatch { .. } => DropReason::PrevDataMismatch,
-        }
-    }
-}
-
-/// Why an event was consumed without forwarding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum IgnoreReason {
-    /// Rev not above the stored rev: a replay or duplicate.
-    Duplicate,
-    /// `#sync` not newer than the stored state.
-    StaleSync,
-    /// `#info`, error frames and unknown types are not forwarded.
-    NotForwarded,
-}
-
-impl IgnoreReason {
-    /// Every reason (see [`DropReason::ALL`]).
-    pub const ALL: [IgnoreReason; 3] = [
-        IgnoreReason::Duplicate,
-        IgnoreReason::StaleSync,
-        IgnoreReason::NotForwarded,
-    ];
-
-    /// The metrics label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IgnoreReason::Duplicate => "duplicate",
-            IgnoreReason::StaleSync => "stale_sync",
-            IgnoreReason::NotForwarded => "not_forwarded",
         }
     }
 }
@@ -335,7 +231,7 @@ impl<L: AccountLookup> Verifier<L> {
     /// Remembers `did` as refused a slot on `host`.
     fn refuse_slot(&mut self, did: &str) -> Decision {
         if self.throttled.insert(did.to_owned()) {
-            metrics::gauge!("atrelay_accounts_throttled").increment(1.0);
+            metrics::gauge!(ACCOUNTS_THROTTLED).increment(1.0);
         }
         Decision::Drop(DropReason::AccountThrottled)
     }
@@ -346,7 +242,7 @@ impl<L: AccountLookup> Verifier<L> {
             return Err(self.refuse_slot(did));
         }
         if self.throttled.remove(did) {
-            metrics::gauge!("atrelay_accounts_throttled").decrement(1.0);
+            metrics::gauge!(ACCOUNTS_THROTTLED).decrement(1.0);
         }
         Ok(())
     }
@@ -526,7 +422,7 @@ impl<L: AccountLookup> Verifier<L> {
                 .is_some_and(|d| d.eq_ignore_ascii_case(h))
         });
         if confirmed.is_none() && event.handle.is_some() {
-            metrics::counter!("atrelay_relay_identity_handles_stripped_total").increment(1);
+            metrics::counter!(IDENTITY_HANDLES_STRIPPED).increment(1);
         }
         accept(
             &Event::Identity(crate::wire::frame::Identity {

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use atrelay::config::RelayConfig;
+use atrelay::metrics::{AtStart, Family, Kind};
+use atrelay::node::metrics_exporter::CATALOGUE;
 use serde_json::Value;
 
 use crate::binary::{RelayProcess, Scrape};
@@ -374,6 +376,21 @@ fn coverage(dash: &Value, scrape: &Scrape) -> Coverage {
     c
 }
 
+/// Every family the modules declare ([`CATALOGUE`]).
+fn catalogue() -> impl Iterator<Item = &'static Family> {
+    CATALOGUE.iter().flat_map(|families| families.iter())
+}
+
+/// The `# TYPE` the exporter gives a family of `kind` (histograms have
+/// buckets: every histogram name ends in `_seconds` or `_events`).
+fn exported_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+        Kind::Histogram => "histogram",
+    }
+}
+
 /// Families with a `# HELP` line.
 fn described(text: &str) -> BTreeSet<String> {
     text.lines()
@@ -414,6 +431,20 @@ async fn dashboard_queries_exactly_what_the_relay_exports() {
             Vec::<String>::new(),
             "a fresh relay exports these only after traffic"
         );
+        // Every declared family not waiting for traffic is exported from
+        // the start, with the type its table gives it.
+        for family in catalogue() {
+            if matches!(family.at_start, AtStart::WithTraffic) {
+                continue;
+            }
+            let exported = fresh.types.iter().find(|(name, _)| name == family.name);
+            assert_eq!(
+                exported.map(|(_, t)| t.as_str()),
+                Some(exported_type(family.kind)),
+                "{} at start",
+                family.name
+            );
+        }
         for family in [
             "atrelay_fanout_consumer_too_slow_total",
             "atrelay_relay_chain_breaks_total",
@@ -482,6 +513,16 @@ async fn dashboard_queries_exactly_what_the_relay_exports() {
             exported.difference(&helped).collect::<Vec<_>>(),
             Vec::<&String>::new(),
             "exported families without a description (# HELP)"
+        );
+        // Nothing is exported that no module's table declares.
+        let declared: BTreeSet<&str> = catalogue().map(|f| f.name).collect();
+        assert_eq!(
+            exported
+                .iter()
+                .filter(|f| !declared.contains(f.as_str()))
+                .collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "exported families missing from node::metrics_exporter::CATALOGUE"
         );
         // Not vacuous: the dashboard covers every family described.
         assert!(cov.charted.len() >= 50, "{} families", cov.charted.len());

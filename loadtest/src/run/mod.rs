@@ -37,6 +37,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use atrelay::relay::metrics::{
+    EVENTS_ACCEPTED as ACCEPTED, EVENTS_DROPPED as DROPPED, EVENTS_IGNORED as IGNORED,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::fleet::{Fleet, Tally};
@@ -58,10 +61,6 @@ pub struct RunOptions {
     /// Show progress bars (on a terminal).
     pub progress: bool,
 }
-
-const ACCEPTED: &str = "atrelay_relay_events_accepted_total";
-const DROPPED: &str = "atrelay_relay_events_dropped_total";
-const IGNORED: &str = "atrelay_relay_events_ignored_total";
 
 /// A runtime that would not build, named.
 #[derive(Debug, thiserror::Error)]

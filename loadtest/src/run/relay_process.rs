@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use atrelay::net::metrics::{MAX_CONNECTIONS, SERVER_RELAY};
+
 use super::scenario::RelaySettings;
 use crate::thread_cpu::TICKS_PER_SECOND;
 use atrelay::http::basic_auth::ADMIN_USER;
@@ -24,9 +26,6 @@ pub struct RelayProcess {
     pub log_path: PathBuf,
     http: reqwest::blocking::Client,
 }
-
-/// The relay's connection cap, by server.
-const MAX_CONNECTIONS: &str = "atrelay_http_max_connections";
 
 fn free_port() -> std::io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")?.local_addr()
@@ -323,7 +322,7 @@ impl RelayProcess {
     pub fn check_connection_cap(&self, subscribers: usize) -> Result<(), RelayProcessError> {
         /// The run's health, metrics-free admin and spare connections.
         const OWN: usize = 16;
-        let cap = sum(&self.scrape()?, MAX_CONNECTIONS, "server", "relay") as usize;
+        let cap = sum(&self.scrape()?, MAX_CONNECTIONS, "server", SERVER_RELAY) as usize;
         if cap > 0 && cap < subscribers + OWN {
             return Err(RelayProcessError::ConnectionCap {
                 cap,

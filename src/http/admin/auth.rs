@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::http::basic_auth::{admin_disabled, check_admin, AdminAuthError, ADMIN_USER};
+use crate::http::metrics::{ADMIN_AUTH_FAILURES, ADMIN_AUTH_RATE_LIMITED};
 use crate::http::AppState;
 
 /// Lets a request through only with the right credentials.
@@ -45,18 +46,18 @@ pub async fn require_admin(State(app): State<AppState>, req: Request, next: Next
     let path = req.uri().path();
     match refused {
         AdminAuthError::TooMany(r) => {
-            metrics::counter!("atrelay_admin_auth_rate_limited_total").increment(1);
+            metrics::counter!(ADMIN_AUTH_RATE_LIMITED).increment(1);
             if r.first {
                 tracing::warn!(target: "atrelay::admin", %peer, "admin requests refused: too many wrong credentials from this address");
             }
         }
         // Bounded by the limit.
         AdminAuthError::Wrong => {
-            metrics::counter!("atrelay_admin_auth_failures_total").increment(1);
+            metrics::counter!(ADMIN_AUTH_FAILURES).increment(1);
             tracing::warn!(target: "atrelay::admin", %peer, %path, "admin request refused: wrong credentials");
         }
         AdminAuthError::Missing => {
-            metrics::counter!("atrelay_admin_auth_failures_total").increment(1);
+            metrics::counter!(ADMIN_AUTH_FAILURES).increment(1);
             tracing::debug!(target: "atrelay::admin", %peer, %path, "admin request refused: no credentials");
         }
     }

@@ -1,8 +1,14 @@
-//! Metric names for identity resolution (`atrelay_identity_*`) and their help text.
+//! Metric names for identity resolution (`atrelay_identity_*`) and their
+//! help text ([`FAMILIES`]).
 //!
 //! Recorded through the `metrics` facade, so they cost next to nothing until an
-//! exporter is installed. Call [`describe_metrics`] once after installing one to
-//! attach help text.
+//! exporter is installed. Pass [`FAMILIES`] to [`crate::metrics::describe`]
+//! once after installing one to attach help text.
+
+use metrics::Unit;
+
+use super::ResolveError;
+use crate::metrics::{Family, KnownLabel};
 
 /// Counter: `resolve` calls answered from a fresh cache entry (positive or negative).
 pub const CACHE_HITS: &str = "atrelay_identity_cache_hits_total";
@@ -36,23 +42,44 @@ pub const INVALID_DIDS: &str = "atrelay_identity_invalid_dids_total";
 /// Named for the crawler, whose events wait, as before it moved here.
 pub const RETRIES: &str = "atrelay_crawler_identity_retries_total";
 
-/// Registers help text for every identity metric with the installed recorder.
-pub fn describe_metrics() {
-    metrics::describe_counter!(CACHE_HITS, "identity resolutions served from the cache");
-    metrics::describe_counter!(CACHE_MISSES, "identity resolutions that needed a fetch");
-    metrics::describe_counter!(
+/// Every `kind` of [`RESOLVE_ERRORS`].
+const ERROR_KINDS: &[KnownLabel] = &[KnownLabel {
+    key: "kind",
+    values: || {
+        [
+            ResolveError::Transient(String::new()),
+            ResolveError::NotFound,
+            ResolveError::Tombstoned,
+            ResolveError::Invalid(String::new()),
+        ]
+        .iter()
+        .map(ResolveError::label)
+        .collect()
+    },
+}];
+
+/// Every identity family. The fetch outcomes and latency
+/// ([`RESOLUTIONS`], [`RESOLVE_SECONDS`]) get their series with the first
+/// resolution.
+pub const FAMILIES: &[Family] = &[
+    Family::counter(CACHE_HITS, "identity resolutions served from the cache"),
+    Family::counter(CACHE_MISSES, "identity resolutions that needed a fetch"),
+    Family::counter(
         SINGLEFLIGHT_JOINS,
-        "identity cache misses that joined a fetch already in flight"
-    );
-    metrics::describe_counter!(RESOLUTIONS, "DID document fetches by method and outcome");
-    metrics::describe_counter!(RESOLVE_ERRORS, "DID document fetches that failed, by kind");
-    metrics::describe_histogram!(
-        RESOLVE_SECONDS,
-        metrics::Unit::Seconds,
-        "DID document fetch latency"
-    );
-    metrics::describe_gauge!(IN_FLIGHT, "DID document fetches in flight");
-    metrics::describe_gauge!(CACHE_ENTRIES, "entries in the identity cache");
-    metrics::describe_counter!(CACHE_EVICTIONS, "identity cache entries evicted");
-    metrics::describe_counter!(INVALID_DIDS, "resolve calls refused for a malformed DID");
-}
+        "identity cache misses that joined a fetch already in flight",
+    ),
+    Family::counter(RESOLUTIONS, "DID document fetches by method and outcome").with_traffic(),
+    Family::counter(RESOLVE_ERRORS, "DID document fetches that failed, by kind")
+        .zero_per(ERROR_KINDS),
+    Family::histogram(RESOLVE_SECONDS, "DID document fetch latency")
+        .unit(Unit::Seconds)
+        .with_traffic(),
+    Family::gauge(IN_FLIGHT, "DID document fetches in flight"),
+    Family::gauge(CACHE_ENTRIES, "entries in the identity cache"),
+    Family::counter(CACHE_EVICTIONS, "identity cache entries evicted"),
+    Family::counter(INVALID_DIDS, "resolve calls refused for a malformed DID"),
+    Family::counter(
+        RETRIES,
+        "Identity lookups retried while holding a host's events",
+    ),
+];
