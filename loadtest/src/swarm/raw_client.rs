@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -117,8 +117,8 @@ async fn connect(target: &Target, cursor: Option<u64>) -> Option<(TcpStream, Vec
 /// Reads frames until the connection ends. `slow` is a slow subscriber's
 /// frames-per-second limit and its start; `interval` the least time
 /// between reads.
-async fn read(
-    stream: &mut TcpStream,
+async fn read<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     early: &[u8],
     reader: &mut FrameReader,
     stats: &SubscriberStats,
@@ -202,5 +202,53 @@ fn received(
             let code = payload.get(..2).unwrap_or(&[]);
             encode_client_frame(replies, OP_CLOSE, code, rand::random())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::subscriber::identity_frame;
+    use super::super::ws_frame::{encode_server_frame, OP_BINARY};
+    use super::*;
+
+    /// A non-checker that reads at most once a second takes a burst of
+    /// over 20 full 64 KiB reads at once: a read that fills the buffer is
+    /// followed by the next without waiting out the interval, so a long
+    /// interval never leaves a reader behind. On a pipe already holding
+    /// the burst, so the test does not depend on when a sender is
+    /// scheduled.
+    #[tokio::test]
+    async fn a_long_read_interval_still_drains_a_burst_at_once() {
+        const FRAMES: i64 = 20_000;
+        let mut bytes = Vec::new();
+        for seq in 1..=FRAMES {
+            encode_server_frame(&mut bytes, true, OP_BINARY, &identity_frame(seq));
+        }
+        assert!(bytes.len() > 20 * READ_CHUNK, "{}", bytes.len());
+        let (mut client, mut server) = tokio::io::duplex(bytes.len() + 1);
+        server.write_all(&bytes).await.unwrap();
+        drop(server);
+        let stats = SubscriberStats::new(false);
+        let started = Instant::now();
+        let ended = tokio::time::timeout(
+            Duration::from_secs(30),
+            read(
+                &mut client,
+                &[],
+                &mut FrameReader::new(),
+                &stats,
+                &mut Checker::new(),
+                None,
+                Duration::from_secs(1),
+            ),
+        )
+        .await
+        .expect("the burst is read within 30 s");
+        assert!(matches!(ended, Ended::Closed));
+        assert_eq!(stats.frames.load(Ordering::Relaxed), FRAMES as u64);
+        // One interval before the first read, one after the last full one
+        // (the rest came back to back); one interval per read would be 20 s.
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(6), "{took:?}");
     }
 }
