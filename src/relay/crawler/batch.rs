@@ -7,8 +7,8 @@
 //! with the host only as they are sent.
 
 use crate::relay::hosts::HostEntry;
+use crate::relay::inbound::Inbound;
 use crate::relay::pool::{Pool, ShardMsg};
-use crate::relay::verifier::Inbound;
 
 /// Events read and not yet dispatched, per verifier thread.
 ///

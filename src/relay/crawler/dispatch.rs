@@ -12,8 +12,9 @@ use super::connection::{Connection, End};
 use crate::clock::now_micros;
 use crate::control::Admit;
 use crate::net::upstream_log::clip;
+use crate::relay::inbound::Inbound;
 use crate::relay::metrics::{CRAWLER_MALFORMED_FRAMES, CRAWLER_NON_INCREASING_SEQ, EVENTS_DROPPED};
-use crate::relay::verifier::{DropReason, Inbound};
+use crate::relay::verifier::DropReason;
 use crate::wire::frame::{decode_header, peek_did, peek_seq, Body, ErrorFrame, EventKind, Info};
 
 impl Connection<'_> {
