@@ -11,7 +11,9 @@
 
 pub mod account_cache;
 pub mod crawler;
+pub mod decision;
 pub mod hosts;
+pub mod inbound;
 pub mod metrics;
 pub mod outbound;
 pub mod pool;

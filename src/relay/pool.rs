@@ -22,14 +22,16 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::Sender;
 use tokio::sync::mpsc;
 
+use super::decision::Decision;
 use super::hosts::{HostEntry, Hosts};
+use super::inbound::Inbound;
 use super::metrics::{
     ACCOUNT_CACHE_ENTRIES, EVENTS_DROPPED, EVENTS_IGNORED, IDENTITY_REFRESH_LIMITED, SCOPE_DID,
     VERIFY_SECONDS,
 };
 use super::refresh_limit::DidRefreshes;
 use super::sequencer::{ToSequence, ToSequenceBatch};
-use super::verifier::{AccountLookup, AccountSlots, Decision, Inbound, LocalStatusError, Verifier};
+use super::verifier::{AccountLookup, AccountSlots, LocalStatusError, Verifier};
 use crate::clock::now_micros;
 use crate::identity::Resolver;
 use crate::log::{AccountState, EventLog, LogError};

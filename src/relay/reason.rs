@@ -113,3 +113,27 @@ impl IgnoreReason {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reason_lists_hold_every_reason_once_in_declaration_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
+        assert_eq!(
+            DropReason::ALL.len(),
+            DropReason::TakenDown as usize + 1,
+            "TakenDown is the last DropReason; a new one goes in ALL"
+        );
+        for (i, r) in IgnoreReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
+        assert_eq!(
+            IgnoreReason::ALL.len(),
+            IgnoreReason::NotForwarded as usize + 1
+        );
+    }
+}

@@ -28,11 +28,11 @@ use std::sync::Arc;
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 
 use super::account_cache::Written;
+use super::decision::Accepted;
 use super::hosts::HostEntry;
 use super::metrics::{
     CHAIN_BREAKS, EVENTS_ACCEPTED, EVENTS_SEQUENCED, GROUP_COMMIT_EVENTS, GROUP_COMMIT_SECONDS,
 };
-use super::verifier::Accepted;
 use crate::fanout::Ring;
 use crate::log::{AccountState, AppendBatch, EventLog, LogError, LogEvent};
 use crate::wire::frame::EventKind;
