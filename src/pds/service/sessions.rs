@@ -7,7 +7,7 @@ use super::error::token_error_name;
 use super::{Pds, PdsError};
 use crate::clock::now_micros;
 use crate::pds::password::{hash_password_with, verify_password, PasswordError};
-use crate::pds::session_token::TokenKind;
+use crate::pds::session_token::{Claims, TokenKind};
 use crate::pds::store::AccountRecord;
 
 /// The tokens a login returns.
@@ -80,12 +80,7 @@ impl Pds {
     /// Trades a refresh token for a new pair (the old refresh token is
     /// revoked: rotation).
     pub fn refresh_session(&self, refresh_jwt: &str) -> Result<(Session, AccountRecord), PdsError> {
-        let now = now_micros() / 1_000_000;
-        let claims = self
-            .inner
-            .tokens
-            .verify(refresh_jwt, TokenKind::Refresh, now)
-            .map_err(|e| PdsError::Invalid(token_error_name(&e), e.to_string()))?;
+        let claims = self.refresh_claims(refresh_jwt)?;
         let jti = claims.jti.unwrap_or_default();
         if self.inner.store.take_refresh(&jti)?.is_none() {
             return Err(PdsError::Invalid(
@@ -103,16 +98,21 @@ impl Pds {
 
     /// Revokes a refresh token (logout).
     pub fn delete_session(&self, refresh_jwt: &str) -> Result<(), PdsError> {
-        let now = now_micros() / 1_000_000;
-        let claims = self
-            .inner
-            .tokens
-            .verify(refresh_jwt, TokenKind::Refresh, now)
-            .map_err(|e| PdsError::Invalid(token_error_name(&e), e.to_string()))?;
+        let claims = self.refresh_claims(refresh_jwt)?;
         self.inner
             .store
             .revoke_refresh(&claims.jti.unwrap_or_default())?;
         Ok(())
+    }
+
+    /// A refresh token's claims, if it verifies now (signature, kind,
+    /// expiry); whether it was revoked is the store's to say.
+    fn refresh_claims(&self, refresh_jwt: &str) -> Result<Claims, PdsError> {
+        let now = now_micros() / 1_000_000;
+        self.inner
+            .tokens
+            .verify(refresh_jwt, TokenKind::Refresh, now)
+            .map_err(|e| PdsError::Invalid(token_error_name(&e), e.to_string()))
     }
 
     /// The DID an access token speaks for.
