@@ -13,7 +13,7 @@ mod sync;
 
 pub use crawl::crawl_request_quota;
 pub use error::XrpcError;
-pub use subscribe::{serve_firehose, Firehose, LogBackfill};
+pub use subscribe::{serve_firehose, subscribe_repos, Firehose, LogBackfill};
 
 use std::sync::Arc;
 
@@ -102,7 +102,7 @@ pub fn router(app: AppState) -> Router {
         .merge(admin::routes(app.clone()))
         .route(
             "/xrpc/com.atproto.sync.subscribeRepos",
-            get(subscribe::subscribe_repos),
+            get(subscribe_repos),
         )
         .route(
             "/xrpc/com.atproto.sync.requestCrawl",

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRef, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
@@ -18,7 +18,12 @@ use crate::fanout::{
 use crate::net::http_server::{into_tcp, UpgradedTcp};
 
 /// Upgrades and hands the connection to a subscriber session, listed in
-/// `app.subscribers` with the peer's address and `User-Agent` while it runs.
+/// the firehose's `subscribers` with the peer's address and `User-Agent`
+/// while it runs.
+///
+/// One handler for the relay's, a mirror's and PDS mode's `subscribeRepos`:
+/// each router's state gives its [`Firehose`] through [`FromRef`], so the
+/// route is the same code whatever else the state holds.
 ///
 /// The address is `ConnectInfo<SocketAddr>` (our HTTP server,
 /// [`crate::net::http_server`], adds it to every request), read from the
@@ -26,11 +31,11 @@ use crate::net::http_server::{into_tcp, UpgradedTcp};
 /// test harness, another embedding) the session is listed with no address
 /// instead of the firehose answering 500.
 pub async fn subscribe_repos(
-    State(app): State<AppState>,
+    State(firehose): State<Firehose>,
     Query(params): Query<HashMap<String, String>>,
     req: Request,
 ) -> Response {
-    serve_firehose(app.firehose(), params, req)
+    serve_firehose(firehose, params, req)
 }
 
 /// What a `subscribeRepos` endpoint streams from and is bounded by: the
@@ -46,6 +51,12 @@ pub struct Firehose {
     pub shutdown: crate::lifecycle::StopSignal,
     /// Held by every session; the server's stop waits until all are gone.
     pub tasks: crate::lifecycle::TaskGuard,
+}
+
+impl FromRef<AppState> for Firehose {
+    fn from_ref(app: &AppState) -> Firehose {
+        app.firehose()
+    }
 }
 
 /// The event log as a firehose's catch-up source, for the relay and PDS

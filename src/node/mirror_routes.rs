@@ -4,16 +4,14 @@
 //! clear refusal for the admin API (a mirror has no hosts, accounts or crawl
 //! policy to administer: the upstream does).
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::http::{relay_server_header, serve_firehose, Firehose, XrpcError};
+use crate::http::{relay_server_header, subscribe_repos, Firehose, XrpcError};
 use crate::log::EventLog;
 use crate::mirror::proxy::{Proxy, MAX_REQUEST_BODY};
 use crate::mirror::{Follower, Upstream};
@@ -49,6 +47,13 @@ pub struct MirrorState {
     pub upstream: Upstream,
 }
 
+/// The mirror's `subscribeRepos` streams its own firehose.
+impl FromRef<MirrorState> for Firehose {
+    fn from_ref(st: &MirrorState) -> Firehose {
+        st.firehose.clone()
+    }
+}
+
 /// The mirror's routes.
 pub fn router(st: MirrorState) -> Router {
     let mut router = Router::new()
@@ -75,14 +80,6 @@ pub fn router(st: MirrorState) -> Router {
         })
         .layer(axum::middleware::map_response(relay_server_header))
         .with_state(st)
-}
-
-async fn subscribe_repos(
-    State(st): State<MirrorState>,
-    Query(params): Query<HashMap<String, String>>,
-    req: Request,
-) -> Response {
-    serve_firehose(st.firehose.clone(), params, req)
 }
 
 /// The relay's `_health` plus where this mirror stands against its upstream.

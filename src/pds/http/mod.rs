@@ -20,6 +20,7 @@ pub mod repo;
 pub mod repo_read;
 pub mod sync;
 
+use axum::extract::FromRef;
 use axum::Router;
 
 use crate::http::auth_limit::{
@@ -52,6 +53,14 @@ impl PdsState {
                 ADMIN_FAILURE_PERIOD,
             )),
         }
+    }
+}
+
+/// PDS mode's `subscribeRepos`: the same fan-out sessions as the relay's,
+/// over this PDS's log and ring.
+impl FromRef<PdsState> for Firehose {
+    fn from_ref(st: &PdsState) -> Firehose {
+        st.firehose.clone()
     }
 }
 

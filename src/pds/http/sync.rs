@@ -17,9 +17,7 @@
 //! not (the lexicon's "existence or non-existence"); a consumer tells the
 //! two apart by walking the proof.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, Request, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -31,7 +29,7 @@ use super::car_export::{blocks_car, car_response, record_proof_car, repo_car, Ex
 use super::params::{parse_cid, Params};
 use super::repo_read::{collection_param, rkey_param};
 use super::{xrpc, PdsState};
-use crate::http::{serve_firehose, XrpcError};
+use crate::http::{subscribe_repos, XrpcError};
 use crate::pds::service::Pds;
 use crate::pds::store::RepoHeadRecord;
 use crate::wire::syntax::validate_tid;
@@ -58,16 +56,6 @@ pub fn routes() -> Router<PdsState> {
         .route("/xrpc/com.atproto.sync.getBlocks", get(get_blocks))
         .route("/xrpc/com.atproto.sync.getBlob", get(blobs::get_blob))
         .route("/xrpc/com.atproto.sync.listBlobs", get(blobs::list_blobs))
-}
-
-/// The firehose: the same fan-out sessions as the relay's, over this PDS's
-/// log and ring.
-async fn subscribe_repos(
-    State(st): State<PdsState>,
-    Query(params): Query<HashMap<String, String>>,
-    req: Request,
-) -> Response {
-    serve_firehose(st.firehose.clone(), params, req)
 }
 
 /// The head of a served repo; an account without a commit yet (only while
