@@ -12,6 +12,7 @@ use super::ConfigError;
 
 /// Prefix of PDS mode's environment variables (`ATRELAY_PDS_<SECTION>_<KEY>`).
 pub const PDS_ENV_PREFIX: &str = "ATRELAY_PDS_";
+
 /// `defaults`, overlaid by the TOML `file` (if given), then by
 /// `<prefix><SECTION>_<KEY>` variables from `env`: the layering every
 /// atrelay config shares. Unknown keys in either layer are errors.

@@ -37,6 +37,7 @@ impl CrawlMode {
             .find(|m| m.as_str() == s)
     }
 }
+
 /// The whole relay configuration. Every field has a default; see
 /// `config/relay.toml` for each key's meaning.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -85,6 +86,8 @@ impl ServerConfig {
         )
     }
 }
+
+/// DID resolution.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {

@@ -174,6 +174,7 @@ impl RelayConfig {
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;

@@ -18,6 +18,7 @@ impl std::fmt::Debug for Secret {
 
 /// The admin API password's variable (kept out of config files).
 pub const ADMIN_PASSWORD_VAR: &str = "ATRELAY_ADMIN_PASSWORD";
+
 /// Shortest admin password (`ATRELAY_ADMIN_PASSWORD`,
 /// `ATRELAY_PDS_ADMIN_PASSWORD`) accepted, in characters: the admin APIs
 /// face the network, and the README's `head -c 24 /dev/urandom | base64`
