@@ -21,6 +21,9 @@
 //! a new host from `cursor=0`, so events emitted before the connection would
 //! not be lost either; the wait is what makes "started" mean "crawling", and
 //! keeps the devnet correct should a relay start new hosts live again.)
+//!
+//! What `atrelay devnet` reads from its config file ([`DevnetSettings`]) is
+//! in `settings`; this module starts and stops the network.
 
 pub mod progress;
 mod settings;
