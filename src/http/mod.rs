@@ -20,7 +20,6 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::fanout::{Backfill, Ring, SessionConfig};
 use crate::log::EventLog;
 use crate::relay::crawler::Crawlers;
 use crate::relay::hosts::Hosts;
@@ -33,17 +32,12 @@ pub const RELAY_SERVER_MARK: &str = "atproto-relay";
 #[derive(Clone)]
 pub struct AppState {
     pub log: EventLog,
-    pub ring: Ring,
-    pub backfill: Arc<dyn Backfill>,
-    pub session: SessionConfig,
     pub crawlers: Crawlers,
     pub hosts: Hosts,
     /// The verifier pool (operator takedowns go through the DID's shard).
     pub pool: crate::relay::pool::Pool,
     /// The admin API's password; `None` disables `/admin`.
     pub admin_password: Option<crate::config::Secret>,
-    /// Live subscriber sessions (admin listing, lag metrics).
-    pub subscribers: crate::fanout::Subscribers,
     pub allow_private_hosts: bool,
     /// Resolves hosts for `requestCrawl`'s checks, with the SSRF rule.
     pub dns: crate::net::Dns,
@@ -55,25 +49,9 @@ pub struct AppState {
     pub admin_failures: Arc<auth_limit::AttemptLimiter<std::net::IpAddr>>,
     /// For `describeServer` probes: the outbound client, with the SSRF rule.
     pub outbound: crate::net::Outbound,
-    /// Flips to true when the relay stops: open subscriber sessions end.
-    pub shutdown: crate::lifecycle::StopSignal,
-    /// Held by every session task; the relay's stop waits until all clones
-    /// are gone, i.e. every task holding the log has ended.
-    pub tasks: crate::lifecycle::TaskGuard,
-}
-
-impl AppState {
-    /// The relay's firehose, for the `subscribeRepos` route.
-    pub fn firehose(&self) -> Firehose {
-        Firehose {
-            ring: self.ring.clone(),
-            backfill: self.backfill.clone(),
-            session: self.session.clone(),
-            subscribers: self.subscribers.clone(),
-            shutdown: self.shutdown.clone(),
-            tasks: self.tasks.clone(),
-        }
-    }
+    /// The `subscribeRepos` endpoint: the ring, the log as catch-up, the
+    /// live sessions (admin listing, lag metrics) and the stop they obey.
+    pub firehose: Firehose,
 }
 
 /// The client's address, when the server runs with connection info (it

@@ -55,7 +55,7 @@ pub struct Firehose {
 
 impl FromRef<AppState> for Firehose {
     fn from_ref(app: &AppState) -> Firehose {
-        app.firehose()
+        app.firehose.clone()
     }
 }
 

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::shared::{
-    bind, firehose_ring, firehose_subscribers, join_writer_and_flush, open_log, server_limits,
-    session_config, spawn_log_writer, spawn_retention, spawn_server, stop_tasks, StartError,
+    bind, firehose, firehose_ring, firehose_subscribers, join_writer_and_flush, open_log,
+    server_limits, session_config, spawn_log_writer, spawn_retention, spawn_server, stop_tasks,
+    StartError,
 };
 use crate::clock::now_micros;
 use crate::config::RelayConfig;
@@ -158,12 +159,8 @@ impl Relay {
         ));
         let app = AppState {
             log: log.clone(),
-            ring: ring.clone(),
-            backfill: Arc::new(crate::http::LogBackfill::new(log.clone(), shutdown.guard())),
-            session: session_config(cfg),
             crawlers: crawlers.clone(),
             hosts: hosts.clone(),
-            subscribers: firehose_subscribers(cfg),
             pool,
             admin_password: cfg.admin_password.clone(),
             allow_private_hosts: cfg.crawl.allow_private_hosts,
@@ -171,8 +168,13 @@ impl Relay {
             crawl_requests: crawl_requests.clone(),
             admin_failures: admin_failures.clone(),
             outbound: Outbound::new(dns.clone(), Duration::from_secs(10), "relay"),
-            shutdown: shutdown.signal(),
-            tasks: shutdown.guard(),
+            firehose: firehose(
+                ring.clone(),
+                log.clone(),
+                session_config(cfg),
+                firehose_subscribers(cfg),
+                &shutdown,
+            ),
         };
         let limits = server_limits(cfg);
         let server = spawn_server(&shutdown, listener, router(app), SERVER_RELAY, limits);

@@ -81,8 +81,8 @@ async fn index() -> Response {
 
 /// Live subscribers with their lag behind the head.
 async fn subscribers(State(app): State<AppState>) -> Response {
-    let head = app.ring.head();
-    let list = app.subscribers.list(head);
+    let head = app.firehose.ring.head();
+    let list = app.firehose.subscribers.list(head);
     Json(json!({ "head": head, "count": list.len(), "subscribers": list })).into_response()
 }
 
