@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use super::mirror_routes::{router, MirrorState};
 use super::shared::{
-    bind, firehose, firehose_ring, firehose_subscribers, join_writer_and_flush, open_log,
-    server_limits, session_config, spawn_log_writer, spawn_retention, spawn_server, stop_tasks,
-    StartError,
+    bind, configured_firehose, firehose_ring, join_writer_and_flush, open_log, server_limits,
+    spawn_log_writer, spawn_retention, spawn_server, stop_tasks, StartError,
 };
 use crate::config::RelayConfig;
 use crate::fanout::Ring;
@@ -96,13 +95,7 @@ impl Mirror {
         ));
 
         let state = MirrorState {
-            firehose: firehose(
-                ring.clone(),
-                log.clone(),
-                session_config(cfg),
-                firehose_subscribers(cfg),
-                &shutdown,
-            ),
+            firehose: configured_firehose(cfg, ring.clone(), log.clone(), &shutdown),
             proxy: Proxy::new(
                 upstream.clone(),
                 Outbound::new(

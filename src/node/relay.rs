@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::shared::{
-    bind, firehose, firehose_ring, firehose_subscribers, join_writer_and_flush, open_log,
-    server_limits, session_config, spawn_log_writer, spawn_retention, spawn_server, stop_tasks,
-    StartError,
+    bind, configured_firehose, firehose_ring, join_writer_and_flush, open_log, server_limits,
+    spawn_log_writer, spawn_retention, spawn_server, stop_tasks, StartError,
 };
 use crate::clock::now_micros;
 use crate::config::RelayConfig;
@@ -168,13 +167,7 @@ impl Relay {
             crawl_requests: crawl_requests.clone(),
             admin_failures: admin_failures.clone(),
             outbound: Outbound::new(dns.clone(), Duration::from_secs(10), "relay"),
-            firehose: firehose(
-                ring.clone(),
-                log.clone(),
-                session_config(cfg),
-                firehose_subscribers(cfg),
-                &shutdown,
-            ),
+            firehose: configured_firehose(cfg, ring.clone(), log.clone(), &shutdown),
         };
         let limits = server_limits(cfg);
         let server = spawn_server(&shutdown, listener, router(app), SERVER_RELAY, limits);

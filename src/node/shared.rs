@@ -80,7 +80,7 @@ pub fn open_log(cfg: &RelayConfig, seqs: SeqRule) -> Result<EventLog, StartError
 }
 
 /// The subscriber sessions' settings from `[fanout]`.
-pub fn session_config(cfg: &RelayConfig) -> SessionConfig {
+fn session_config(cfg: &RelayConfig) -> SessionConfig {
     SessionConfig {
         too_slow_after: Duration::from_secs(cfg.fanout.too_slow_secs),
         ping_interval: Duration::from_secs(cfg.fanout.ping_secs),
@@ -101,13 +101,6 @@ pub fn firehose_ring(cfg: &RelayConfig, last_seq: u64) -> Ring {
     )
 }
 
-/// The firehose's subscriber registry, capped at `fanout.max_subscribers`;
-/// warns at start when the server's connection cap is lower (see
-/// [`warn_if_subscribers_do_not_fit`]).
-pub fn firehose_subscribers(cfg: &RelayConfig) -> Subscribers {
-    Subscribers::with_limit(cfg.fanout.max_subscribers)
-}
-
 /// A `subscribeRepos` endpoint over `ring` and `log`, its sessions (and
 /// their log reads) holding `shutdown`'s guards so the stop waits for them.
 pub fn firehose(
@@ -125,6 +118,25 @@ pub fn firehose(
         shutdown: shutdown.signal(),
         tasks: shutdown.guard(),
     }
+}
+
+/// The `subscribeRepos` endpoint of a relay or a mirror, from `[fanout]`:
+/// session settings, and the subscriber registry capped at
+/// `fanout.max_subscribers` (the start warns when the server's connection
+/// cap is lower: see [`warn_if_subscribers_do_not_fit`]).
+pub fn configured_firehose(
+    cfg: &RelayConfig,
+    ring: Ring,
+    log: EventLog,
+    shutdown: &Shutdown,
+) -> Firehose {
+    firehose(
+        ring,
+        log,
+        session_config(cfg),
+        Subscribers::with_limit(cfg.fanout.max_subscribers),
+        shutdown,
+    )
 }
 
 /// Enforces retention once a minute until `stop`, holding `guard` (the
